@@ -1,0 +1,113 @@
+"""Core benchmark: GFLOPs and CPU latency of every backbone unpruned, HoT and H2OT, side by side.
+
+For each backbone at its official size (or ``--frames``), batch 1 and batch 8:
+- the FLOPs ratio (unpruned / pruned) next to the measured speed-up (target: speed-up >= 0.9 x FLOPs ratio);
+- our unpruned model against the same model with a straightforward explicit-softmax attention
+  (target: ours >= 1.5x faster).
+Latency is the median of ``--repeats`` timed passes after warm-up; all variants of a backbone are
+timed interleaved, round-robin, so machine noise hits them alike.
+
+    python -m benchmarks.core [--backbones mixste,motionbert] [--batches 1,8] [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from h2ot_core.cost import count_flops, example_input
+from h2ot_core.factory import create_model
+from h2ot_core.names import BACKBONE_INFO
+
+
+def explicit_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
+    """What a straightforward implementation does: materialise softmax(QK^T/sqrt(d)) and multiply."""
+    attn = (q @ k.transpose(-2, -1)) * (scale or q.shape[-1] ** -0.5)
+    return attn.softmax(dim=-1) @ v
+
+
+@contextlib.contextmanager
+def explicit_attention() -> Iterator[None]:
+    fused = F.scaled_dot_product_attention
+    F.scaled_dot_product_attention = explicit_sdpa
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = fused
+
+
+def variants(backbone: str) -> dict[str, tuple[str, str, str]]:
+    info = BACKBONE_INFO[backbone]
+    seq2frame = info.pipeline == "seq2frame"
+    return {
+        "unpruned": ("none", "none", ""),
+        "HoT (tpc+tra)": ("tpc", "none" if seq2frame else "tra", info.hot_schedule),
+        "H2OT (tps+tri)": ("tps", "none" if seq2frame else "tri", info.h2ot_schedule),
+    }
+
+
+@torch.inference_mode()
+def time_round_robin(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run(backbones: list[str], batches: list[int], repeats: int) -> None:
+    print("| backbone | batch | variant | schedule | GFLOPs | latency ms | FLOPs ratio | speed-up | speed-up / FLOPs ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    explicit_rows = []
+    for backbone in backbones:
+        models = {name: (create_model(backbone, pruner, recoverer, schedule).eval(), schedule)
+                  for name, (pruner, recoverer, schedule) in variants(backbone).items()}
+        gflops = {n: count_flops(m, example_input(m))[0] for n, (m, _) in models.items()}
+        for batch in batches:
+            x = example_input(models["unpruned"][0], batch)
+            fns = {n: (lambda m=m, x=x: m(x)) for n, (m, _) in models.items()}
+            base = models["unpruned"][0]
+
+            def explicit(base=base, x=x):
+                with explicit_attention():
+                    return base(x)
+
+            fns["unpruned, explicit softmax"] = explicit
+            ms = time_round_robin(fns, repeats)
+            for name, (_, schedule) in models.items():
+                ratio = gflops["unpruned"] / gflops[name]
+                speed = ms["unpruned"] / ms[name]
+                print(f"| {backbone} | {batch} | {name} | {schedule or '-'} | {gflops[name]:.2f} | {ms[name]:.1f} | "
+                      f"{ratio:.2f}x | {speed:.2f}x | {speed / ratio:.2f} |", flush=True)
+            explicit_rows.append((backbone, batch, ms["unpruned, explicit softmax"], ms["unpruned"]))
+    print("\n| backbone | batch | explicit softmax ms | fused (ours) ms | ours faster by |")
+    print("|---|---|---|---|---|")
+    for backbone, batch, slow, fast in explicit_rows:
+        print(f"| {backbone} | {batch} | {slow:.1f} | {fast:.1f} | {slow / fast:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", default="mixste,motionbert,motionagformer,mhformer")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    run(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""``run_trial``: the single entry point from the orchestrator into h2ot_core.
+
+A trial loads its dataset, builds clip windows and the hourglass model, counts the model's cost once,
+then for every epoch trains, evaluates on the test split, checkpoints (``workdir/checkpoint/state.pt``) and
+calls ``report``. The result carries the selected epoch's per-action metrics and a native checkpoint of its
+weights (``workdir/model.pt``). Runs are deterministic for a seed on CPU, and a resumed run ends exactly
+where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from h2ot_core.checkpoint import load_native, save_native
+from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec
+from h2ot_core.cost import count_cost
+from h2ot_core.data.base import PoseData
+from h2ot_core.data.loading import load_dataset
+from h2ot_core.data.windows import ClipWindows
+from h2ot_core.engine.evaluate import Evaluation, evaluate
+from h2ot_core.engine.losses import JOINT_WEIGHTS, WeightedLoss
+from h2ot_core.engine.recipes import OPTIMIZERS, TrainSettings, resolve_settings
+from h2ot_core.engine.state import TrainState, load_state, save_state
+from h2ot_core.engine.train import train_one_epoch
+from h2ot_core.errors import CheckpointError
+from h2ot_core.factory import check_combination, create_model, model_config
+from h2ot_core.hourglass import HourglassModel
+from h2ot_core.metrics import MPI_PCK_JOINTS
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+MODEL_FILE = "model.pt"
+#: datasets scored with PCK/AUC too, and over which joints
+PCK_JOINTS: dict[str, tuple[int, ...]] = {"mpi_inf_3dhp": MPI_PCK_JOINTS}
+
+
+def data_options(spec: TrialSpec) -> dict[str, Any]:
+    """Loader options of ``spec``: ``spec.data``, plus the trial seed for synthetic data unless given."""
+    options = dict(spec.data)
+    if spec.dataset == "synthetic":
+        options.setdefault("seed", spec.seed)
+    return options
+
+
+def joint_weights(dataset: str, num_joints: int) -> tuple[float, ...]:
+    """WMPJPE joint weights in ``dataset``'s joint order (uniform for a skeleton without official ones)."""
+    weights = JOINT_WEIGHTS.get(dataset, JOINT_WEIGHTS["h36m"])
+    return weights if len(weights) == num_joints else (1.0,) * num_joints
+
+
+def eval_windows(data: PoseData, model: HourglassModel, stride: int) -> ClipWindows:
+    return ClipWindows(data.test, model.num_frames, stride=stride, pipeline=model.pipeline,
+                       joints_left=data.joints_left, joints_right=data.joints_right)
+
+
+def _evaluate(model: HourglassModel, windows: ClipWindows, data: PoseData, dataset: str, *, flip: bool,
+              batch_size: int, max_windows: int | None) -> Evaluation:
+    return evaluate(model, windows, batch_size=batch_size, flip=flip, joints_left=data.joints_left,
+                    joints_right=data.joints_right, root_joint=data.root_joint, pck_joints=PCK_JOINTS.get(dataset),
+                    max_windows=max_windows)
+
+
+@dataclass
+class _Run:
+    """The live objects of one trial."""
+
+    spec: TrialSpec
+    settings: TrainSettings
+    data: PoseData
+    model: HourglassModel
+    config: dict[str, Any]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    train: ClipWindows
+    test: ClipWindows
+
+    def state(self, epoch: int, history: list[dict[str, Any]], selected: dict[str, Any] | None) -> TrainState:
+        return TrainState(self.spec.trial_key, epoch, self.model.state_dict(), self.optimizer.state_dict(),
+                          self.scheduler.state_dict(), torch.get_rng_state(), self.generator.get_state(),
+                          history, selected)
+
+    def restore(self, state: TrainState, source: str) -> None:
+        if state.trial_key != self.spec.trial_key:
+            raise CheckpointError(f"{source}: the checkpoint belongs to trial {state.trial_key}, "
+                                  f"not {self.spec.trial_key}")
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        torch.set_rng_state(state.torch_rng)
+        self.generator.set_state(state.shuffle_rng)
+
+
+def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: str) -> _Run:
+    data = load_dataset(spec.dataset, data_dir, **data_options(spec))
+    model_kwargs = {"num_frames": spec.frames, "num_joints": data.num_joints, **spec.model}
+    config = model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, **model_kwargs)
+    torch.manual_seed(spec.seed)
+    model = create_model(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, **model_kwargs).to(device)
+    optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings.lr, settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, settings.lr_factor)
+    train_stride, test_stride = settings.strides(spec.frames, model.pipeline)
+    train = ClipWindows(data.train, spec.frames, stride=train_stride, pipeline=model.pipeline,
+                        joints_left=data.joints_left, joints_right=data.joints_right)
+    return _Run(spec, settings, data, model, config, optimizer, scheduler,
+                torch.Generator().manual_seed(spec.seed), train, eval_windows(data, model, test_stride))
+
+
+def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any], Evaluation] | None:
+    """Train and evaluate one epoch; ``None`` when training diverged."""
+    s = run.settings
+    lr = run.optimizer.param_groups[0]["lr"]
+    stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
+                            generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
+                            joints_right=run.data.joints_right, max_windows=s.max_train_windows)
+    if stats.diverged:
+        return None
+    run.scheduler.step()
+    ev = _evaluate(run.model, run.test, run.data, run.spec.dataset, flip=s.flip_test,
+                   batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows)
+    row = {"epoch": epoch, "train_loss": stats.loss, "lr": lr, "train_windows": stats.windows, **ev.flat()}
+    return row, ev
+
+
+def _is_better(spec: TrialSpec, ev: Evaluation, selected: dict[str, Any] | None) -> bool:
+    if spec.selection != "best_on_test" or selected is None:
+        return True
+    return ev.metrics["mpjpe"]["avg"] < selected["metrics"]["mpjpe"]["avg"]
+
+
+def _records(selected: Mapping[str, Any]) -> list[MetricRecord]:
+    epoch = selected["epoch"]
+    records = [MetricRecord(name, "test", value, action, epoch)
+               for name, per_action in sorted(selected["metrics"].items())
+               for action, value in per_action.items()]
+    records.append(MetricRecord("train_loss", "train", selected["train_loss"], "avg", epoch))
+    return records
+
+
+def run_trial(
+    spec: TrialSpec,
+    report: ReportFn | None = None,
+    *,
+    workdir: str | Path,
+    data_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    device: str = "cpu",
+) -> TrialResult:
+    """Train and evaluate ``spec``; see the module docstring.
+
+    A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings raise
+    :class:`~h2ot_core.errors.ConfigError` before any training; anything else propagates.
+    """
+    settings = resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
+    sizes = dict(spec.model)
+    pipeline = sizes.pop("pipeline", None)  # a model setting of the hourglass, not a backbone size
+    check_combination(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=pipeline,
+                      model={"num_frames": spec.frames, **sizes})
+    threads_before = torch.get_num_threads()
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        return _run(spec, settings, report, Path(workdir), data_dir, resume_from, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, workdir: Path,
+         data_dir: str | Path | None, resume_from: str | Path | None, device: str) -> TrialResult:
+    run = _build(spec, settings, data_dir, device)
+    with torch.random.fork_rng(devices=[]):  # cost counting runs the pruners, which may draw noise
+        cost = count_cost(run.model.cpu(), spec.frames)
+    run.model.to(device)
+    loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, run.data.num_joints))
+    ckpt_dir = workdir / CHECKPOINT_DIR
+    history: list[dict[str, Any]] = []
+    selected: dict[str, Any] | None = None
+    start = 0
+    last_state: str | Path | None = resume_from
+    if resume_from is not None:
+        state = load_state(resume_from)
+        run.restore(state, str(resume_from))
+        start, history, selected = state.epoch, list(state.history), state.selected
+    status = "complete"
+    for epoch in range(start + 1, settings.epochs + 1):
+        outcome = _epoch(run, loss_fn, epoch)
+        if outcome is None:
+            status = "diverged"
+            break
+        row, ev = outcome
+        history.append(row)
+        if _is_better(spec, ev, selected):
+            selected = {"epoch": epoch, "metrics": ev.metrics, "train_loss": row["train_loss"],
+                        "model": ({k: v.detach().clone() for k, v in run.model.state_dict().items()}
+                                  if spec.selection == "best_on_test" else None)}
+        last_state = save_state(ckpt_dir, run.state(epoch, history, selected))
+        log.info("trial %s epoch %d: %s", spec.trial_key, epoch, row)
+        if report is not None:
+            report(row, str(ckpt_dir))
+    return _result(run, status, cost, history, selected, workdir, last_state, device)
+
+
+def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], selected: dict[str, Any] | None,
+            workdir: Path, last_state: str | Path | None, device: str) -> TrialResult:
+    spec = run.spec
+    checkpoint_uri = None
+    if selected is not None:
+        # The selected weights: the best epoch's copy, else the last completed epoch's (after a divergence
+        # the live weights are the diverging ones, so they are read back from that epoch's checkpoint).
+        weights = selected["model"]
+        if weights is None and status == "diverged" and last_state is not None:
+            weights = load_state(last_state).model
+        if weights is not None:
+            run.model.load_state_dict(weights)
+        path = save_native(workdir / MODEL_FILE, run.model, run.config, trial_key=spec.trial_key,
+                           spec=spec.to_dict(), epoch=selected["epoch"])
+        checkpoint_uri = str(path.resolve())
+    provenance = {"torch": torch.__version__, "python": platform.python_version(), "device": device,
+                  "data_fingerprint": run.data.fingerprint, "num_threads": torch.get_num_threads()}
+    return TrialResult(
+        trial_key=spec.trial_key, spec=spec.to_dict(), status=status,
+        metrics=_records(selected) if selected else [], cost=cost, epochs_run=len(history),
+        best_epoch=selected["epoch"] if selected else None, selection=spec.selection,
+        checkpoint_uri=checkpoint_uri, provenance=provenance, history=history,
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    flip: bool = True,
+    batch_size: int = 8,
+    max_windows: int | None = None,
+) -> Evaluation:
+    """Evaluate a native checkpoint on ``dataset``'s test split (stride F, or every frame for seq2frame)."""
+    model, _ = load_native(checkpoint)
+    data = load_dataset(dataset, data_dir, **dict(data_options or {}))
+    stride = model.num_frames if model.pipeline == "seq2seq" else 1
+    return _evaluate(model, eval_windows(data, model, stride), data, dataset, flip=flip, batch_size=batch_size,
+                     max_windows=max_windows)

@@ -1,0 +1,71 @@
+"""Inference on arrays: batching and test-time flip augmentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from h2ot_core.checkpoint import load_native
+from h2ot_core.errors import ShapeError
+from h2ot_core.hourglass import HourglassModel
+
+# Human3.6M 17-joint layout: left and right limbs swap under a horizontal flip.
+JOINTS_LEFT = (4, 5, 6, 11, 12, 13)
+JOINTS_RIGHT = (1, 2, 3, 14, 15, 16)
+
+
+def flip_horizontal(x: Tensor, left: tuple[int, ...] = JOINTS_LEFT, right: tuple[int, ...] = JOINTS_RIGHT) -> Tensor:
+    """Mirror ``[..., J, C]`` poses: negate x and swap left/right joints (its own inverse)."""
+    x = x.clone()
+    x[..., 0] *= -1
+    perm = list(range(x.shape[-2]))
+    for a, b in zip(left, right, strict=True):
+        perm[a], perm[b] = b, a
+    return x[..., perm, :]
+
+
+@torch.inference_mode()
+def predict_clips(model: HourglassModel, x: Tensor, *, flip: bool = False) -> Tensor:
+    """``x [B, F, J, C]`` → ``[B, F or 1, J, 3]``; with ``flip`` the flipped pass is averaged in.
+
+    seq2frame models replay the unflipped pass's frame selection on the flipped input (as HoT does);
+    seq2seq models select independently, since recovery restores every frame anyway.
+    """
+    out = model(x)
+    if not flip:
+        return out.pose3d
+    replay = out.stage_positions if model.pipeline == "seq2frame" else None
+    flipped = model(flip_horizontal(x), replay=replay).pose3d
+    return (out.pose3d + flip_horizontal(flipped)) / 2
+
+
+def check_input(array: np.ndarray, model: HourglassModel, source: str) -> None:
+    bb = model.backbone
+    expected = (bb.num_frames, bb.num_joints, bb.in_chans)
+    if array.ndim != 4 or tuple(array.shape[1:]) != expected:
+        raise ShapeError(f"{source}: expected an array of shape (N, {', '.join(map(str, expected))}) "
+                         f"(clips, frames, joints, channels), got {tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise ShapeError(f"{source}: the input contains NaN or inf values")
+
+
+def predict_file(ckpt: Path, input_npy: Path, output_npy: Path, *, flip: bool = False, batch_size: int = 16
+                 ) -> tuple[int, ...]:
+    """Read ``(N, F, J, C)`` from ``input_npy``, write the 3D predictions to ``output_npy``."""
+    model, _ = load_native(ckpt)
+    if not input_npy.is_file():
+        raise ShapeError(f"{input_npy}: no such file")
+    try:
+        array = np.load(input_npy, allow_pickle=False)
+    except ValueError as exc:
+        raise ShapeError(f"{input_npy}: not a plain .npy array ({exc})") from None
+    check_input(array, model, str(input_npy))
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    preds = [predict_clips(model, chunk, flip=flip) for chunk in x.split(batch_size)]
+    result = torch.cat(preds).numpy()
+    output_npy.parent.mkdir(parents=True, exist_ok=True)
+    np.save(output_npy, result)
+    return tuple(result.shape)

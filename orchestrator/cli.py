@@ -1,0 +1,46 @@
+"""The ``h2ot`` command. Thin: each command parses, calls one library function, prints.
+
+Heavy libraries (torch, ray, mlflow) are imported inside the commands that need them, so
+``h2ot --help`` and leaderboard queries start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="h2ot",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="H2OT Lab: hourglass token pruning ablation campaigns for video pose transformers.",
+)
+
+# Each module registers its commands on ``app`` (or adds a sub-app) in ``register(app)``.
+COMMAND_MODULES = (
+    "orchestrator.commands.core",  # ls, profile
+    "orchestrator.commands.checkpoint",  # checkpoint convert, predict
+    "orchestrator.commands.data",  # data check, data synth
+    "orchestrator.commands.train",  # train, evaluate
+    "orchestrator.commands.campaign",  # campaign run/validate/status
+    "orchestrator.commands.results",  # leaderboard, tables, export, report, plots
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a command module not written yet
+        if exc.name != _name:
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

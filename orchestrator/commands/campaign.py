@@ -1,0 +1,142 @@
+"""``h2ot campaign run | validate | status``: grids to Ray Tune, with resume and dedupe by trial_key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.console import err, out, user_errors
+
+if TYPE_CHECKING:
+    from h2ot_core.contracts import TrialSpec
+    from orchestrator.grid import GridSpec
+    from orchestrator.launcher import CampaignOutcome
+
+campaign_app = typer.Typer(no_args_is_help=True, help="Run ablation grids on Ray Tune; resume; status.")
+
+GridArg = Annotated[Path, typer.Argument(help="grid YAML (search_spaces/...)", show_default=False)]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="named override in the grid (tiny, paper)")]
+DbOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL",
+                                           help="leaderboard URL (default: SQLite under results/runs)")]
+#: columns of the expanded-trials table, in order
+TRIAL_COLUMNS = ("backbone", "pipeline", "pruner", "recoverer", "schedule", "frames", "dataset", "seed")
+STATUS_ORDER = ("complete", "diverged", "failed", "running", "pending")
+
+
+def _trials_table(grid: GridSpec, specs: list[TrialSpec], done: set[str] | None = None) -> Table:
+    """One row per trial: key and axes (and, for a dry run, whether it runs or is reused)."""
+    status = ("status",) if done is not None else ()
+    table = Table("#", "trial_key", *TRIAL_COLUMNS, *status, title=grid.name)
+    for i, spec in enumerate(specs):
+        row = {**spec.to_dict(), "pipeline": spec.model.get("pipeline", "")}
+        cells = [str(i), spec.trial_key, *(str(row[c]) for c in TRIAL_COLUMNS)]
+        if done is not None:
+            cells.append("complete (reused)" if spec.trial_key in done else "to run")
+        table.add_row(*cells)
+    return table
+
+
+def _print_wide(table: Table) -> None:
+    # Keys and axes are data: never truncate them to a narrow (or non-tty, 80-column) terminal.
+    Console(width=max(out.width, 160), soft_wrap=True).print(table)
+
+
+@user_errors
+def validate(grid_path: GridArg, profile: ProfileOpt = None) -> None:
+    """Check a grid (every name and combination) and print its expanded trials."""
+    from orchestrator.grid import load_grid
+
+    grid = load_grid(grid_path, profile)
+    specs = grid.expand()
+    _print_wide(_trials_table(grid, specs))
+    err.print(f"{grid_path}: valid, {len(specs)} trials")
+
+
+@user_errors
+def run(
+    grid_path: GridArg,
+    profile: ProfileOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would run; start nothing")] = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="train again even trials already complete")] = False,
+    address: Annotated[str | None, typer.Option(
+        "--address", envvar="H2OT_RAY_ADDRESS",
+        help="Ray cluster: auto, host:port or ray://host:port (default: a local instance)")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="CPUs per trial (fractions allowed)")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(help="GPUs per trial (0.25 = four trials per GPU)")] = 0.0,
+    max_concurrent: Annotated[int | None, typer.Option(help="most trials at once")] = None,
+    retries: Annotated[int, typer.Option(help="restarts of a crashed trial (from its checkpoint)")] = 2,
+    asha: Annotated[bool, typer.Option("--asha", help="stop poor trials early (ASHA on the metric)")] = False,
+    db_url: DbOpt = None,
+    name: Annotated[str | None, typer.Option(help="campaign name (default: grid name[-profile])")] = None,
+) -> None:
+    """Train every trial of GRID not yet complete in the leaderboard (re-run to resume after a crash).
+
+    Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
+    bad grid or option.
+    """
+    from orchestrator.grid import campaign_name, load_grid
+    from orchestrator.launcher import LaunchOptions, partition, run_campaign
+
+    if cpus_per_trial <= 0 or gpus_per_trial < 0 or retries < 0 or (max_concurrent is not None and max_concurrent < 1):
+        raise typer.BadParameter("--cpus-per-trial > 0, --gpus-per-trial >= 0, --retries >= 0, "
+                                 "--max-concurrent >= 1")
+    grid = load_grid(grid_path, profile)
+    campaign = campaign_name(grid, name)
+    if dry_run:
+        todo, done = partition(grid.expand(), db_url=db_url, rerun=rerun)
+        _print_wide(_trials_table(grid, grid.expand(), {s.trial_key for s in done}))
+        err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} already complete (dry run)")
+        return
+    opts = LaunchOptions(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url)
+    outcome = run_campaign(grid, campaign, opts, rerun=rerun)
+    _print_outcome(outcome)
+    if outcome.exit_code:
+        err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
+                  f"`h2ot campaign status {campaign}`; run the same command again to retry them")
+        raise typer.Exit(outcome.exit_code)
+
+
+def _print_outcome(outcome: CampaignOutcome) -> None:
+    table = Table("trial_key", "status", "error", title=f"campaign {outcome.campaign}")
+    for key in outcome.skipped:
+        table.add_row(key, "complete (reused)", "")
+    for key, status in outcome.statuses.items():
+        table.add_row(key, status, outcome.errors.get(key, ""))
+    _print_wide(table)
+
+
+@user_errors
+def status(
+    name: Annotated[str, typer.Argument(help="campaign name (as printed by campaign run)")],
+    db_url: DbOpt = None,
+    grid_path: Annotated[Path | None, typer.Option("--grid", help="grid file, to count pending trials")] = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Trials of a campaign by status: complete, diverged, failed, running, pending."""
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore(db_url)
+    counts = dict(store.campaign_status(name))
+    if grid_path is not None:
+        from orchestrator.grid import load_grid
+
+        keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
+        known = sum(1 for k in keys if store.trial_status(k) is not None)
+        counts["pending"] = len(keys) - known
+    table = Table("status", "trials", title=f"campaign {name}")
+    for key in (*STATUS_ORDER, *sorted(set(counts) - set(STATUS_ORDER))):
+        if key in counts:
+            table.add_row(key, str(counts[key]))
+    _print_wide(table)
+
+
+def register(app: typer.Typer) -> None:
+    campaign_app.command("run")(run)
+    campaign_app.command("validate")(validate)
+    campaign_app.command("status")(status)
+    app.add_typer(campaign_app, name="campaign")

@@ -1,0 +1,48 @@
+"""``h2ot checkpoint convert`` (official → native) and ``h2ot predict`` (native → 3D poses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.console import err, user_errors
+
+checkpoint_app = typer.Typer(no_args_is_help=True, help="Official HoT/H2OT checkpoints.")
+
+
+@checkpoint_app.command("convert")
+@user_errors
+def convert(
+    arch: Annotated[str, typer.Argument(help="official architecture (h2ot ls): mixste, hot_mixste, ...")],
+    src: Annotated[Path, typer.Argument(help="official state_dict (.pth)")],
+    dst: Annotated[Path, typer.Argument(help="native checkpoint to write (.pt)")],
+    frames: Annotated[int | None, typer.Option(help="clip length, when it cannot be read from the weights")] = None,
+) -> None:
+    """Map an official state_dict onto our modules and write a self-describing native checkpoint."""
+    from h2ot_core.convert.service import convert_official
+
+    config = convert_official(arch, src, dst, frames=frames)
+    err.print(f"wrote {dst}: {config['backbone']} pruner={config['pruner']} recoverer={config['recoverer']} "
+              f"schedule={config['schedule'] or '-'} frames={config['model']['num_frames']}")
+
+
+@user_errors
+def predict(
+    ckpt: Annotated[Path, typer.Argument(help="native checkpoint")],
+    input_npy: Annotated[Path, typer.Argument(help="(N, F, J, C) normalised 2D keypoints")],
+    output_npy: Annotated[Path, typer.Argument(help="where to write (N, F, J, 3) (seq2frame: (N, 1, J, 3))")],
+    flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = False,
+    batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 16,
+) -> None:
+    """Run a native checkpoint on a NumPy array of 2D keypoints."""
+    from h2ot_core.inference import predict_file
+
+    shape = predict_file(ckpt, input_npy, output_npy, flip=flip, batch_size=batch_size)
+    err.print(f"wrote {output_npy} {shape}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(checkpoint_app, name="checkpoint")
+    app.command("predict")(predict)

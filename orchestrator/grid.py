@@ -1,0 +1,364 @@
+"""Campaign grids: a YAML file of registry names → a checked :class:`GridSpec` → a list of TrialSpecs.
+
+A grid file (``search_spaces/*.yaml``)::
+
+    name: smoke
+    version: 1
+    include: _base/tiny.yaml          # one path or a list, relative to this file; merged first
+    metric: {name: mpjpe, mode: min}
+    grid:                             # the product of these axes (a scalar is a one-value axis)
+      backbone: [mixste]
+      pruner: [tpc, tps]
+      recoverer: [tra, tri]
+      schedule: ["1:9"]               # or `tokens: [...]` with `layer:` (one value or an axis)
+      frames: [27]
+      dataset: [synthetic]
+      seed: [0]
+      pipeline: [seq2seq]             # optional: run a seq2seq backbone as seq2frame
+    fixed: {model: {dim: 32}, train: {epochs: 1}, data: {minutes: 0.5}, selection: last_epoch}
+    exclude:                          # drop every combination matching all keys of one rule
+      - {pruner: tps, recoverer: tra}
+    profiles:                         # named overrides merged over the file with --profile NAME
+      tiny: {fixed: {model: {dim: 32}}}
+
+Merging is a deep merge of mappings (lists and scalars are replaced). Rules applied while expanding:
+
+- ``pruner: none`` is the unpruned baseline: its schedule is empty and its recoverer ``none`` whatever the
+  other axes say, and duplicate combinations collapse into one trial (so one baseline per backbone/frames).
+- ``schedule: hot`` is the backbone's official HoT schedule, ``schedule: h2ot`` its default hierarchical one.
+- Model overrides equal to the backbone's official value are dropped, so the same model spelled two ways
+  has one ``trial_key`` (and is trained once across campaigns).
+
+Every name and every combination is checked here, before Ray starts; errors are :class:`ConfigError`
+naming the file, the axis and the value.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from h2ot_core.contracts import TrialSpec
+from h2ot_core.errors import ConfigError, H2OTError
+from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS, BackboneInfo
+from h2ot_core.registry import Registry, unknown_message
+from h2ot_core.schedule import format_schedule, parse_schedule
+
+TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "fixed", "exclude",
+                      "profiles"})
+AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
+        "pipeline")
+FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
+SELECTIONS = ("last_epoch", "best_on_test")
+MODES = ("min", "max")
+PIPELINES = ("seq2seq", "seq2frame")
+#: axes whose values are registry names
+NAME_AXES: dict[str, Registry[Any]] = {
+    "backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS,
+}
+INT_AXES = ("tokens", "layer", "frames", "seed")
+#: schedule names resolved per backbone (``h2ot ls``): the official HoT one and the default hierarchical one
+SCHEDULE_ALIASES = {"hot": "hot_schedule", "h2ot": "h2ot_schedule"}
+
+
+def _did_you_mean(kind: str, value: object, known: Iterable[str]) -> str:
+    return unknown_message(kind, value, sorted(known))
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``: mappings recursively, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"Grid file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read grid file {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a grid file must be a mapping of keys, got {type(doc).__name__}")
+    return doc
+
+
+def _load_merged(path: Path, stack: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file with its ``include:`` chain merged underneath it (cycles refused)."""
+    path = path.resolve()
+    if path in stack:
+        chain = " -> ".join(str(p) for p in (*stack, path))
+        raise ConfigError(f"{stack[-1]}: include cycle: {chain}")
+    doc = _read_yaml(path)
+    unknown = set(doc) - TOP_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{path}: {_did_you_mean('grid key', key, TOP_KEYS)}")
+    includes = doc.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: include must be a path or a list of paths, got {includes!r}")
+    merged: dict[str, Any] = {}
+    for inc in includes:
+        merged = deep_merge(merged, _load_merged(path.parent / inc, (*stack, path)))
+    return deep_merge(merged, doc)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A loaded, merged and checked grid.
+
+    Attributes:
+        name: campaign name (``name:`` or the file's stem).
+        version: bump when the grid's meaning changes.
+        path: the grid file.
+        metric: the metric trials are ranked by (``mpjpe``); ``mode`` is ``min`` or ``max``.
+        profile: the profile merged in, or ``None``.
+        axes: axis name → list of values (the product is the grid).
+        fixed: ``model``/``train``/``data``/``selection`` settings shared by every trial.
+        exclude: rules; a combination matching every key of one rule is dropped.
+        resolved: the merged document (includes and profile applied), for provenance.
+    """
+
+    name: str
+    version: int
+    path: Path
+    metric: str
+    mode: str
+    profile: str | None
+    axes: dict[str, list[Any]]
+    fixed: dict[str, Any]
+    exclude: list[dict[str, list[Any]]]
+    resolved: dict[str, Any] = field(repr=False)
+
+    @property
+    def resolved_yaml(self) -> str:
+        return yaml.safe_dump(self.resolved, sort_keys=True)
+
+    def combinations(self) -> list[dict[str, Any]]:
+        """Every axis combination left after ``exclude`` (before normalisation), in file order."""
+        names = list(self.axes)
+        combos = [dict(zip(names, values, strict=True))
+                  for values in itertools.product(*(self.axes[n] for n in names))]
+        return [c for c in combos if not any(_matches(rule, c) for rule in self.exclude)]
+
+    def expand(self) -> list[TrialSpec]:
+        """One checked :class:`TrialSpec` per distinct trial, in grid order."""
+        specs: dict[str, TrialSpec] = {}
+        for combo in self.combinations():
+            spec = self._spec(combo)
+            specs.setdefault(spec.trial_key, spec)
+        if not specs:
+            raise ConfigError(f"{self.path}: the grid has no trials left after `exclude`")
+        return list(specs.values())
+
+    def _spec(self, combo: dict[str, Any]) -> TrialSpec:
+        from h2ot_core.engine.recipes import resolve_settings
+        from h2ot_core.factory import check_combination
+
+        backbone, pruner, recoverer = combo["backbone"], combo["pruner"], combo["recoverer"]
+        info = BACKBONE_INFO[backbone]
+        frames = combo.get("frames", info.defaults["num_frames"])
+        schedule = self._schedule(combo, info, frames)
+        if pruner == "none":
+            schedule, recoverer = "", "none"
+        model = {k: v for k, v in dict(self.fixed.get("model", {})).items()
+                 if info.defaults.get(k, object()) != v}
+        pipeline = combo.get("pipeline", model.pop("pipeline", None))
+        if pipeline is not None and pipeline != info.pipeline:
+            model["pipeline"] = pipeline
+        where = ", ".join(f"{k}={v}" for k, v in combo.items())
+        try:
+            check_combination(backbone, pruner, recoverer, schedule, pipeline=pipeline,
+                              model={**{k: v for k, v in model.items() if k != "pipeline"},
+                                     "num_frames": frames})
+        except H2OTError as exc:
+            raise ConfigError(f"{self.path}: trial ({where}): {exc}") from None
+        resolve_settings(backbone, self.fixed.get("train"), source=f"{self.path}: fixed")
+        return TrialSpec(
+            backbone=backbone, pruner=pruner, recoverer=recoverer, schedule=schedule, frames=frames,
+            dataset=combo["dataset"], seed=combo["seed"], model=model,
+            train=dict(self.fixed.get("train", {})), data=dict(self.fixed.get("data", {})),
+            selection=self.fixed.get("selection", "last_epoch"),
+        )
+
+    def _schedule(self, combo: dict[str, Any], info: BackboneInfo, frames: int) -> str:
+        if "tokens" in combo:
+            tokens = combo["tokens"]
+            if tokens >= frames:
+                raise ConfigError(
+                    f"{self.path}: grid.tokens: {tokens} must be fewer than the frames ({frames})"
+                )
+            return f"{combo['layer']}:{tokens}"
+        schedule = str(combo.get("schedule", ""))
+        if schedule in SCHEDULE_ALIASES:
+            return getattr(info, SCHEDULE_ALIASES[schedule])
+        try:
+            stages = parse_schedule(schedule)
+        except H2OTError as exc:
+            raise ConfigError(f"{self.path}: grid.schedule: {exc}") from None
+        for stage in stages:
+            if stage.tokens >= frames:
+                raise ConfigError(
+                    f"{self.path}: grid.schedule: {schedule!r} keeps {stage.tokens} tokens, which must be "
+                    f"fewer than the frames ({frames})"
+                )
+        return format_schedule(stages)
+
+
+def _matches(rule: Mapping[str, list[Any]], combo: Mapping[str, Any]) -> bool:
+    return all(key in combo and combo[key] in values for key, values in rule.items())
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"{path}: `grid:` must be a mapping of axes (backbone, pruner, ...), got {raw!r}")
+    axes: dict[str, list[Any]] = {}
+    for name, value in raw.items():
+        if name not in AXES:
+            raise ConfigError(f"{path}: grid.{name}: {_did_you_mean('axis', name, AXES)}")
+        values = _as_list(value)
+        if not values:
+            raise ConfigError(f"{path}: grid.{name}: the axis is empty; give at least one value")
+        for v in values:
+            _check_value(path, name, v)
+        axes[name] = values
+    if "backbone" not in axes:
+        raise ConfigError(f"{path}: grid.backbone: missing; name at least one backbone ({', '.join(BACKBONES)})")
+    if "schedule" in axes and ("tokens" in axes or "layer" in axes):
+        raise ConfigError(f"{path}: grid: give either `schedule` or `tokens` with `layer`, not both")
+    if ("tokens" in axes) != ("layer" in axes):
+        raise ConfigError(f"{path}: grid: `tokens` and `layer` go together (schedule LAYER:TOKENS)")
+    defaults = {"pruner": ["none"], "recoverer": ["none"], "dataset": ["synthetic"], "seed": [0]}
+    return {**axes, **{k: v for k, v in defaults.items() if k not in axes}}
+
+
+def _check_value(path: Path, axis: str, value: Any) -> None:
+    if axis in NAME_AXES:
+        if not isinstance(value, str) or value not in NAME_AXES[axis]:
+            raise ConfigError(f"{path}: grid.{axis}: {_did_you_mean(axis, value, NAME_AXES[axis].names())}")
+    elif axis in INT_AXES:
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if axis == "seed" else 1):
+            raise ConfigError(f"{path}: grid.{axis}: {value!r} is not a positive integer")
+    elif axis == "pipeline":
+        if value not in PIPELINES:
+            raise ConfigError(f"{path}: grid.pipeline: {_did_you_mean('pipeline', value, PIPELINES)}")
+    elif axis == "schedule" and not isinstance(value, str):
+        raise ConfigError(f"{path}: grid.schedule: {value!r} must be a string LAYER:TOKENS[,...] (quote it)")
+
+
+def _check_fixed(path: Path, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: `fixed:` must be a mapping, got {raw!r}")
+    for key, value in raw.items():
+        if key not in FIXED_KEYS:
+            raise ConfigError(f"{path}: fixed.{key}: {_did_you_mean('fixed setting', key, FIXED_KEYS)}")
+        if key == "selection":
+            if value not in SELECTIONS:
+                raise ConfigError(f"{path}: fixed.selection: {_did_you_mean('selection', value, SELECTIONS)}")
+        elif not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: fixed.{key}: must be a mapping of settings, got {value!r}")
+    if "num_frames" in (raw.get("model") or {}):
+        raise ConfigError(f"{path}: fixed.model.num_frames: set the clip length with the `frames` axis")
+    return dict(raw)
+
+
+def _check_exclude(path: Path, raw: Any, axes: Mapping[str, list[Any]]) -> list[dict[str, list[Any]]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: `exclude:` must be a list of rules like {{pruner: none}}, got {raw!r}")
+    rules = []
+    for i, rule in enumerate(raw):
+        if not isinstance(rule, Mapping) or not rule:
+            raise ConfigError(f"{path}: exclude[{i}]: must be a non-empty mapping of axis values, got {rule!r}")
+        for key in rule:
+            if key not in axes:
+                raise ConfigError(f"{path}: exclude[{i}].{key}: {_did_you_mean('grid axis', key, axes)}")
+        rules.append({k: _as_list(v) for k, v in rule.items()})
+    return rules
+
+
+def _check_metric(path: Path, raw: Any) -> tuple[str, str]:
+    raw = raw or {}
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, Mapping) or set(raw) - {"name", "mode"}:
+        raise ConfigError(f"{path}: metric: expected {{name: mpjpe, mode: min}}, got {raw!r}")
+    name = raw.get("name", "mpjpe")
+    mode = raw.get("mode", "min")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: metric.name: {name!r} is not a metric name")
+    if mode not in MODES:
+        raise ConfigError(f"{path}: metric.mode: {mode!r} must be min or max")
+    return name, mode
+
+
+def load_grid(path: str | Path, profile: str | None = None) -> GridSpec:
+    """Load, merge (``include:``, then ``profiles[profile]``) and check a grid file.
+
+    Every trial is expanded and checked once here, so an invalid combination fails now, not in Ray.
+    """
+    path = Path(path)
+    doc = _load_merged(path)
+    profiles = doc.pop("profiles", None) or {}
+    if not isinstance(profiles, Mapping):
+        raise ConfigError(f"{path}: `profiles:` must map names to overrides, got {profiles!r}")
+    if profile is not None:
+        if not profiles:
+            raise ConfigError(f"{path}: --profile: {profile!r} given, but the grid defines no profiles")
+        if profile not in profiles:
+            raise ConfigError(f"{path}: --profile: {_did_you_mean('profile', profile, profiles)}")
+        override = profiles[profile] or {}
+        if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles"}):
+            raise ConfigError(f"{path}: profiles.{profile}: must be a mapping of grid keys, got {override!r}")
+        doc = deep_merge(doc, override)
+    axes = _check_axes(path, doc.get("grid"))
+    fixed = _check_fixed(path, doc.get("fixed"))
+    metric, mode = _check_metric(path, doc.get("metric"))
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError(f"{path}: version: {version!r} must be an integer")
+    name = doc.get("name") or path.stem
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: name: {name!r} must be a string")
+    spec = GridSpec(
+        name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
+        fixed=fixed, exclude=_check_exclude(path, doc.get("exclude"), axes),
+        resolved={**doc, "profile": profile},
+    )
+    spec.expand()
+    return spec
+
+
+def campaign_name(grid: GridSpec, override: str | None = None) -> str:
+    """``--name`` if given, else the grid name suffixed by its profile (``smoke``, ``token_sweep-tiny``)."""
+    if override:
+        return override
+    return f"{grid.name}-{grid.profile}" if grid.profile else grid.name

@@ -1,0 +1,144 @@
+"""The single writer: a Tune callback on the driver storing every trial in the leaderboard and MLflow.
+
+Workers only report; this callback turns those reports into leaderboard rows (``mark_running`` at start,
+``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial) and MLflow runs
+(per-epoch metrics as they arrive, final metrics, cost, provenance and artifacts at the end).
+Leaderboard upserts are idempotent by ``trial_key`` and never overwrite a complete row, so Tune
+re-delivering a finished trial after a restore is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
+
+log = logging.getLogger(__name__)
+
+#: result keys Tune adds beyond AUTO_RESULT_KEYS
+TUNE_EXTRA_KEYS = frozenset({"done", "trial_id", "experiment_tag", "should_checkpoint"})
+#: the most error text kept per trial (the tail of the traceback, where the cause is)
+ERROR_CHARS = 4000
+
+
+def trial_error(trial: Any) -> str:
+    """The error Tune recorded for a trial: the end of its traceback file, or the exception text."""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace").strip()
+        if text:
+            tail = text[-ERROR_CHARS:]
+            return tail if len(tail) == len(text) else tail.partition("\n")[2]
+    return "trial errored without an error file (worker lost?)"
+
+
+def stopped_result(spec: TrialSpec, last: dict[str, Any], reason: str) -> TrialResult:
+    """A trial that ended without a TrialResult (stopped early by the scheduler): recorded as failed."""
+    metrics = [MetricRecord(k.partition("_")[2], k.partition("_")[0], float(v), epoch=last.get("epoch"))
+               for k, v in last.items()
+               if k.startswith(("test_", "train_")) and isinstance(v, int | float) and not isinstance(v, bool)]
+    return TrialResult(spec.trial_key, spec.to_dict(), "failed", metrics=metrics,
+                       epochs_run=int(last.get("epoch", 0)), error=reason)
+
+
+class ResultsSink(Callback):
+    """Writes the leaderboard and MLflow from the driver.
+
+    Args:
+        campaign: campaign name (leaderboard campaign and MLflow parent run).
+        experiment: MLflow experiment name (the grid's name).
+        db_url: leaderboard URL (``None``: ``H2OT_DB_URL`` or the default SQLite file).
+        tracking_uri: MLflow URI (``None``: :func:`orchestrator.tracking.tracking_uri`).
+        tags: extra MLflow tags for every run.
+
+    Live objects (store, MLflow client) are created lazily and dropped when Tune pickles the callback.
+    """
+
+    def __init__(self, campaign: str, experiment: str, *, db_url: str | None = None,
+                 tracking_uri: str | None = None, tags: dict[str, str] | None = None):
+        self.campaign, self.experiment = campaign, experiment
+        self.db_url, self.tracking_uri, self.tags = db_url, tracking_uri, dict(tags or {})
+        self.run_ids: dict[str, str] = {}
+        self.outcomes: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        self._store: Any = None
+        self._tracker: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_store"] = state["_tracker"] = None
+        return state
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from results.store import LeaderboardStore
+
+            self._store = LeaderboardStore(self.db_url)
+        return self._store
+
+    @property
+    def tracker(self) -> Any:
+        if self._tracker is None:
+            from orchestrator.tracking import CampaignTracker
+
+            self._tracker = CampaignTracker(self.campaign, self.experiment, uri=self.tracking_uri,
+                                            tags=self.tags)
+        return self._tracker
+
+    def _run_id(self, spec: TrialSpec) -> str:
+        key = spec.trial_key
+        if key not in self.run_ids:
+            self.run_ids[key] = self.tracker.start_trial(spec)
+        return self.run_ids[key]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = TrialSpec.from_dict(trial.config["spec"])
+        self.store.mark_running(spec, self.campaign)
+        self._run_id(spec)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if RESULT_KEY in result:
+            return
+        spec = TrialSpec.from_dict(trial.config["spec"])
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        # Only what the trial reported: not Tune's bookkeeping (pid, timestamps) nor the scheduler's copies.
+        reported = {k: v for k, v in result.items()
+                    if k not in AUTO_RESULT_KEYS and k not in TUNE_EXTRA_KEYS and not k.startswith(SCHEDULER_PREFIX)}
+        self.tracker.log_epoch(self._run_id(spec), reported, step)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = TrialSpec.from_dict(trial.config["spec"])
+        last = trial.last_result or {}
+        if RESULT_KEY in last:
+            result = TrialResult.from_json(last[RESULT_KEY])
+        else:
+            result = stopped_result(spec, last, "stopped early by the scheduler (ASHA) before finishing")
+        self._write(spec, result)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = TrialSpec.from_dict(trial.config["spec"])
+        result = TrialResult(spec.trial_key, spec.to_dict(), "failed", error=trial_error(trial))
+        self._write(spec, result)
+
+    def _write(self, spec: TrialSpec, result: TrialResult) -> None:
+        run_id = self._run_id(spec)
+        try:
+            self.tracker.finish_trial(run_id, result)
+        except Exception:  # MLflow is the browser, not the record: never lose the leaderboard row for it
+            log.exception("MLflow logging failed for trial %s", spec.trial_key)
+        self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
+        stopped = result.status == "failed" and (result.error or "").startswith("stopped early")
+        self.outcomes[spec.trial_key] = "stopped" if stopped else result.status
+        if result.error:
+            self.errors[spec.trial_key] = result.error.strip().splitlines()[-1]
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._tracker is not None:
+            self._tracker.close(failed="failed" in self.outcomes.values())

@@ -1,0 +1,99 @@
+"""One row per trial as an Arrow table (axes, wide metrics, cost, provenance), written as Parquet/CSV/Arrow.
+
+Metrics are pivoted wide as ``<split>_<name>`` for action ``avg`` (``test_mpjpe``, ``test_p_mpjpe``,
+``train_train_loss``) and, with ``actions=True``, ``<split>_<name>__<action>`` for per-action values.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, select
+
+from results.errors import unknown
+from results.queries import check_campaign, filtered
+from results.schema import Campaign, CampaignTrial, Metric, Trial
+
+_STRING = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "dataset", "pipeline",
+           "selection", "error", "checkpoint_uri", "mlflow_run_id", "git_sha", "torch_version", "device",
+           "data_fingerprint", "model_json", "train_json", "data_json", "spec_json", "package_versions")
+_INT = ("frames", "seed", "tokens", "layer", "stages", "epochs_run", "best_epoch", "params")
+_FLOAT = ("gflops", "gflops_total", "latency_ms")
+_TIME = ("created_at", "started_at", "finished_at")
+#: fixed columns and their Arrow types, in output order (wide metric columns follow, float64)
+BASE_SCHEMA = pa.schema(
+    [pa.field(c, pa.string()) for c in _STRING[:9]]
+    + [pa.field(c, pa.int64()) for c in _INT]
+    + [pa.field(c, pa.float64()) for c in _FLOAT]
+    + [pa.field(c, pa.string()) for c in _STRING[9:]]
+    + [pa.field("campaigns", pa.string())]
+    + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]
+)
+
+
+def metric_column(name: str, split: str, action: str) -> str:
+    return f"{split}_{name}" if action == "avg" else f"{split}_{name}__{action}"
+
+
+def export_table(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None = None,
+                 campaign: str | None = None, status: Sequence[str] | None = None, actions: bool = False
+                 ) -> pa.Table:
+    """The selected trials as an Arrow table (ordered by trial_key) with :data:`BASE_SCHEMA` + metrics."""
+    check_campaign(engine, campaign)
+    cols = [getattr(Trial, f.name) for f in BASE_SCHEMA if f.name != "campaigns"]
+    ids = filtered(select(Trial.id), filters, campaign, status)
+    with engine.connect() as conn:
+        trials = conn.execute(filtered(select(Trial.id, *cols), filters, campaign, status)
+                              .order_by(Trial.trial_key)).mappings().all()
+        mstmt = select(Metric.trial_id, Metric.name, Metric.split, Metric.action, Metric.value).where(
+            Metric.trial_id.in_(ids))
+        if not actions:
+            mstmt = mstmt.where(Metric.action == "avg")
+        metric_rows = conn.execute(mstmt).all()
+        links = conn.execute(select(CampaignTrial.trial_id, Campaign.name)
+                             .join(Campaign, Campaign.id == CampaignTrial.campaign_id)
+                             .where(CampaignTrial.trial_id.in_(ids))).all()
+    wide: dict[int, dict[str, float]] = defaultdict(dict)
+    for tid, name, split, action, value in metric_rows:
+        wide[tid][metric_column(name, split, action)] = value
+    member: dict[int, list[str]] = defaultdict(list)
+    for tid, name in links:
+        member[tid].append(name)
+    metric_cols = sorted({c for d in wide.values() for c in d})
+    data: dict[str, list[Any]] = {f.name: [] for f in BASE_SCHEMA}
+    data.update({c: [] for c in metric_cols})
+    for t in trials:
+        for f in BASE_SCHEMA:
+            data[f.name].append(",".join(sorted(member[t["id"]])) if f.name == "campaigns" else t[f.name])
+        for c in metric_cols:
+            data[c].append(wide[t["id"]].get(c))
+    schema = pa.schema([*BASE_SCHEMA, *(pa.field(c, pa.float64()) for c in metric_cols)])
+    return pa.Table.from_pydict(data, schema=schema)
+
+
+def _arrow(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+WRITERS: dict[str, Callable[[pa.Table, Path], None]] = {
+    "parquet": lambda t, p: pq.write_table(t, p),
+    "csv": lambda t, p: pa_csv.write_csv(t, p),
+    "arrow": _arrow,
+}
+
+
+def write_export(table: pa.Table, path: str | Path, fmt: str) -> Path:
+    """Write ``table`` to ``path`` as ``parquet``, ``csv`` or ``arrow`` (Arrow IPC file)."""
+    if fmt not in WRITERS:
+        raise unknown("export format", fmt, list(WRITERS))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    WRITERS[fmt](table, path)
+    return path

@@ -1,0 +1,135 @@
+"""Figures from plain data (leaderboard rows, per-epoch dicts): PNG and PDF.
+
+Uses ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state), so it is headless and safe to
+call from any thread.
+
+Files carry no timestamps (PDF ``CreationDate`` is dropped) so figures rebuild identically.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from matplotlib.figure import Figure
+
+from results.errors import ResultsError
+
+Better = Literal["min", "max"]
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+FORMATS = ("png", "pdf")
+_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}}
+
+
+def pareto_front(points: Sequence[tuple[float, float]], better: tuple[Better, Better] = ("min", "min")
+                 ) -> list[int]:
+    """Indices of the non-dominated points, sorted by x.
+
+    ``points`` are ``(x, y)`` pairs (e.g. GFLOPs, MPJPE); ``better`` gives each axis's direction. A point
+    is dominated when another is at least as good on both axes and strictly better on one. Duplicates
+    of a front point are all kept.
+    """
+    sign = tuple(1.0 if b == "min" else -1.0 for b in better)
+    scored = [(sign[0] * x, sign[1] * y) for x, y in points]
+    front = [i for i, (x, y) in enumerate(scored)
+             if not any(ox <= x and oy <= y and (ox < x or oy < y) for ox, oy in scored)]
+    return sorted(front, key=lambda i: (points[i][0], points[i][1]))
+
+
+def _save(fig: Figure, stem: str | Path) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in FORMATS:
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, format=ext, dpi=150, bbox_inches="tight", metadata=_METADATA[ext])
+        paths.append(path)
+    return paths
+
+
+def _config(row: Mapping[str, Any]) -> str:
+    return "unpruned" if row["pruner"] == "none" else f"{row['pruner']}+{row['recoverer']}"
+
+
+def pareto_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "mpjpe",
+                 cost: str = "gflops", better: Better = "min", title: str = "") -> list[Path]:
+    """Accuracy vs cost: one marker per pruner+recoverer, unpruned baselines circled, Pareto front drawn.
+
+    ``rows`` are leaderboard rows (need ``pruner``, ``recoverer``, ``metric`` and ``cost``); rows missing
+    either value are left out. Returns the PNG and PDF paths.
+    """
+    usable = [r for r in rows if r.get(metric) is not None and r.get(cost) is not None]
+    if not usable:
+        raise ResultsError(f"No trial has both {metric!r} and {cost!r}: nothing to plot")
+    configs = sorted({_config(r) for r in usable})
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for i, config in enumerate(configs):
+        pts = [(r[cost], r[metric]) for r in usable if _config(r) == config]
+        baseline = config == "unpruned"
+        ax.scatter(*zip(*pts, strict=True), marker=MARKERS[i % len(MARKERS)], label=config,
+                   s=70 if baseline else 40, edgecolors="black" if baseline else "none", zorder=3)
+    points = [(float(r[cost]), float(r[metric])) for r in usable]
+    front = pareto_front(points, ("min", better))
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front",
+            zorder=2)
+    ax.set_xlabel(cost)
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} vs {cost}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, stem)
+
+
+def tokens_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "mpjpe",
+                 title: str = "") -> list[Path]:
+    """``metric`` vs final token count, one line per pruner (mean over seeds); unpruned as a line."""
+    lines: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    baselines = []
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        if r["pruner"] == "none":
+            baselines.append(float(r[metric]))
+        elif r.get("tokens") is not None:
+            lines[r["pruner"]][int(r["tokens"])].append(float(r[metric]))
+    if not lines:
+        raise ResultsError(f"No pruned trial with a token count and {metric!r}: nothing to plot")
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for i, (pruner, by_tokens) in enumerate(sorted(lines.items())):
+        xs = sorted(by_tokens)
+        ax.plot(xs, [sum(by_tokens[x]) / len(by_tokens[x]) for x in xs], marker=MARKERS[i % len(MARKERS)],
+                label=pruner)
+    if baselines:
+        ax.axhline(sum(baselines) / len(baselines), color="gray", ls=":", label="unpruned")
+    ax.set_xlabel("tokens kept (last stage)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} vs token count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, stem)
+
+
+def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], stem: str | Path, *,
+                    keys: Sequence[str] = ("train_loss", "test_mpjpe"), title: str = "") -> list[Path]:
+    """Per-epoch curves: one panel per key, one line per trial (``label -> [{epoch, key: value}, ...]``)."""
+    present = [k for k in keys if any(k in row for hist in histories.values() for row in hist)]
+    if not present:
+        raise ResultsError(f"No history has any of {list(keys)}: nothing to plot")
+    fig = Figure(figsize=(5 * len(present), 3.5))
+    axes = fig.subplots(1, len(present), squeeze=False)
+    for ax, key in zip(axes[0], present, strict=True):
+        for label, hist in sorted(histories.items()):
+            pts = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(hist) if key in row]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, stem)

@@ -1,0 +1,117 @@
+"""``h2ot report CAMPAIGN``: one Markdown page with the campaign's tables, plots, failures and provenance."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from results.errors import ResultsError
+from results.plots import learning_curves, pareto_chart, tokens_chart
+from results.queries import check_campaign, leaderboard, metric_names
+from results.render import to_markdown, write_table
+from results.schema import STATUSES, Campaign
+from results.tables import build_table, load_spec, spec_paths
+
+_LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "mpjpe", "p_mpjpe", "gflops",
+                   "speedup_flops")
+_PROVENANCE = ("git_sha", "torch_version", "device", "data_fingerprint", "selection")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |"
+              for row in rows]
+    return lines
+
+
+def _first_line(text: str | None, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[-1:] or ["(no error recorded)"]
+    return line[0][:limit]
+
+
+def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
+                 histories: Mapping[str, Sequence[Mapping[str, float]]] | None = None) -> Path:
+    """Write ``<out_dir>/<campaign>.md`` (plus figures and table files under it); returns the page's path.
+
+    ``histories`` (trial label -> per-epoch dicts, e.g. from MLflow) adds learning curves.
+    """
+    check_campaign(engine, campaign)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as conn:
+        info = conn.execute(select(*Campaign.__table__.columns).where(Campaign.name == campaign)).mappings().one()
+    # rank by the campaign's metric when trials recorded it (a grid may name one no trial reports yet)
+    sort = info["metric"] if info["metric"] in metric_names(engine) else "mpjpe"
+    rows = leaderboard(engine, campaign=campaign, sort=sort)
+    if not rows:
+        raise ResultsError(f"Campaign {campaign!r} has no trials yet: nothing to report")
+    counts = Counter(r["status"] for r in rows)
+    lines = [f"# Campaign `{campaign}`", "",
+             f"Grid: `{info['grid_path'] or '–'}` (version {info['version']}); ranking metric "
+             f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",
+             "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in STATUSES if counts[s]]),
+             ""]
+    lines += _tables_section(engine, campaign, out)
+    lines += _plots_section(rows, histories, out)
+    complete = [r for r in rows if r["status"] == "complete"]
+    lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [[r.get(c) for c in _LEADER_COLUMNS]
+                                                                 for r in complete]), ""]
+    bad = [r for r in rows if r["status"] in ("failed", "diverged")]
+    lines += ["## Failures", ""]
+    lines += (_md_table(["trial_key", "status", "pruner", "recoverer", "schedule", "error"],
+                        [[r["trial_key"], r["status"], r["pruner"], r["recoverer"], r["schedule"],
+                          _first_line(r["error"]) if r["status"] == "failed" else "training loss became NaN/inf"]
+                         for r in bad]) if bad else ["None."])
+    lines += ["", "## Provenance", ""]
+    prov = [[c, ", ".join(sorted({str(r[c]) for r in rows if r.get(c) is not None})) or "–"] for c in _PROVENANCE]
+    versions = sorted({json.dumps(r["package_versions"], sort_keys=True) for r in rows if r["package_versions"]})
+    prov.append(["package versions", "; ".join(versions) or "–"])
+    lines += _md_table(["field", "values"], prov)
+    path = out / f"{campaign}.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+    return path
+
+
+def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
+    lines = ["## Tables", ""]
+    specs = [s for s in map(load_spec, spec_paths()) if s.campaign == campaign]
+    built = 0
+    for spec in specs:
+        table = build_table(engine, spec)
+        if table.row_keys:
+            write_table(table, out / "tables")
+            lines += [to_markdown(table), ""]
+            built += 1
+    if not built:
+        lines += ["No table spec in search_spaces/tables selects this campaign; see the leaderboard below.", ""]
+    return lines
+
+
+def _plots_section(rows: Sequence[Mapping[str, Any]], histories: Mapping[str, Any] | None, out: Path
+                   ) -> list[str]:
+    lines = ["## Plots", ""]
+    complete = [r for r in rows if r["status"] == "complete"]
+    figures = out / "figures"
+    if any(r.get("gflops") is not None and r.get("mpjpe") is not None for r in complete):
+        pareto_chart(complete, figures / "pareto")
+        lines += ["![MPJPE vs GFLOPs](figures/pareto.png)", ""]
+    if len({r["tokens"] for r in complete if r["pruner"] != "none" and r.get("mpjpe") is not None}) > 1:
+        tokens_chart(complete, figures / "tokens")
+        lines += ["![MPJPE vs tokens](figures/tokens.png)", ""]
+    if histories:
+        learning_curves(histories, figures / "curves")
+        lines += ["![Learning curves](figures/curves.png)", ""]
+    if len(lines) == 2:
+        lines += ["No plottable results.", ""]
+    return lines

@@ -1,0 +1,132 @@
+"""The leaderboard schema (SQLAlchemy 2 declarative models).
+
+Axes are real columns so queries can filter and group on them; metrics are long format
+(one row per name, split and action) so a new metric never needs a migration. Derived columns
+``pipeline``, ``tokens``, ``layer`` and ``stages`` are computed from the spec when a row is written,
+so table specs can pivot on the token count or the pruning layer directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: bump on any schema change; :func:`results.db.make_engine` refuses a database of another version
+SCHEMA_VERSION = 1
+
+#: trial statuses, in the order tables and status reports list them
+STATUSES = ("complete", "diverged", "failed", "running")
+
+
+class Base(DeclarativeBase):
+    """Declarative base: ``float`` maps to a double, ``datetime`` to a naive (UTC) timestamp."""
+
+
+class SchemaInfo(Base):
+    """Key/value facts about the database itself (``schema_version``)."""
+
+    __tablename__ = "schema_info"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class Campaign(Base):
+    """One named run of a grid; trials are shared between campaigns through ``campaign_trials``."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    grid_path: Mapped[str] = mapped_column(Text, default="")
+    grid_yaml: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    metric: Mapped[str] = mapped_column(String(64), default="mpjpe")
+    mode: Mapped[str] = mapped_column(String(8), default="min")
+    git_sha: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Trial(Base):
+    """One trained and evaluated configuration, keyed by ``trial_key`` (the spec's content hash).
+
+    Timestamps are naive UTC. ``gflops`` is per clip in the papers' convention; ``latency_ms`` is the
+    median batch-1 CPU forward time (``None`` when not measured).
+    """
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        Index("ix_trials_axes", "backbone", "dataset", "frames", "pruner", "recoverer"),
+        Index("ix_trials_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_key: Mapped[str] = mapped_column(String(64), unique=True)
+    backbone: Mapped[str] = mapped_column(String(64))
+    pruner: Mapped[str] = mapped_column(String(64))
+    recoverer: Mapped[str] = mapped_column(String(64))
+    schedule: Mapped[str] = mapped_column(String(128))
+    frames: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(Integer)
+    pipeline: Mapped[str] = mapped_column(String(16))
+    tokens: Mapped[int | None] = mapped_column(Integer)
+    layer: Mapped[int | None] = mapped_column(Integer)
+    stages: Mapped[int] = mapped_column(Integer, default=0)
+    model_json: Mapped[str] = mapped_column(Text, default="{}")
+    train_json: Mapped[str] = mapped_column(Text, default="{}")
+    data_json: Mapped[str] = mapped_column(Text, default="{}")
+    spec_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    selection: Mapped[str] = mapped_column(String(32), default="last_epoch")
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_uri: Mapped[str | None] = mapped_column(Text)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[int | None] = mapped_column(BigInteger)
+    gflops: Mapped[float | None]
+    gflops_total: Mapped[float | None]
+    latency_ms: Mapped[float | None]
+    git_sha: Mapped[str | None] = mapped_column(String(64))
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(64))
+    data_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    package_versions: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignTrial(Base):
+    """Membership: a campaign that reuses another campaign's complete trial links to the same row."""
+
+    __tablename__ = "campaign_trials"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+
+
+class Metric(Base):
+    """One number: ``mpjpe`` on split ``test`` for action ``avg`` (or ``Walking``, ...)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "name", "split", "action", name="uq_metrics_trial_name_split_action"),
+        # the leaderboard joins one (name, split, action) to trials and sorts on value
+        Index("ix_metrics_lookup", "name", "split", "action", "trial_id", "value"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    split: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64), default="avg")
+    value: Mapped[float]
+    epoch: Mapped[int | None] = mapped_column(Integer)

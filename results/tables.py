@@ -1,0 +1,318 @@
+"""Paper tables as data: a YAML spec selects trials and lays one metric out as rows x columns.
+
+Spec keys (``search_spaces/tables/*.yaml``)::
+
+    name: pruning_mixste                 # output file stem (default: the YAML file's stem)
+    caption: "..."                       # table caption
+    filters: {campaign: NAME, backbone: [mixste], ...}   # campaign and/or axis values
+    rows: [pruner]                       # axes spanning the rows
+    columns: [recoverer]                 # axes spanning the columns (may be empty)
+    metric: mpjpe                        # or a list, or {name, split, action}
+    split: test                          # default test
+    action: avg                          # default avg
+    better: min                          # default: the metric's direction
+    format: "{:.1f}"                     # number format of a cell
+    aggregate: mean_std                  # over seeds: mean_std ("mean ± std" when n > 1) or mean
+    extra: [gflops]                      # per-row cost columns (mean over the row's trials)
+    extra_format: "{:.2f}"
+    baseline: {pruner: none}             # row of reference for relative deltas of the extra columns
+    order: {pruner: [none, tpc, tps]}    # value order (default: sorted)
+    labels: {pruner: {none: Unpruned}, axes: {pruner: Pruning}}
+    footnote: "..."                      # added before the automatic notes
+
+Only complete trials fill cells; the footnote states the selection rule and any incomplete trials.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine
+
+from results.errors import ResultsError, unknown
+from results.queries import (
+    AXES,
+    COST_COLUMNS,
+    DERIVED_COLUMNS,
+    LEAN_COLUMNS,
+    add_speedups,
+    fetch_trials,
+    lower_is_better,
+)
+
+#: where ``h2ot tables build`` looks when given no spec
+SPEC_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "tables"
+SPEC_KEYS = frozenset({"name", "caption", "filters", "rows", "columns", "metric", "split", "action", "better",
+                       "format", "aggregate", "extra", "extra_format", "baseline", "order", "labels", "footnote"})
+AGGREGATES = ("mean_std", "mean")
+MISSING = "–"
+MINUS = "−"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A parsed table spec (see module docstring)."""
+
+    name: str
+    path: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("mpjpe",)
+    split: str = "test"
+    action: str = "avg"
+    better: str = "min"
+    fmt: str = "{:.1f}"
+    aggregate: str = "mean_std"
+    extra: tuple[str, ...] = ()
+    extra_fmt: str = "{:.2f}"
+    baseline: Mapping[str, Any] = field(default_factory=dict)
+    filters: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    campaign: str | None = None
+    caption: str = ""
+    footnote: str = ""
+    order: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _list(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
+def _check_format(path: Path, key: str, fmt: Any) -> str:
+    try:
+        str(fmt).format(1.5)
+    except (ValueError, IndexError, KeyError):
+        raise ResultsError(f"{path}: {key}: {fmt!r} is not a number format such as '{{:.1f}}'") from None
+    return str(fmt)
+
+
+def _metrics(path: Path, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    if isinstance(raw, Mapping):
+        name = raw.get("name")
+        if not isinstance(name, str):
+            raise ResultsError(f"{path}: metric.name: expected a metric name, got {name!r}")
+        return (name,), {k: str(raw[k]) for k in ("split", "action") if k in raw}
+    names = _list(raw if raw is not None else "mpjpe")
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ResultsError(f"{path}: metric: expected a name or a list of names, got {raw!r}")
+    return names, {}
+
+
+def load_spec(path: str | Path) -> TableSpec:
+    """Parse and check one table spec file (unknown keys and axes get did-you-mean errors)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read table spec: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ResultsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ResultsError(f"{path}: a table spec is a mapping of keys (rows, columns, metric, ...)")
+    for key in raw:
+        if key not in SPEC_KEYS:
+            raise ResultsError(f"{path}: {unknown('table spec key', key, sorted(SPEC_KEYS))}")
+    rows, columns = _list(raw.get("rows")), _list(raw.get("columns"))
+    if not rows:
+        raise ResultsError(f"{path}: rows: give at least one axis, e.g. rows: [pruner]")
+    filters = dict(raw.get("filters") or {})
+    campaign = filters.pop("campaign", None)
+    baseline = dict(raw.get("baseline") or {})
+    for where, names in (("rows", rows), ("columns", columns), ("filters", filters), ("baseline", baseline),
+                         ("order", raw.get("order") or {})):
+        for axis in names:
+            if axis not in AXES:
+                raise ResultsError(f"{path}: {where}: {unknown('axis', axis, list(AXES))}")
+    if set(baseline) - set(rows):
+        raise ResultsError(f"{path}: baseline: keys {sorted(set(baseline) - set(rows))} must be row axes {rows}")
+    metrics, where_metric = _metrics(path, raw.get("metric"))
+    aggregate = str(raw.get("aggregate", "mean_std"))
+    if aggregate not in AGGREGATES:
+        raise ResultsError(f"{path}: aggregate: {unknown('aggregation', aggregate, list(AGGREGATES))}")
+    better = str(raw.get("better", "min" if lower_is_better(metrics[0]) else "max"))
+    if better not in ("min", "max"):
+        raise ResultsError(f"{path}: better: expected min or max, got {better!r}")
+    extra = tuple(str(e) for e in _list(raw.get("extra")))
+    for e in extra:
+        if e not in (*COST_COLUMNS, *DERIVED_COLUMNS):
+            raise ResultsError(f"{path}: extra: {unknown('cost column', e, [*COST_COLUMNS, *DERIVED_COLUMNS])}")
+    return TableSpec(
+        name=str(raw.get("name") or path.stem), path=str(path), rows=rows, columns=columns, metrics=metrics,
+        split=str(raw.get("split", where_metric.get("split", "test"))),
+        action=str(raw.get("action", where_metric.get("action", "avg"))), better=better,
+        fmt=_check_format(path, "format", raw.get("format", "{:.1f}")), aggregate=aggregate, extra=extra,
+        extra_fmt=_check_format(path, "extra_format", raw.get("extra_format", "{:.2f}")), baseline=baseline,
+        filters={k: _list(v) for k, v in filters.items()}, campaign=None if campaign is None else str(campaign),
+        caption=str(raw.get("caption", "")), footnote=str(raw.get("footnote", "")).strip(),
+        order={k: _list(v) for k, v in (raw.get("order") or {}).items()},
+        labels={k: dict(v) for k, v in (raw.get("labels") or {}).items()},
+    )
+
+
+def spec_paths(names: Sequence[str | Path] = ()) -> list[Path]:
+    """The spec files for ``names`` (paths, or stems in :data:`SPEC_DIR`); all of them when empty."""
+    if not names:
+        return sorted(SPEC_DIR.glob("*.yaml"))
+    paths = []
+    for name in names:
+        p = Path(name)
+        if not p.exists() and (SPEC_DIR / f"{name}.yaml").exists():
+            p = SPEC_DIR / f"{name}.yaml"
+        if not p.exists():
+            raise unknown("table spec", str(name), [q.stem for q in SPEC_DIR.glob("*.yaml")])
+        paths.append(p)
+    return paths
+
+
+@dataclass
+class Cell:
+    """One aggregated number: mean over the trials (seeds) of a cell, sample std, count."""
+
+    mean: float | None = None
+    std: float | None = None
+    n: int = 0
+    rank: int | None = None  # 1 = best in its column, 2 = second
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Cell:
+        if not values:
+            return cls()
+        mean = math.fsum(values) / len(values)
+        # sample std in floats (statistics.stdev is exact but ~50x slower on large tables)
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+        return cls(mean, std, len(values))
+
+
+@dataclass
+class Table:
+    """A rendered-ready table: header labels, row labels, cells and notes (no markup yet)."""
+
+    spec: TableSpec
+    row_axes: tuple[str, ...]
+    row_keys: list[tuple[Any, ...]]
+    col_keys: list[tuple[Any, ...]]  # (column axis values..., metric)
+    cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Cell]
+    extras: dict[tuple[tuple[Any, ...], str], Cell]
+    deltas: dict[tuple[tuple[Any, ...], str], float | None]
+    notes: list[str]
+    trials: int
+
+    def label(self, axis: str, value: Any) -> str:
+        if value is None:
+            return MISSING
+        return str(self.spec.labels.get(axis, {}).get(value, value))
+
+    def axis_label(self, axis: str) -> str:
+        return str(self.spec.labels.get("axes", {}).get(axis, axis))
+
+    def text(self, cell: Cell, fmt: str, *, with_std: bool = True) -> str:
+        """``41.0 ± 1.4`` (std only for ``mean_std`` tables and more than one seed), ``–`` when empty."""
+        if cell.mean is None:
+            return MISSING
+        text = fmt.format(cell.mean).replace("-", MINUS)
+        if with_std and self.spec.aggregate == "mean_std" and cell.std is not None:
+            text += " ± " + fmt.format(cell.std)
+        return text
+
+    def delta_text(self, value: float | None) -> str:
+        if value is None:
+            return MISSING
+        return f"{value:+.1f}%".replace("-", MINUS)
+
+
+def _ordered(spec: TableSpec, axis: str, values: set[Any]) -> list[Any]:
+    preferred = [v for v in spec.order.get(axis, ()) if v in values]
+    # None (e.g. the token count of an unpruned trial) first, then numbers, then strings
+    rest = sorted(values - set(preferred), key=lambda v: (v is not None, isinstance(v, str), v if v is not None else 0))
+    return [*preferred, *rest]
+
+
+def _rank(table: Table) -> None:
+    lower = table.spec.better == "min"
+    for col in table.col_keys:
+        means = sorted({c.mean for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None},
+                       reverse=not lower)
+        for r in table.row_keys:
+            cell = table.cells[(r, col)]
+            if cell.mean is not None and len(means) > 1:
+                position = means.index(cell.mean) + 1
+                cell.rank = position if position <= 2 else None
+
+
+def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
+    notes = [spec.footnote] if spec.footnote else []
+    rules = sorted({r["selection"] for r in selected if r["status"] == "complete"})
+    rule_text = {"last_epoch": "the last epoch's weights", "best_on_test": "the epoch best on the test set"}
+    if rules:
+        notes.append("Checkpoint selection: " + "; ".join(f"{r} ({rule_text.get(r, r)})" for r in rules) + ".")
+    if "best_on_test" in rules:
+        notes.append("Warning: some cells select checkpoints on the test set (best_on_test).")
+    incomplete = defaultdict(int)
+    for r in selected:
+        if r["status"] != "complete":
+            incomplete[r["status"]] += 1
+    if incomplete:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(incomplete.items()))
+        notes.append(f"Incomplete: {sum(incomplete.values())} of {len(selected)} source trials are not "
+                     f"complete ({counts}); their cells are missing ({MISSING}) or averaged over fewer seeds.")
+    if spec.aggregate == "mean_std":
+        notes.append("Cells: mean ± sample std over seeds where more than one seed ran.")
+    return notes
+
+
+def build_table(engine: Engine, spec: TableSpec) -> Table:
+    """Select ``spec``'s trials and aggregate them into a :class:`Table` (complete trials only).
+
+    A campaign missing from the database selects nothing (an empty table), like any other filter.
+    """
+    selected = fetch_trials(engine, filters=spec.filters, campaign=spec.campaign, metrics=spec.metrics,
+                            split=spec.split, action=spec.action, columns=LEAN_COLUMNS)
+    if set(spec.extra) & set(DERIVED_COLUMNS):
+        add_speedups(engine, selected)
+    complete = [r for r in selected if r["status"] == "complete"]
+    row_values = {a: {r[a] for r in complete} for a in spec.rows}
+    col_values = {a: {r[a] for r in complete} for a in spec.columns}
+    present_rows = {tuple(r[a] for a in spec.rows) for r in complete}
+    present_cols = {tuple(r[a] for a in spec.columns) for r in complete}
+    row_keys = [k for k in itertools.product(*(_ordered(spec, a, row_values[a]) for a in spec.rows))
+                if k in present_rows]
+    col_combos = [k for k in itertools.product(*(_ordered(spec, a, col_values[a]) for a in spec.columns))
+                  if k in present_cols]
+    col_keys = [(*c, m) for c in col_combos for m in spec.metrics]
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in complete:
+        grouped[(tuple(r[a] for a in spec.rows), tuple(r[a] for a in spec.columns))].append(r)
+    cells = {}
+    for rk in row_keys:
+        for ck in col_keys:
+            members = grouped.get((rk, ck[:-1]), [])
+            cells[(rk, ck)] = Cell.of([float(m[ck[-1]]) for m in members if m[ck[-1]] is not None])
+    by_row: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in complete:
+        by_row[tuple(r[a] for a in spec.rows)].append(r)
+    extras = {(rk, e): Cell.of([float(m[e]) for m in by_row[rk] if m[e] is not None])
+              for rk in row_keys for e in spec.extra}
+    deltas: dict[tuple[tuple[Any, ...], str], float | None] = {}
+    if spec.baseline:
+        base_rows = [rk for rk in row_keys
+                     if all(str(rk[spec.rows.index(a)]) == str(v) for a, v in spec.baseline.items())]
+        for e in spec.extra:
+            base = statistics.fmean([extras[(b, e)].mean for b in base_rows if extras[(b, e)].mean is not None]
+                                    or [0.0])
+            for rk in row_keys:
+                mean = extras[(rk, e)].mean
+                deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)
+    table = Table(spec, spec.rows, row_keys, col_keys, cells, extras, deltas, _notes(spec, selected),
+                  len(selected))
+    _rank(table)
+    return table

@@ -1,0 +1,110 @@
+"""A multi-node campaign: a head and a second node started with ``ray start`` on this machine, and the smoke
+grid submitted with ``--address``. Both nodes are this test's own ``ray start --block`` processes (their
+own temp dir), stopped by their process ids afterwards, so no other Ray on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.grid import load_grid
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"Ray head did not open port {port}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """``127.0.0.1:<port>`` of a 2-node cluster (1 CPU per node); the nodes are stopped afterwards."""
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="h2r")  # short: Ray's unix socket paths must stay under ~107 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    common = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    nodes = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "1", "--temp-dir", temp,
+                               "--include-dashboard", "false", "--disable-usage-stats", "--block"], **common)]
+    try:
+        wait_port(port)
+        nodes.append(subprocess.Popen([RAY, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
+                                       "--block"], **common))
+        time.sleep(5)  # the second node registers with the head
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for node in reversed(nodes):  # `ray start --block` stops its node's processes on SIGTERM
+            node.send_signal(signal.SIGTERM)
+        for node in reversed(nodes):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_smoke_campaign_on_a_two_node_cluster(tmp_path, cluster):
+    address, env = cluster
+    env = {**env, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0"}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "campaign", "run", str(SMOKE), "--address",
+                           address, "--retries", "1"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore(env["H2OT_DB_URL"])
+    keys = [s.trial_key for s in load_grid(SMOKE).expand()]
+    assert {k: store.trial_status(k) for k in keys} == dict.fromkeys(keys, "complete")
+    # Trials ran on both nodes: each writes its pid file under the shared runs dir, and the head has one CPU.
+    pids = {int((tmp_path / "runs" / "trials" / k / "worker.pid").read_text()) for k in keys}
+    assert len(pids) >= 2
+
+
+def test_unreachable_address_is_a_clear_error_before_anything_starts(tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    db = tmp_path / "lb.sqlite"
+    res = CliRunner().invoke(app, ["campaign", "run", str(SMOKE), "--address", f"127.0.0.1:{free_port()}",
+                                   "--db-url", f"sqlite:///{db}"], env={"H2OT_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 2, res.output
+    assert "nothing answers" in res.stderr and "ray start --head" in res.stderr
+    assert not db.exists() and not (tmp_path / "runs").exists()
+
+
+def test_trainable_reports_through_ray_tune_only():
+    # ray.train.report raises inside Tune function trainables on ray 2.60; the trainable must not use it.
+    import inspect
+
+    from ray.tune import Checkpoint, get_checkpoint, get_context, report  # noqa: F401  (the report path)
+
+    import orchestrator.trainable as trainable
+
+    assert "ray.train" not in inspect.getsource(trainable)

@@ -1,0 +1,100 @@
+"""CLI: ls, profile --json, predict round-trips and bad input through the real `h2ot` app."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from h2ot_core.checkpoint import load_native, save_native
+from h2ot_core.factory import create_model, model_config
+from h2ot_core.inference import predict_clips
+from orchestrator.cli import app
+
+runner = CliRunner()
+TINY = dict(num_frames=27, dim=32, depth=3, num_heads=2)
+
+
+def test_ls_lists_every_registry():
+    result = runner.invoke(app, ["ls"])
+    assert result.exit_code == 0, result.output
+    for name in ("mixste", "motionbert", "motionagformer", "mhformer", "tpc", "tpa", "tpmo", "tps",
+                 "dpc_multigrain", "tra", "tri", "synthetic", "h36m", "hot_mixste"):
+        assert name in result.stdout
+
+
+def test_profile_json_reports_cost_that_falls_with_pruning():
+    args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
+            "--repeats", "2", "--json"]
+    base = runner.invoke(app, args)
+    pruned = runner.invoke(app, [*args, "--pruner", "tpc", "--schedule", "1:9", "--recoverer", "tra"])
+    assert base.exit_code == 0 and pruned.exit_code == 0, base.output + pruned.output
+    a, b = json.loads(base.stdout), json.loads(pruned.stdout)
+    for row in (a, b):
+        assert {"params", "gflops", "gflops_total", "latency_ms"} <= set(row)
+        assert row["latency_ms"] > 0 and row["gflops_total"] >= row["gflops"] > 0
+    assert b["gflops"] < a["gflops"]
+    assert b["params"] > a["params"]  # TRA and the stage embedding add parameters
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backbone", "mixtse"], "Did you mean: mixste"),
+    (["--backbone", "mixste", "--pruner", "tpc", "--schedule", "3:243", "--recoverer", "tra"], "fewer than"),
+])
+def test_profile_bad_input_is_one_line_exit_2(args, message):
+    result = runner.invoke(app, ["profile", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.fixture
+def native_ckpt(tmp_path):
+    torch.manual_seed(0)
+    spec = ("mixste", "tpc", "tra", "1:9")
+    model = create_model(*spec, **TINY)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = save_native(tmp_path / "m.pt", model, model_config(*spec, **TINY))
+    return path, model.eval()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_round_trip(tmp_path, native_ckpt, flip):
+    path, model = native_ckpt
+    x = np.random.default_rng(0).normal(size=(5, 27, 17, 2)).astype(np.float32)
+    np.save(tmp_path / "in.npy", x)
+    args = ["predict", str(path), str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--batch-size", "2"]
+    result = runner.invoke(app, args + (["--flip"] if flip else []))
+    assert result.exit_code == 0, result.output
+    y = np.load(tmp_path / "out.npy")
+    assert y.shape == (5, 27, 17, 3)
+    expected = predict_clips(model, torch.from_numpy(x), flip=flip).numpy()
+    np.testing.assert_allclose(y, expected, atol=1e-5)
+    reloaded, config = load_native(path)
+    assert config["schedule"] == "1:9" and reloaded.num_frames == 27
+
+
+def test_predict_wrong_shape_and_wrong_file(tmp_path, native_ckpt):
+    path, _ = native_ckpt
+    np.save(tmp_path / "bad.npy", np.zeros((2, 26, 17, 2), np.float32))
+    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "bad.npy"), str(tmp_path / "o.npy")])
+    assert result.exit_code == 2 and "(N, 27, 17, 2)" in result.stderr and "(2, 26, 17, 2)" in result.stderr
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    np.save(tmp_path / "ok.npy", np.zeros((1, 27, 17, 2), np.float32))
+    result = runner.invoke(app, ["predict", str(tmp_path / "junk.pt"), str(tmp_path / "ok.npy"), str(tmp_path / "o.npy")])
+    assert result.exit_code == 2 and "junk.pt" in result.stderr
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_native_checkpoint_of_another_shape_is_refused(tmp_path):
+    model = create_model("mixste", **TINY)
+    config = model_config("mixste", **{**TINY, "dim": 64})
+    path = save_native(tmp_path / "wrong.pt", model, config)
+    from h2ot_core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_native(path)

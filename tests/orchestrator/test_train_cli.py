@@ -1,0 +1,86 @@
+"""`h2ot train` and `h2ot evaluate` through the real CLI app: a tiny trial trained end to end, then evaluated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+runner = CliRunner()
+
+TINY_ARGS = ["--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "2", "--heads", "2",
+             "--dataset", "synthetic", "--minutes", "0.5", "--epochs", "1", "--batch-size", "4",
+             "--max-train-windows", "8", "--max-test-windows", "6", "--set", "train.num_threads=1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    trial = root / "trial.yaml"
+    trial.write_text("pruner: tps\nrecoverer: tri\nschedule: '1:9'\nseed: 2\ntrain:\n  lr: 0.001\n")
+    result = runner.invoke(app, ["train", str(trial), *TINY_ARGS, "--workdir", str(root / "run"),
+                                 "--data-dir", str(root / "data")])
+    return root, result
+
+
+@pytest.mark.slow
+def test_train_one_epoch_prints_the_metrics_table_and_writes_checkpoints(trained):
+    root, result = trained
+    assert result.exit_code == 0, result.output
+    assert "avg" in result.stdout and "mpjpe" in result.stdout and "p_mpjpe" in result.stdout
+    assert "complete" in result.stderr and "GFLOPs" in result.stdout
+    assert (root / "run" / "model.pt").is_file()
+    assert (root / "run" / "checkpoint" / "state.pt").is_file()
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_epochs(trained):
+    root, first = trained
+    again = runner.invoke(app, ["train", str(root / "trial.yaml"), *TINY_ARGS, "--workdir", str(root / "run"),
+                                "--data-dir", str(root / "data"), "--resume"])
+    assert again.exit_code == 0, again.output
+    # Nothing left to train: the same final table comes back from the checkpoint.
+    assert again.stdout == first.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
+    root, result = trained
+    assert result.exit_code == 0, result.output
+    ev = runner.invoke(app, ["evaluate", str(root / "run" / "model.pt"), "--dataset", "synthetic",
+                             "--data-dir", str(root / "data"), "--no-flip"])
+    assert ev.exit_code == 0, ev.output
+    rows = [line for line in ev.stdout.splitlines() if "│" in line]
+    assert any(line.strip("│ ").startswith("avg") for line in rows)
+    assert len(rows) >= 4  # header, at least two actions and the average
+    assert "frames of synthetic" in ev.stderr
+
+
+@pytest.mark.parametrize(("content", "args", "message"), [
+    ("backbone: [mixste\n", [], "not valid YAML"),
+    ("- mixste\n", [], "must be a mapping"),
+    ("backbone: mixste\nframes: many\n", [], "field 'frames' must be a int"),
+    ("backbone: mixste\nepochs: 3\n", [], "unknown trial field(s) epochs"),
+    ("backbone: mixste\ntrain: {epoch: 3}\n", [], "train.epoch"),
+    ("backbone: mixtse\n", [], "Did you mean: mixste"),
+    ("backbone: mixste\n", ["--set", "oops"], "KEY=VALUE"),
+    ("pruner: tpc\n", [], "'backbone' is required"),
+])
+def test_bad_trial_files_are_one_line_errors(tmp_path, content, args, message):
+    path = tmp_path / "trial.yaml"
+    path.write_text(content)
+    result = runner.invoke(app, ["train", str(path), *args, "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_evaluate_refuses_foreign_files(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_text(json.dumps({"not": "a checkpoint"}))
+    result = runner.invoke(app, ["evaluate", str(bad), "--dataset", "synthetic"])
+    assert result.exit_code == 2
+    assert "model.pt" in result.stderr and "Traceback" not in result.output
