@@ -33,7 +33,11 @@ class UnknownNameError(H2OTError, KeyError):
 
 def unknown_message(kind: str, name: object, known: list[str]) -> str:
     """``Unknown pruner 'tcp'. Did you mean: tpc? Known: none, tpa, tpc, ...``."""
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    typed = str(name)
+    close = difflib.get_close_matches(typed, known, n=3, cutoff=0.5)
+    # Swapped letters ('tcp' for 'tpc') are the commonest typo, but difflib scores them no better than a
+    # changed letter ('tps'); put same-letter candidates first (the sort is stable within each group).
+    close.sort(key=lambda c: sorted(c) != sorted(typed))
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return f"Unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}"
 
