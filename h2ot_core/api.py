@@ -177,7 +177,8 @@ def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, work
          data_dir: str | Path | None, resume_from: str | Path | None, device: str) -> TrialResult:
     run = _build(spec, settings, data_dir, device)
     with torch.random.fork_rng(devices=[]):  # cost counting runs the pruners, which may draw noise
-        cost = count_cost(run.model.cpu(), spec.frames)
+        # batch-1 CPU latency beside the FLOPs, so the leaderboard shows time saved, not only FLOPs saved
+        cost = count_cost(run.model.cpu(), spec.frames, latency=True)
     run.model.to(device)
     loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, run.data.num_joints))
     ckpt_dir = workdir / CHECKPOINT_DIR

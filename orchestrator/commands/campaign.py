@@ -95,10 +95,19 @@ def run(
                          max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url)
     outcome = run_campaign(grid, campaign, opts, rerun=rerun)
     _print_outcome(outcome)
+    _print_best(campaign, db_url)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {campaign}`; run the same command again to retry them")
         raise typer.Exit(outcome.exit_code)
+
+
+def _print_best(campaign: str, db_url: str | None, top: int = 10) -> None:
+    """The campaign's best complete trials, as `h2ot leaderboard --campaign NAME` shows them."""
+    from orchestrator.commands.results import leaderboard
+
+    err.print(f"best of campaign {campaign} (all of it: h2ot leaderboard --campaign {campaign}):")
+    leaderboard(campaign=campaign, status="complete", top=top, db_url=db_url)
 
 
 def _print_outcome(outcome: CampaignOutcome) -> None:
