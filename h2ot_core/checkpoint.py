@@ -20,12 +20,8 @@ FORMAT = "h2ot-native"
 FORMAT_VERSION = 1
 
 
-def save_native(path: str | Path, model: HourglassModel, config: dict[str, Any], **extra: Any) -> Path:
-    """Write ``{format, version, config, state_dict, extra}`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config,
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra}
+def atomic_save(payload: Any, path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -35,6 +31,15 @@ def save_native(path: str | Path, model: HourglassModel, config: dict[str, Any],
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def save_native(path: str | Path, model: HourglassModel, config: dict[str, Any], **extra: Any) -> Path:
+    """Write ``{format, version, config, state_dict, extra}`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": config,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra}
+    return atomic_save(payload, path)
 
 
 def read_native(path: str | Path) -> dict[str, Any]:

@@ -6,9 +6,43 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from h2ot_core.checkpoint import build_from_config
 from h2ot_core.errors import CheckpointError
+
+#: ``(our key prefix, official key prefix)`` pairs; the first match wins.
+Prefixes = tuple[tuple[str, str], ...]
+#: Files whose backbone keys sit at the top level (MotionBERT, MotionAGFormer) with HoT's TRA and stage
+#: embedding beside them; HoT names those alike in every file.
+TOP_LEVEL_BACKBONE: Prefixes = (
+    ("backbone.pose_head.", "head."),
+    ("backbone.", ""),
+    ("recoverer.queries", "x_token"),
+    ("recoverer.", "cross_attention."),
+    ("stage_pos_embed.0", "pos_embed_token"),
+)
+
+
+def official_name(ours: str, prefixes: Prefixes) -> str:
+    """Official key of one of our ``state_dict`` keys."""
+    for prefix, official in prefixes:
+        if ours.startswith(prefix):
+            return official + ours[len(prefix):]
+    raise KeyError(ours)
+
+
+def size_of(state: Mapping[str, Tensor], key: str, axis: int, default: int) -> int:
+    """Length of ``state[key]`` along ``axis``, or ``default`` when the key is absent or too small."""
+    value = state.get(key)
+    return int(value.shape[axis]) if isinstance(value, Tensor) and value.ndim > axis else default
+
+
+def target_shapes(config: dict[str, Any]) -> dict[str, torch.Size]:
+    """``state_dict`` shapes of the model ``config`` builds (on the meta device: no memory, instant)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in build_from_config(config).state_dict().items()}
 
 
 @dataclass
@@ -42,3 +76,20 @@ def check_official_keys(state: Mapping[str, Tensor], expected: Mapping[str, tupl
                 shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12 else "")
                 parts.append(f"{title}: {shown}")
         raise CheckpointError(f"This is not an official {arch!r} checkpoint; " + "; ".join(parts))
+
+
+def convert_state(state: Mapping[str, Tensor], config: dict[str, Any], arch: str,
+                  prefixes: Prefixes) -> ConvertedModel:
+    """Check ``state`` against the keys ``config``'s model expects (official names) and rename it.
+
+    ``prefixes`` maps our key prefixes to the official ones (first match wins); HoT's TRA and stage
+    embedding keys are named alike in every HoT file.
+    """
+    target = target_shapes(config)
+    names = {ours: official_name(ours, prefixes) for ours in target}
+    expected = {names[k]: tuple(shape) for k, shape in target.items()}
+    if "pos_embed_token" in expected:  # ours is [1, f, 1, C], shared across joints
+        _, tokens, _, dim = expected["pos_embed_token"]
+        expected["pos_embed_token"] = (1, tokens, dim)
+    check_official_keys(state, expected, arch)
+    return ConvertedModel(config, {ours: state[names[ours]].reshape(shape) for ours, shape in target.items()})

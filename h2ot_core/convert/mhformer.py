@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from h2ot_core.convert.base import ConvertedModel, check_official_keys
-from h2ot_core.convert.motionagformer import target_shapes
+from h2ot_core.convert.base import ConvertedModel, check_official_keys, size_of, target_shapes
 from h2ot_core.factory import model_config
 from h2ot_core.models.mhformer import HYPOTHESES, SMALL_CLIP_FRAMES
 from h2ot_core.names import backbone_info
@@ -68,29 +67,24 @@ def official_names(ours: str, small_clip: bool) -> tuple[str, ...]:
     raise KeyError(ours)
 
 
-def _size(state: Mapping[str, Tensor], key: str, axis: int, default: int) -> int:
-    value = state.get(key)
-    return int(value.shape[axis]) if isinstance(value, Tensor) and value.ndim > axis else default
-
-
 def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
     """Constructor sizes recorded in an official state_dict (official defaults where a key is absent)."""
     cfg = dict(backbone_info("mhformer").defaults)
     shr = "Transformer_hypothesis.SHR_blocks.0."
-    dim = _size(state, f"{shr}norm1_1.weight", 0, cfg["dim"])
-    joints = _size(state, "regression.1.weight", 0, 3 * cfg["num_joints"]) // 3
-    tokens = _size(state, "Transformer_encoder_1.pos_embed", 1, cfg["in_chans"] * joints)
+    dim = size_of(state, f"{shr}norm1_1.weight", 0, cfg["dim"])
+    joints = size_of(state, "regression.1.weight", 0, 3 * cfg["num_joints"]) // 3
+    tokens = size_of(state, "Transformer_encoder_1.pos_embed", 1, cfg["in_chans"] * joints)
 
     def count(pattern: str) -> int:
         return len({m.group(1) for k in state if (m := re.match(pattern, k))})
 
     cfg.update(
-        num_frames=frames or _size(state, "Transformer_hypothesis.pos_embed_1", 1, cfg["num_frames"]),
+        num_frames=frames or size_of(state, "Transformer_hypothesis.pos_embed_1", 1, cfg["num_frames"]),
         num_joints=joints,
         in_chans=tokens // joints,
         dim=dim,
         depth=count(r"Transformer_hypothesis\.SHR_blocks\.(\d+)\.") or cfg["depth"],
-        mlp_ratio=_size(state, f"{shr}mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
+        mlp_ratio=size_of(state, f"{shr}mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
         mhg_depth=count(r"Transformer_encoder_1\.blocks\.(\d+)\.") or cfg["mhg_depth"],
     )
     return cfg

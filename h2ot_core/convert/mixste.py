@@ -19,11 +19,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from h2ot_core.checkpoint import build_from_config
-from h2ot_core.convert.base import ConvertedModel, check_official_keys
+from h2ot_core.convert.base import ConvertedModel, Prefixes, convert_state, size_of
 from h2ot_core.factory import model_config
 from h2ot_core.names import backbone_info
 
@@ -31,7 +29,7 @@ from h2ot_core.names import backbone_info
 HOT_LAYER = 3
 TPC_LAYER = 7
 #: Our key prefix → official key prefix (first match wins).
-PREFIXES = (
+PREFIXES: Prefixes = (
     ("backbone.patch_embed.", "Spatial_patch_to_embedding."),
     ("backbone.spatial_pos_embed", "Spatial_pos_embed"),
     ("backbone.temporal_pos_embed", "Temporal_pos_embed"),
@@ -44,23 +42,6 @@ PREFIXES = (
     ("recoverer.", "cross_attention."),
     ("stage_pos_embed.0", "pos_embed_token"),
 )
-
-
-Prefixes = tuple[tuple[str, str], ...]
-
-
-def official_name(ours: str, prefixes: Prefixes = PREFIXES) -> str:
-    """Official key of one of our ``state_dict`` keys."""
-    for prefix, official in prefixes:
-        if ours.startswith(prefix):
-            return official + ours[len(prefix):]
-    raise KeyError(ours)
-
-
-def size_of(state: Mapping[str, Tensor], key: str, axis: int, default: int) -> int:
-    """Length of ``state[key]`` along ``axis``, or ``default`` when the key is absent or too small."""
-    value = state.get(key)
-    return int(value.shape[axis]) if isinstance(value, Tensor) and value.ndim > axis else default
 
 
 def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
@@ -79,32 +60,9 @@ def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any
     return cfg
 
 
-def target_shapes(config: dict[str, Any]) -> dict[str, torch.Size]:
-    """``state_dict`` shapes of the model ``config`` builds (on the meta device: no memory, instant)."""
-    with torch.device("meta"):
-        return {k: v.shape for k, v in build_from_config(config).state_dict().items()}
-
-
-def convert_state(state: Mapping[str, Tensor], config: dict[str, Any], arch: str,
-                  prefixes: Prefixes = PREFIXES) -> ConvertedModel:
-    """Check ``state`` against the keys ``config``'s model expects (official names) and rename it.
-
-    ``prefixes`` maps our key prefixes to the official ones (first match wins); HoT's TRA and stage
-    embedding keys are named alike in every HoT file.
-    """
-    target = target_shapes(config)
-    names = {ours: official_name(ours, prefixes) for ours in target}
-    expected = {names[k]: tuple(shape) for k, shape in target.items()}
-    if "pos_embed_token" in expected:  # ours is [1, f, 1, C], shared across joints
-        _, tokens, _, dim = expected["pos_embed_token"]
-        expected["pos_embed_token"] = (1, tokens, dim)
-    check_official_keys(state, expected, arch)
-    return ConvertedModel(config, {ours: state[names[ours]].reshape(shape) for ours, shape in target.items()})
-
-
 def convert_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
     """Official MixSTE weights → unpruned ``mixste``."""
-    return convert_state(state, model_config("mixste", **read_sizes(state, frames)), "mixste")
+    return convert_state(state, model_config("mixste", **read_sizes(state, frames)), "mixste", PREFIXES)
 
 
 def convert_hot_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
@@ -112,7 +70,7 @@ def convert_hot_mixste(state: Mapping[str, Tensor], *, frames: int | None = None
     sizes = read_sizes(state, frames)
     tokens = size_of(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
     config = model_config("mixste", "tpc", "tra", f"{HOT_LAYER}:{tokens}", **sizes)
-    return convert_state(state, config, "hot_mixste")
+    return convert_state(state, config, "hot_mixste", PREFIXES)
 
 
 def convert_tpc_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
@@ -121,4 +79,4 @@ def convert_tpc_mixste(state: Mapping[str, Tensor], *, frames: int | None = None
     # The official 61 at 243 frames: 60 cluster centres plus the centre frame.
     tokens = (sizes["num_frames"] - 1) // 4 + 1
     config = model_config("mixste", "tpc", "none", f"{TPC_LAYER}:{tokens}", pipeline="seq2frame", **sizes)
-    return convert_state(state, config, "tpc_mixste")
+    return convert_state(state, config, "tpc_mixste", PREFIXES)

@@ -20,71 +20,49 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from h2ot_core.checkpoint import build_from_config
-from h2ot_core.convert.base import ConvertedModel, check_official_keys
+from h2ot_core.convert.base import (
+    TOP_LEVEL_BACKBONE,
+    ConvertedModel,
+    check_official_keys,
+    official_name,
+    size_of,
+    target_shapes,
+)
 from h2ot_core.factory import model_config
 from h2ot_core.names import backbone_info
 
 #: Block before which HoT's file prunes (its hard-coded ``layer_index``).
 HOT_LAYER = 7
-#: Our key prefix → official key prefix (first match wins).
-PREFIXES = (
-    ("backbone.pose_head.", "head."),
-    ("backbone.", ""),
-    ("recoverer.queries", "x_token"),
-    ("recoverer.", "cross_attention."),
-    ("stage_pos_embed.0", "pos_embed_token"),
-)
 _FRAME_NORM = re.compile(r"^layers\.(\d+)\.graph_temporal\.mixer\.batch_norm\.(weight|bias|running_mean|running_var)$")
 #: Identity values of padded frame-norm entries.
 _NORM_FILL = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
 
 
-def official_name(ours: str) -> str:
-    """Official key of one of our ``state_dict`` keys."""
-    for prefix, official in PREFIXES:
-        if ours.startswith(prefix):
-            return official + ours[len(prefix):]
-    raise KeyError(ours)
-
-
-def _size(state: Mapping[str, Tensor], key: str, axis: int, default: int) -> int:
-    value = state.get(key)
-    return int(value.shape[axis]) if isinstance(value, Tensor) and value.ndim > axis else default
-
-
 def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
     """Constructor sizes recorded in an official state_dict (official B defaults where a key is absent)."""
     cfg = dict(backbone_info("motionagformer").defaults)
-    dim = _size(state, "joints_embed.weight", 0, cfg["dim"])
+    dim = size_of(state, "joints_embed.weight", 0, cfg["dim"])
     depth = len({m.group(1) for k in state if (m := re.match(r"layers\.(\d+)\.", k))}) or cfg["depth"]
     cfg.update(
-        num_frames=frames or _size(state, "x_token", 1, _size(
+        num_frames=frames or size_of(state, "x_token", 1, size_of(
             state, "layers.0.graph_temporal.mixer.batch_norm.weight", 0, cfg["num_frames"])),
-        num_joints=_size(state, "pos_embed", 1, cfg["num_joints"]),
-        in_chans=_size(state, "joints_embed.weight", 1, cfg["in_chans"]),
+        num_joints=size_of(state, "pos_embed", 1, cfg["num_joints"]),
+        in_chans=size_of(state, "joints_embed.weight", 1, cfg["in_chans"]),
         dim=dim,
         depth=depth,
-        mlp_ratio=_size(state, "layers.0.att_spatial.mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
-        dim_rep=_size(state, "rep_logit.fc.weight", 0, cfg["dim_rep"]),
+        mlp_ratio=size_of(state, "layers.0.att_spatial.mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
+        dim_rep=size_of(state, "rep_logit.fc.weight", 0, cfg["dim_rep"]),
     )
     return cfg
-
-
-def target_shapes(config: dict[str, Any]) -> dict[str, torch.Size]:
-    """``state_dict`` shapes of the model ``config`` builds (on the meta device: no memory, instant)."""
-    with torch.device("meta"):
-        return {k: v.shape for k, v in build_from_config(config).state_dict().items()}
 
 
 def _convert(state: Mapping[str, Tensor], frames: int | None, hot: bool) -> ConvertedModel:
     arch = "hot_motionagformer" if hot else "motionagformer"
     sizes = read_sizes(state, frames)
     if hot:
-        tokens = _size(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
+        tokens = size_of(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
         sizes.update(num_heads=4, neighbour_num=4, tra_heads=4)
         config = model_config("motionagformer", "tpc", "tra", f"{HOT_LAYER}:{tokens}", **sizes)
     else:
@@ -92,7 +70,7 @@ def _convert(state: Mapping[str, Tensor], frames: int | None, hot: bool) -> Conv
         sizes.update(num_heads=8, neighbour_num=2)
         config = model_config("motionagformer", **sizes)
     target = target_shapes(config)
-    names = {ours: official_name(ours) for ours in target}
+    names = {ours: official_name(ours, TOP_LEVEL_BACKBONE) for ours in target}
     expected = {names[k]: tuple(shape) for k, shape in target.items()}
     if hot:
         expected["pos_embed_token"] = (1, tokens, sizes["dim"])

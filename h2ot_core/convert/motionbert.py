@@ -19,23 +19,12 @@ from typing import Any
 
 from torch import Tensor
 
-from h2ot_core.convert.base import ConvertedModel
-from h2ot_core.convert.mixste import convert_state, size_of
+from h2ot_core.convert.base import TOP_LEVEL_BACKBONE, ConvertedModel, convert_state, size_of
 from h2ot_core.factory import model_config
 from h2ot_core.names import backbone_info
 
 #: Level before which ``hot_motionbert`` prunes (its hard-coded ``layer_index``).
 HOT_LAYER = 1
-#: Our key prefix → official key prefix (first match wins).
-PREFIXES = (
-    ("backbone.pose_head.", "head."),
-    ("backbone.", ""),
-    ("recoverer.queries", "x_token"),
-    ("recoverer.", "cross_attention."),
-    ("stage_pos_embed.0", "pos_embed_token"),
-)
-
-
 def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
     """Constructor sizes recorded in an official state_dict (official defaults where a key is absent)."""
     cfg = dict(backbone_info("motionbert").defaults)
@@ -56,7 +45,7 @@ def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any
 def convert_motionbert(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
     """MotionBERT (DSTformer) weights → unpruned ``motionbert``."""
     config = model_config("motionbert", **read_sizes(state, frames))
-    return convert_state(state, config, "motionbert", PREFIXES)
+    return convert_state(state, config, "motionbert", TOP_LEVEL_BACKBONE)
 
 
 def convert_hot_motionbert(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
@@ -64,4 +53,4 @@ def convert_hot_motionbert(state: Mapping[str, Tensor], *, frames: int | None = 
     sizes = read_sizes(state, frames)
     tokens = size_of(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
     config = model_config("motionbert", "tpc", "tra", f"{HOT_LAYER}:{tokens}", **sizes)
-    return convert_state(state, config, "hot_motionbert", PREFIXES)
+    return convert_state(state, config, "hot_motionbert", TOP_LEVEL_BACKBONE)

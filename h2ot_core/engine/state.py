@@ -6,8 +6,6 @@ leaves the previous epoch's file intact. Plain containers only, so it loads with
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from h2ot_core.checkpoint import atomic_save
 from h2ot_core.errors import CheckpointError
 
 STATE_FILE = "state.pt"
@@ -53,15 +52,7 @@ def save_state(directory: str | Path, state: TrainState) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / STATE_FILE
     payload = {"format": FORMAT, "version": FORMAT_VERSION, **asdict(state)}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{STATE_FILE}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_save(payload, path)
 
 
 def load_state(path: str | Path) -> TrainState:
