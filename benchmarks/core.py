@@ -5,9 +5,11 @@ For each backbone at its official size (or ``--frames``), batch 1 and batch 8:
 - our unpruned model against the same model with a straightforward explicit-softmax attention
   (target: ours >= 1.5x faster).
 Latency is the median of ``--repeats`` timed passes after warm-up; all variants of a backbone are
-timed interleaved, round-robin, so machine noise hits them alike.
+timed interleaved, round-robin, so machine noise hits them alike. ``--device cuda`` times on a GPU
+(synchronising after every pass), ``--bf16`` under bfloat16 autocast.
 
     python -m benchmarks.core [--backbones mixste,motionbert] [--batches 1,8] [--repeats 5] [--threads N]
+                              [--device cuda] [--bf16]
 """
 
 from __future__ import annotations
@@ -65,7 +67,15 @@ def time_round_robin(fns: dict[str, Callable[[], object]], repeats: int) -> dict
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def run(backbones: list[str], batches: list[int], repeats: int) -> None:
+def forward(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> None:
+    """One timed pass: under bf16 autocast if asked, waiting for the GPU's queue to drain."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        model(x)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(backbones: list[str], batches: list[int], repeats: int, device: torch.device, bf16: bool) -> None:
     print("| backbone | batch | variant | schedule | GFLOPs | latency ms | FLOPs ratio | speed-up | speed-up / FLOPs ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     explicit_rows = []
@@ -73,14 +83,16 @@ def run(backbones: list[str], batches: list[int], repeats: int) -> None:
         models = {name: (create_model(backbone, pruner, recoverer, schedule).eval(), schedule)
                   for name, (pruner, recoverer, schedule) in variants(backbone).items()}
         gflops = {n: count_flops(m, example_input(m))[0] for n, (m, _) in models.items()}
+        for model, _ in models.values():
+            model.to(device)
         for batch in batches:
-            x = example_input(models["unpruned"][0], batch)
-            fns = {n: (lambda m=m, x=x: m(x)) for n, (m, _) in models.items()}
+            x = example_input(models["unpruned"][0], batch).to(device)
+            fns = {n: (lambda m=m, x=x: forward(m, x, bf16)) for n, (m, _) in models.items()}
             base = models["unpruned"][0]
 
             def explicit(base=base, x=x):
                 with explicit_attention():
-                    return base(x)
+                    forward(base, x, bf16)
 
             fns["unpruned, explicit softmax"] = explicit
             ms = time_round_robin(fns, repeats)
@@ -102,11 +114,15 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="time under bfloat16 autocast")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
-    run(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, device {device} ({name}), {'bf16 autocast' if args.bf16 else 'fp32'}")
+    run(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats, device, args.bf16)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ Runs the same N trivial trials (a 9-frame, 16-channel MixSTE by default, one epo
 2. ``h2ot campaign run``'s code path (Ray Tune + leaderboard + MLflow), one trial at a time, for N and for
    2N trials: the difference divided by N is the marginal cost of a trial in a campaign, and what is
    left of the N-trial run is the fixed cost (Ray start/stop, store setup, worker imports);
-3. 2N trials with as many concurrent trials as cores, and 2 x cores CPU-bound trials (about a hundred
-   training windows each) the same way, for the CPU use.
+3. 2N trials with as many concurrent trials as cores, and 2 x cores CPU-bound trials (a few hundred
+   training windows each) the same way, for the CPU use — over the whole campaign and over its trial phase
+   (first trial start to last trial end, from the leaderboard's timestamps).
 
 Per-trial orchestration overhead = marginal cost − plain-loop cost: Tune scheduling with reused actors,
 reporting, leaderboard and MLflow writes. CPU use = CPU seconds of the driver and every process it spawned
@@ -24,7 +25,10 @@ import os
 import tempfile
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
+
+import numpy as np
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -48,6 +52,7 @@ class TreeCpu:
     def __init__(self, root: int, interval: float = 0.25):
         self.root, self.interval = root, interval
         self.seen: dict[int, float] = {}
+        self.series: list[tuple[float, float]] = []  # (UTC epoch seconds, CPU seconds of the tree so far)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -71,6 +76,7 @@ class TreeCpu:
             if pid in stats:
                 self.seen[pid] = max(self.seen.get(pid, 0.0), stats[pid][1])
             stack.extend(children.get(pid, []))
+        self.series.append((time.time(), sum(self.seen.values())))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -91,12 +97,28 @@ class TreeCpu:
     def cpu_seconds(self) -> float:
         return sum(self.seen.values()) - self.start
 
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the tree used between two UTC epoch times (linear between samples)."""
+        times, totals = zip(*self.series, strict=True)
+        return float(np.interp(end, times, totals) - np.interp(start, times, totals))
+
+
+def trial_phase(db_url: str) -> tuple[float, float]:
+    """UTC epoch seconds from the first trial's start to the last trial's end, from the leaderboard."""
+    from sqlalchemy import create_engine, func, select
+
+    from results.schema import Trial
+
+    with create_engine(db_url).connect() as conn:
+        first, last = conn.execute(select(func.min(Trial.started_at), func.max(Trial.finished_at))).one()
+    return first.replace(tzinfo=UTC).timestamp(), last.replace(tzinfo=UTC).timestamp()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6, help="N (the sequential campaigns run N and 2N)")
     parser.add_argument("--backbone", default="mixste")
-    parser.add_argument("--heavy-windows", type=int, default=96, help="training windows of the CPU-bound trials")
+    parser.add_argument("--heavy-windows", type=int, default=400, help="training windows of the CPU-bound trials")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="h2ot-orch-bench-"))
     os.environ["H2OT_RUNS_DIR"] = str(tmp / "runs")
@@ -114,7 +136,7 @@ def main() -> None:
         path = tmp / f"grid{size}.yaml"
         path.write_text(grid_yaml(size, args.backbone))
         grids[size] = load_grid(path)
-    heavy = tmp / "heavy.yaml"  # CPU-bound trials: each trains ~100 windows on one thread
+    heavy = tmp / "heavy.yaml"  # CPU-bound trials: each trains a few hundred windows on one thread
     heavy.write_text(grid_yaml(2 * cores, args.backbone, windows=args.heavy_windows).replace(
         "orchestration_bench", "orchestration_heavy"))
     grids[0] = load_grid(heavy)
@@ -126,21 +148,24 @@ def main() -> None:
         run_trial(spec, workdir=tmp / "loop" / spec.trial_key)
     loop_per_trial = (time.perf_counter() - t0) / len(specs)
 
-    def campaign(size: int, concurrent: int, label: str) -> tuple[float, float]:
-        opts = LaunchOptions(num_cpus=cores, cpus_per_trial=1, max_concurrent=concurrent, retries=0,
-                             db_url=f"sqlite:///{tmp / f'{label}.sqlite'}")
+    def campaign(size: int, concurrent: int, label: str) -> tuple[float, TreeCpu, str]:
+        db_url = f"sqlite:///{tmp / f'{label}.sqlite'}"
+        opts = LaunchOptions(num_cpus=cores, cpus_per_trial=1, max_concurrent=concurrent, retries=0, db_url=db_url)
         with TreeCpu(os.getpid()) as cpu:
             t0 = time.perf_counter()
             outcome = run_campaign(grids[size], f"bench-{label}", opts)
             wall = time.perf_counter() - t0
         assert outcome.exit_code == 0, outcome.statuses
-        return wall, cpu.cpu_seconds
+        return wall, cpu, db_url
 
     campaign(1, 1, "warmup")  # one-time costs of this process: imports, MLflow schema creation
-    seq_n, _ = campaign(n, 1, f"seq{n}")
-    seq_2n, _ = campaign(2 * n, 1, f"seq{2 * n}")
-    con_2n, _ = campaign(2 * n, cores, f"con{2 * n}")
-    heavy_s, heavy_cpu = campaign(0, cores, "heavy")
+    seq_n, _, _ = campaign(n, 1, f"seq{n}")
+    seq_2n, _, _ = campaign(2 * n, 1, f"seq{2 * n}")
+    con_2n, _, _ = campaign(2 * n, cores, f"con{2 * n}")
+    heavy_s, heavy_tree, heavy_db = campaign(0, cores, "heavy")
+    heavy_cpu = heavy_tree.cpu_seconds
+    first, last = trial_phase(heavy_db)
+    phase_cpu = heavy_tree.cpu_between(first, last)
     marginal = (seq_2n - seq_n) / n
     fixed = seq_n - n * marginal
 
@@ -155,6 +180,8 @@ def main() -> None:
           f"first import of torch in each worker)")
     print(f"CPU use, {2 * cores} CPU-bound trials, {cores} at a time: {heavy_cpu:6.1f} CPU-s over {heavy_s:.1f} s "
           f"wall = {100 * heavy_cpu / (heavy_s * cores):.0f}% of {cores} cores (incl. the fixed cost above)")
+    print(f"  of which from the first trial's start to the last one's end: {phase_cpu:.1f} CPU-s over "
+          f"{last - first:.1f} s = {100 * phase_cpu / ((last - first) * cores):.0f}% of {cores} cores")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 Workers only report; this callback turns those reports into leaderboard rows (``mark_running`` at start,
 ``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial) and MLflow runs
-(per-epoch metrics as they arrive, final metrics, cost, provenance and artifacts at the end).
+(per-epoch metrics, final metrics, cost, provenance and artifacts at the end).
+An epoch reported with a checkpoint reaches MLflow only once Tune has registered that checkpoint: Tune saves
+it in a second call to the worker, and a worker lost in between is resumed from the checkpoint before, so
+it trains that epoch again. Logged only when committed, every epoch of a resumed trial appears exactly once.
 Leaderboard upserts are idempotent by ``trial_key`` and never overwrite a complete row, so Tune
 re-delivering a finished trial after a restore is harmless.
 """
@@ -67,6 +70,8 @@ class ResultsSink(Callback):
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
         self.errors: dict[str, str] = {}
+        #: trial_key -> (step, metrics) of the epoch whose checkpoint Tune is still saving
+        self.pending: dict[str, tuple[int, dict[str, Any]]] = {}
         self._store: Any = None
         self._tracker: Any = None
 
@@ -111,7 +116,22 @@ class ResultsSink(Callback):
         # Only what the trial reported: not Tune's bookkeeping (pid, timestamps) nor the scheduler's copies.
         reported = {k: v for k, v in result.items()
                     if k not in AUTO_RESULT_KEYS and k not in TUNE_EXTRA_KEYS and not k.startswith(SCHEDULER_PREFIX)}
-        self.tracker.log_epoch(self._run_id(spec), reported, step)
+        if result.get("should_checkpoint"):
+            self.pending[spec.trial_key] = (step, reported)
+        else:
+            self.tracker.log_epoch(self._run_id(spec), reported, step)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        self._flush(TrialSpec.from_dict(trial.config["spec"]))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # The worker died before its last checkpoint was saved: the retry trains that epoch again.
+        self.pending.pop(TrialSpec.from_dict(trial.config["spec"]).trial_key, None)
+
+    def _flush(self, spec: TrialSpec) -> None:
+        if spec.trial_key in self.pending:
+            step, reported = self.pending.pop(spec.trial_key)
+            self.tracker.log_epoch(self._run_id(spec), reported, step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.from_dict(trial.config["spec"])
@@ -130,6 +150,7 @@ class ResultsSink(Callback):
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
         run_id = self._run_id(spec)
         try:
+            self._flush(spec)  # a trial that ends with no retry left: its last epoch did run
             self.tracker.finish_trial(run_id, result)
         except Exception:  # MLflow is the browser, not the record: never lose the leaderboard row for it
             log.exception("MLflow logging failed for trial %s", spec.trial_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from h2ot_core.checkpoint import build_from_config
 from h2ot_core.errors import CheckpointError
+from h2ot_core.names import backbone_info
 
 #: ``(our key prefix, official key prefix)`` pairs; the first match wins.
 Prefixes = tuple[tuple[str, str], ...]
@@ -37,6 +39,53 @@ def size_of(state: Mapping[str, Tensor], key: str, axis: int, default: int) -> i
     """Length of ``state[key]`` along ``axis``, or ``default`` when the key is absent or too small."""
     value = state.get(key)
     return int(value.shape[axis]) if isinstance(value, Tensor) and value.ndim > axis else default
+
+
+@dataclass(frozen=True)
+class SizeKeys:
+    """Where an official lifter's state_dict records its constructor sizes.
+
+    Attributes:
+        backbone: our registry name, whose official defaults fill what the state_dict does not record.
+        embed: the joint embedding's weight ``[dim, in_chans]``.
+        joint_pos: the joint position embedding ``[1, J, dim]``.
+        blocks: prefix of the numbered blocks (``"STEblocks"`` → ``STEblocks.<i>.*``).
+        fc1: the first block's MLP input weight ``[dim * mlp_ratio, dim]``.
+        frames: ``(key, axis)`` places of the frame count, tried in order.
+        dim_rep: the representation layer's weight ``[dim_rep, dim]``, where the model has one.
+    """
+
+    backbone: str
+    embed: str
+    joint_pos: str
+    blocks: str
+    fc1: str
+    frames: tuple[tuple[str, int], ...]
+    dim_rep: str | None = None
+
+
+def read_sizes(state: Mapping[str, Tensor], keys: SizeKeys, frames: int | None) -> dict[str, Any]:
+    """Constructor sizes of ``keys.backbone`` recorded in an official state_dict (official defaults where absent).
+
+    ``frames`` imposes the frame count instead of reading it.
+    """
+    cfg = dict(backbone_info(keys.backbone).defaults)
+    dim = size_of(state, keys.embed, 0, cfg["dim"])
+    block = re.compile(rf"{re.escape(keys.blocks)}\.(\d+)\.")
+    depth = len({m.group(1) for k in state if (m := block.match(k))}) or cfg["depth"]
+    for key, axis in reversed(keys.frames):  # the first place listed wins
+        cfg["num_frames"] = size_of(state, key, axis, cfg["num_frames"])
+    cfg.update(
+        num_frames=frames or cfg["num_frames"],
+        num_joints=size_of(state, keys.joint_pos, 1, cfg["num_joints"]),
+        in_chans=size_of(state, keys.embed, 1, cfg["in_chans"]),
+        dim=dim,
+        depth=depth,
+        mlp_ratio=size_of(state, keys.fc1, 0, int(cfg["mlp_ratio"] * dim)) / dim,
+    )
+    if keys.dim_rep:
+        cfg["dim_rep"] = size_of(state, keys.dim_rep, 0, cfg["dim_rep"])
+    return cfg
 
 
 def target_shapes(config: dict[str, Any]) -> dict[str, torch.Size]:

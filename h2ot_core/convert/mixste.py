@@ -15,15 +15,12 @@ not match is refused with the offending keys named.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any
 
 from torch import Tensor
 
-from h2ot_core.convert.base import ConvertedModel, Prefixes, convert_state, size_of
+from h2ot_core.convert.base import ConvertedModel, Prefixes, SizeKeys, convert_state, read_sizes, size_of
 from h2ot_core.factory import model_config
-from h2ot_core.names import backbone_info
 
 #: Pair before which ``hot_mixste`` / ``tpc_mixste`` prune (the official ``layer_index``).
 HOT_LAYER = 3
@@ -44,30 +41,20 @@ PREFIXES: Prefixes = (
 )
 
 
-def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
-    """Constructor sizes recorded in an official state_dict (official defaults where a key is absent)."""
-    cfg = dict(backbone_info("mixste").defaults)
-    dim = size_of(state, "Spatial_patch_to_embedding.weight", 0, cfg["dim"])
-    depth = len({m.group(1) for k in state if (m := re.match(r"STEblocks\.(\d+)\.", k))}) or cfg["depth"]
-    cfg.update(
-        num_frames=frames or size_of(state, "Temporal_pos_embed", 1, cfg["num_frames"]),
-        num_joints=size_of(state, "Spatial_pos_embed", 1, cfg["num_joints"]),
-        in_chans=size_of(state, "Spatial_patch_to_embedding.weight", 1, cfg["in_chans"]),
-        dim=dim,
-        depth=depth,
-        mlp_ratio=size_of(state, "STEblocks.0.mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
-    )
-    return cfg
+#: Where MixSTE's state_dict records its sizes.
+SIZE_KEYS = SizeKeys(backbone="mixste", embed="Spatial_patch_to_embedding.weight", joint_pos="Spatial_pos_embed",
+                     blocks="STEblocks", fc1="STEblocks.0.mlp.fc1.weight", frames=(("Temporal_pos_embed", 1),))
 
 
 def convert_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
     """Official MixSTE weights → unpruned ``mixste``."""
-    return convert_state(state, model_config("mixste", **read_sizes(state, frames)), "mixste", PREFIXES)
+    config = model_config("mixste", **read_sizes(state, SIZE_KEYS, frames))
+    return convert_state(state, config, "mixste", PREFIXES)
 
 
 def convert_hot_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
     """HoT-MixSTE weights → ``mixste`` with ``tpc`` / ``tra`` / ``"3:81"`` (at 243 frames)."""
-    sizes = read_sizes(state, frames)
+    sizes = read_sizes(state, SIZE_KEYS, frames)
     tokens = size_of(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
     config = model_config("mixste", "tpc", "tra", f"{HOT_LAYER}:{tokens}", **sizes)
     return convert_state(state, config, "hot_mixste", PREFIXES)
@@ -75,7 +62,7 @@ def convert_hot_mixste(state: Mapping[str, Tensor], *, frames: int | None = None
 
 def convert_tpc_mixste(state: Mapping[str, Tensor], *, frames: int | None = None) -> ConvertedModel:
     """TPC-MixSTE (seq2frame) weights → ``mixste`` with ``tpc`` / ``none`` / ``"7:61"`` (at 243 frames)."""
-    sizes = read_sizes(state, frames)
+    sizes = read_sizes(state, SIZE_KEYS, frames)
     # The official 61 at 243 frames: 60 cluster centres plus the centre frame.
     tokens = (sizes["num_frames"] - 1) // 4 + 1
     config = model_config("mixste", "tpc", "none", f"{TPC_LAYER}:{tokens}", pipeline="seq2frame", **sizes)

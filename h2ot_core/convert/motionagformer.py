@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from torch import Tensor
 
 from h2ot_core.convert.base import (
     TOP_LEVEL_BACKBONE,
     ConvertedModel,
+    SizeKeys,
     check_official_keys,
     official_name,
+    read_sizes,
     size_of,
     target_shapes,
 )
 from h2ot_core.factory import model_config
-from h2ot_core.names import backbone_info
 
 #: Block before which HoT's file prunes (its hard-coded ``layer_index``).
 HOT_LAYER = 7
@@ -40,27 +40,17 @@ _FRAME_NORM = re.compile(r"^layers\.(\d+)\.graph_temporal\.mixer\.batch_norm\.(w
 _NORM_FILL = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
 
 
-def read_sizes(state: Mapping[str, Tensor], frames: int | None) -> dict[str, Any]:
-    """Constructor sizes recorded in an official state_dict (official B defaults where a key is absent)."""
-    cfg = dict(backbone_info("motionagformer").defaults)
-    dim = size_of(state, "joints_embed.weight", 0, cfg["dim"])
-    depth = len({m.group(1) for k in state if (m := re.match(r"layers\.(\d+)\.", k))}) or cfg["depth"]
-    cfg.update(
-        num_frames=frames or size_of(state, "x_token", 1, size_of(
-            state, "layers.0.graph_temporal.mixer.batch_norm.weight", 0, cfg["num_frames"])),
-        num_joints=size_of(state, "pos_embed", 1, cfg["num_joints"]),
-        in_chans=size_of(state, "joints_embed.weight", 1, cfg["in_chans"]),
-        dim=dim,
-        depth=depth,
-        mlp_ratio=size_of(state, "layers.0.att_spatial.mlp.fc1.weight", 0, int(cfg["mlp_ratio"] * dim)) / dim,
-        dim_rep=size_of(state, "rep_logit.fc.weight", 0, cfg["dim_rep"]),
-    )
-    return cfg
+#: Where MotionAGFormer's state_dict records its sizes: no temporal embedding, so the frame count comes
+#: from HoT's recovery queries or the temporal GCN's frame norm.
+SIZE_KEYS = SizeKeys(backbone="motionagformer", embed="joints_embed.weight", joint_pos="pos_embed",
+                     blocks="layers", fc1="layers.0.att_spatial.mlp.fc1.weight",
+                     frames=(("x_token", 1), ("layers.0.graph_temporal.mixer.batch_norm.weight", 0)),
+                     dim_rep="rep_logit.fc.weight")
 
 
 def _convert(state: Mapping[str, Tensor], frames: int | None, hot: bool) -> ConvertedModel:
     arch = "hot_motionagformer" if hot else "motionagformer"
-    sizes = read_sizes(state, frames)
+    sizes = read_sizes(state, SIZE_KEYS, frames)
     if hot:
         tokens = size_of(state, "pos_embed_token", 1, sizes["num_frames"] // 3)
         sizes.update(num_heads=4, neighbour_num=4, tra_heads=4)

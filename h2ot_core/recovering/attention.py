@@ -41,3 +41,12 @@ class TRA(TokenRecoverer):
         out = F.scaled_dot_product_attention(q, k, v)  # [B*J, H, F, d]
         out = self.proj(out.transpose(1, 2).reshape(b * j, num_frames, c)) + self.queries
         return out.view(b, j, num_frames, c).transpose(1, 2)
+
+    def hoisted_macs(self, x: Tensor, kept_index: Tensor, num_frames: int) -> int:
+        """Multiply-adds of ``linear_q`` that HoT's TRA spends and this one does not.
+
+        HoT projects the expanded queries once per joint sequence (``B*J`` times); we project them once.
+        The papers' ``gflops`` column counts HoT's way (see :func:`h2ot_core.cost.count_flops`).
+        """
+        b, _, j, _ = x.shape
+        return (b * j - 1) * num_frames * self.linear_q.in_features * self.linear_q.out_features

@@ -8,20 +8,33 @@ with the converted modules.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
 import torch.nn.functional as F
+from official_ref import (
+    State,
+    block_shapes,
+    close,
+    converted_model,
+    lin,
+    linear_shapes,
+    ln,
+    mlp,
+    norm_shapes,
+    ref_cross_attention,
+    ref_self_attention,
+    ref_tra,
+    softmax_attention,
+    tra_shapes,
+)
 from torch import Tensor
 
-from h2ot_core.checkpoint import build_from_config, load_native, load_state_strict
+from h2ot_core.checkpoint import build_from_config, load_native
 from h2ot_core.convert.mhformer import convert_mhformer, convert_tpc_mhformer
 from h2ot_core.convert.motionagformer import convert_hot_motionagformer, convert_motionagformer
 from h2ot_core.convert.service import convert_official
 from h2ot_core.errors import CheckpointError
-
-State = dict[str, Tensor]
 
 # The official spatial graph, in the official file's own form.
 OFFICIAL_CONNECTIONS = {10: [9], 9: [8, 10], 8: [7, 9], 14: [15, 8], 15: [16, 14], 11: [12, 8], 12: [13, 11],
@@ -30,21 +43,6 @@ OFFICIAL_CONNECTIONS = {10: [9], 9: [8, 10], 8: [7, 9], 14: [15, 8], 15: [16, 14
 
 
 # ---------------------------------------------------------------- random official state_dicts
-
-def _linear(prefix: str, out: int, inp: int, bias: bool = True) -> Iterator[tuple[str, tuple[int, ...]]]:
-    yield f"{prefix}.weight", (out, inp)
-    if bias:
-        yield f"{prefix}.bias", (out,)
-
-
-def _norm(prefix: str, n: int, batch: bool = False) -> Iterator[tuple[str, tuple[int, ...]]]:
-    yield f"{prefix}.weight", (n,)
-    yield f"{prefix}.bias", (n,)
-    if batch:
-        yield f"{prefix}.running_mean", (n,)
-        yield f"{prefix}.running_var", (n,)
-        yield f"{prefix}.num_batches_tracked", ()
-
 
 def randomise(shapes: dict[str, tuple[int, ...]], seed: int) -> State:
     """Random weights of moderate scale; positive variances; integer batch counters."""
@@ -64,33 +62,29 @@ def randomise(shapes: dict[str, tuple[int, ...]], seed: int) -> State:
 def agformer_shapes(frames: int, dim: int, depth: int, dim_rep: int, hot: tuple[int, int] | None = None,
                     joints: int = 17) -> dict[str, tuple[int, ...]]:
     s: dict[str, tuple[int, ...]] = {"pos_embed": (1, joints, dim)}
-    s.update(_linear("joints_embed", dim, 3))
-    s.update(_norm("norm", dim))
+    s.update(linear_shapes("joints_embed", dim, 3))
+    s.update(norm_shapes("norm", dim))
     for i in range(depth):
         nodes = hot[1] if hot and i >= hot[0] else frames
         for unit in ("att_spatial", "att_temporal", "graph_spatial", "graph_temporal"):
             p = f"layers.{i}.{unit}"
             s[f"{p}.layer_scale_1"] = s[f"{p}.layer_scale_2"] = (dim,)
-            s.update(_norm(f"{p}.norm1", dim))
-            s.update(_norm(f"{p}.norm2", dim))
-            s.update(_linear(f"{p}.mlp.fc1", 4 * dim, dim))
-            s.update(_linear(f"{p}.mlp.fc2", dim, 4 * dim))
+            s.update(norm_shapes(f"{p}.norm1", dim))
+            s.update(norm_shapes(f"{p}.norm2", dim))
+            s.update(linear_shapes(f"{p}.mlp.fc1", 4 * dim, dim))
+            s.update(linear_shapes(f"{p}.mlp.fc2", dim, 4 * dim))
             if unit.startswith("att"):
-                s.update(_linear(f"{p}.mixer.qkv", 3 * dim, dim, bias=False))
-                s.update(_linear(f"{p}.mixer.proj", dim, dim))
+                s.update(linear_shapes(f"{p}.mixer.qkv", 3 * dim, dim, bias=False))
+                s.update(linear_shapes(f"{p}.mixer.proj", dim, dim))
             else:
-                s.update(_linear(f"{p}.mixer.U", dim, dim))
-                s.update(_linear(f"{p}.mixer.V", dim, dim))
-                s.update(_norm(f"{p}.mixer.batch_norm", joints if unit == "graph_spatial" else nodes, batch=True))
-        s.update(_linear(f"layers.{i}.fusion", 2, 2 * dim))
-    s.update(_linear("rep_logit.fc", dim_rep, dim))
-    s.update(_linear("head", 3, dim_rep))
+                s.update(linear_shapes(f"{p}.mixer.U", dim, dim))
+                s.update(linear_shapes(f"{p}.mixer.V", dim, dim))
+                s.update(norm_shapes(f"{p}.mixer.batch_norm", joints if unit == "graph_spatial" else nodes, batch=True))
+        s.update(linear_shapes(f"layers.{i}.fusion", 2, 2 * dim))
+    s.update(linear_shapes("rep_logit.fc", dim_rep, dim))
+    s.update(linear_shapes("head", 3, dim_rep))
     if hot:
-        s["pos_embed_token"] = (1, hot[1], dim)
-        s["x_token"] = (1, frames, dim)
-        for name in ("linear_q", "linear_k", "linear_v"):
-            s.update(_linear(f"cross_attention.{name}", dim, dim, bias=False))
-        s.update(_linear("cross_attention.proj", dim, dim))
+        s.update(tra_shapes(frames, hot[1], dim, qkv_bias=False))
     return s
 
 
@@ -102,73 +96,46 @@ def mhformer_shapes(frames: int, dim: int, hidden: int, mhg_depth: int, joints: 
             s[f"embedding_{h}.weight"], s[f"embedding_{h}.bias"] = (dim, tokens, 1), (dim,)
         else:
             s[f"embedding_{h}.0.weight"], s[f"embedding_{h}.0.bias"] = (dim, tokens, 1), (dim,)
-            s.update(_norm(f"embedding_{h}.1", dim, batch=True))
-        s.update(_norm(f"norm_{h}", frames))
+            s.update(norm_shapes(f"embedding_{h}.1", dim, batch=True))
+        s.update(norm_shapes(f"norm_{h}", frames))
         e = f"Transformer_encoder_{h}"
         s[f"{e}.pos_embed"] = (1, tokens, frames)
         for i in range(mhg_depth):
-            b = f"{e}.blocks.{i}"
-            s.update(_norm(f"{b}.norm1", frames))
-            s.update(_linear(f"{b}.attn.qkv", 3 * frames, frames))
-            s.update(_linear(f"{b}.attn.proj", frames, frames))
-            s.update(_norm(f"{b}.norm2", frames))
-            s.update(_linear(f"{b}.mlp.fc1", 2 * frames, frames))
-            s.update(_linear(f"{b}.mlp.fc2", frames, 2 * frames))
-        s.update(_norm(f"{e}.norm", frames))
+            s.update(block_shapes(f"{e}.blocks.{i}", frames, 2 * frames))
+        s.update(norm_shapes(f"{e}.norm", frames))
         s[f"Transformer_hypothesis.pos_embed_{h}"] = (1, frames, dim)
     t = "Transformer_hypothesis"
     for i in range(2):
         b = f"{t}.SHR_blocks.{i}"
         for h in (1, 2, 3):
-            s.update(_norm(f"{b}.norm1_{h}", dim))
-            s.update(_linear(f"{b}.attn_{h}.qkv", 3 * dim, dim))
-            s.update(_linear(f"{b}.attn_{h}.proj", dim, dim))
-        s.update(_norm(f"{b}.norm2", 3 * dim))
-        s.update(_linear(f"{b}.mlp.fc1", hidden, 3 * dim))
-        s.update(_linear(f"{b}.mlp.fc2", 3 * dim, hidden))
+            s.update(norm_shapes(f"{b}.norm1_{h}", dim))
+            s.update(linear_shapes(f"{b}.attn_{h}.qkv", 3 * dim, dim))
+            s.update(linear_shapes(f"{b}.attn_{h}.proj", dim, dim))
+        s.update(norm_shapes(f"{b}.norm2", 3 * dim))
+        s.update(linear_shapes(f"{b}.mlp.fc1", hidden, 3 * dim))
+        s.update(linear_shapes(f"{b}.mlp.fc2", 3 * dim, hidden))
     b = f"{t}.CHI_blocks.0"
     for h in (1, 2, 3):
         for m in (1, 2, 3):
-            s.update(_norm(f"{b}.norm3_{h}{m}", dim))
+            s.update(norm_shapes(f"{b}.norm3_{h}{m}", dim))
         for name in ("linear_q", "linear_k", "linear_v", "proj"):
-            s.update(_linear(f"{b}.attn_{h}.{name}", dim, dim))
-    s.update(_norm(f"{b}.norm2", 3 * dim))
-    s.update(_linear(f"{b}.mlp.fc1", hidden, 3 * dim))
-    s.update(_linear(f"{b}.mlp.fc2", 3 * dim, hidden))
-    s.update(_norm(f"{t}.norm", 3 * dim))
-    s.update(_norm("regression.0", 3 * dim, batch=True))
+            s.update(linear_shapes(f"{b}.attn_{h}.{name}", dim, dim))
+    s.update(norm_shapes(f"{b}.norm2", 3 * dim))
+    s.update(linear_shapes(f"{b}.mlp.fc1", hidden, 3 * dim))
+    s.update(linear_shapes(f"{b}.mlp.fc2", 3 * dim, hidden))
+    s.update(norm_shapes(f"{t}.norm", 3 * dim))
+    s.update(norm_shapes("regression.0", 3 * dim, batch=True))
     s["regression.1.weight"], s["regression.1.bias"] = (3 * joints, 3 * dim, 1), (3 * joints,)
     return s
 
 
 # ---------------------------------------------------------------- functional official forwards (eval mode)
 
-def lin(sd: State, p: str, x: Tensor) -> Tensor:
-    y = x @ sd[f"{p}.weight"].T
-    return y + sd[f"{p}.bias"] if f"{p}.bias" in sd else y
-
-
-def ln(sd: State, p: str, x: Tensor, eps: float = 1e-5) -> Tensor:
-    mu = x.mean(-1, keepdim=True)
-    var = x.var(-1, unbiased=False, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * sd[f"{p}.weight"] + sd[f"{p}.bias"]
-
-
 def bn(sd: State, p: str, x: Tensor) -> Tensor:
     """Eval batch norm with the channel on axis 1 of ``x [N, Ch, ...]``."""
     shape = (1, -1) + (1,) * (x.ndim - 2)
     mean, var = sd[f"{p}.running_mean"].view(shape), sd[f"{p}.running_var"].view(shape)
     return (x - mean) / torch.sqrt(var + 1e-5) * sd[f"{p}.weight"].view(shape) + sd[f"{p}.bias"].view(shape)
-
-
-def mlp(sd: State, p: str, x: Tensor) -> Tensor:
-    return lin(sd, f"{p}.fc2", F.gelu(lin(sd, f"{p}.fc1", x)))
-
-
-def softmax_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    a = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    a = torch.exp(a - a.amax(-1, keepdim=True))
-    return (a / a.sum(-1, keepdim=True)) @ v
 
 
 def ref_agformer_attention(sd: State, p: str, x: Tensor, heads: int, temporal: bool) -> Tensor:
@@ -207,8 +174,8 @@ def ref_motionagformer(sd: State, x: Tensor, heads: int, neighbours: int,
     depth = len({k.split(".")[1] for k in sd if k.startswith("layers.")})
 
     def unit(p: str, h: Tensor, mixer) -> Tensor:
-        h = h + sd[f"{p}.layer_scale_1"] * mixer(f"{p}.mixer", ln(sd, f"{p}.norm1", h))
-        return h + sd[f"{p}.layer_scale_2"] * mlp(sd, f"{p}.mlp", ln(sd, f"{p}.norm2", h))
+        h = h + sd[f"{p}.layer_scale_1"] * mixer(f"{p}.mixer", ln(sd, f"{p}.norm1", h, 1e-5))
+        return h + sd[f"{p}.layer_scale_2"] * mlp(sd, f"{p}.mlp", ln(sd, f"{p}.norm2", h, 1e-5))
 
     for i in range(depth):
         if prune and i == prune[0]:
@@ -220,38 +187,10 @@ def ref_motionagformer(sd: State, x: Tensor, heads: int, neighbours: int,
         x_graph = unit(f"{p}.graph_temporal", x_graph, lambda q, h: ref_gcn(sd, q, h, True, neighbours))
         alpha = torch.softmax(lin(sd, f"layers.{i}.fusion", torch.cat([x_attn, x_graph], -1)), -1)
         x = x_attn * alpha[..., :1] + x_graph * alpha[..., 1:]
-    x = ln(sd, "norm", x)
+    x = ln(sd, "norm", x, 1e-5)
     if prune:
-        _, f, j, c = x.shape
-        seq = x.transpose(1, 2).reshape(b * j, f, c)
-        query = sd["x_token"].expand(b * j, -1, -1)
-
-        def split(t: Tensor) -> Tensor:
-            return t.reshape(t.shape[0], t.shape[1], heads, c // heads).transpose(1, 2)
-
-        att = softmax_attention(split(lin(sd, "cross_attention.linear_q", query)),
-                                split(lin(sd, "cross_attention.linear_k", seq)),
-                                split(lin(sd, "cross_attention.linear_v", seq)))
-        out = query + lin(sd, "cross_attention.proj", att.transpose(1, 2).reshape(b * j, frames, c))
-        x = out.reshape(b, j, frames, c).transpose(1, 2)
+        x = ref_tra(sd, x, frames, heads)
     return lin(sd, "head", torch.tanh(lin(sd, "rep_logit.fc", x)))
-
-
-def ref_self_attention(sd: State, p: str, x: Tensor, heads: int) -> Tensor:
-    n, t, c = x.shape
-    q, k, v = lin(sd, f"{p}.qkv", x).reshape(n, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-    return lin(sd, f"{p}.proj", softmax_attention(q, k, v).transpose(1, 2).reshape(n, t, c))
-
-
-def ref_cross_attention(sd: State, p: str, xq: Tensor, xk: Tensor, xv: Tensor, heads: int) -> Tensor:
-    n, t, c = xq.shape
-
-    def split(z: Tensor) -> Tensor:
-        return z.reshape(n, t, heads, c // heads).transpose(1, 2)
-
-    out = softmax_attention(split(lin(sd, f"{p}.linear_q", xq)), split(lin(sd, f"{p}.linear_k", xk)),
-                            split(lin(sd, f"{p}.linear_v", xv)))
-    return lin(sd, f"{p}.proj", out.transpose(1, 2).reshape(n, t, c))
 
 
 def ref_mhformer(sd: State, x: Tensor, heads: int, index: Tensor | None = None) -> Tensor:
@@ -261,7 +200,7 @@ def ref_mhformer(sd: State, x: Tensor, heads: int, index: Tensor | None = None) 
     hyps = []
     for h in (1, 2, 3):
         e = f"Transformer_encoder_{h}"
-        z = ln(sd, f"norm_{h}", x) + sd[f"{e}.pos_embed"]
+        z = ln(sd, f"norm_{h}", x, 1e-5) + sd[f"{e}.pos_embed"]
         for i in range(len({k.split(".")[2] for k in sd if k.startswith(f"{e}.blocks.")})):
             p = f"{e}.blocks.{i}"
             z = z + ref_self_attention(sd, f"{p}.attn", ln(sd, f"{p}.norm1", z, 1e-6), 9)
@@ -300,12 +239,6 @@ def ref_mhformer(sd: State, x: Tensor, heads: int, index: Tensor | None = None) 
 
 # ---------------------------------------------------------------- tests
 
-def converted_model(converted) -> torch.nn.Module:
-    model = build_from_config(converted.config)
-    load_state_strict(model, converted.state_dict, "test")
-    return model.eval()
-
-
 def sorted_index(batch: int, frames: int, keep: int, seed: int, centre: int | None = None) -> Tensor:
     g = torch.Generator().manual_seed(seed)
     rows = []
@@ -323,7 +256,7 @@ def test_motionagformer_conversion_reproduces_the_official_forward() -> None:
     assert converted.config["model"]["num_frames"] == 27 and converted.config["model"]["depth"] == 3
     x = torch.randn(2, 27, 17, 3)
     ours = converted_model(converted)(x).pose3d
-    torch.testing.assert_close(ours, ref_motionagformer(sd, x, heads=8, neighbours=2), rtol=1e-4, atol=1e-5)
+    close(ours, ref_motionagformer(sd, x, heads=8, neighbours=2))
 
 
 @torch.no_grad()
@@ -341,7 +274,7 @@ def test_hot_motionagformer_conversion_reproduces_the_official_forward_for_the_s
     out = converted_model(converted)(x, replay=(index,))
     assert out.pose3d.shape == (2, 27, 17, 3)
     expected = ref_motionagformer(sd, x, heads=4, neighbours=4, prune=(7, index))
-    torch.testing.assert_close(out.pose3d, expected, rtol=1e-4, atol=1e-5)
+    close(out.pose3d, expected)
 
 
 def test_official_b_sizes_convert_to_the_official_parameter_count() -> None:
@@ -366,8 +299,8 @@ def test_mhformer_conversion_reproduces_the_official_forward(frames: int) -> Non
     model = converted_model(converted)
     x = torch.randn(2, frames, 17, 2)
     expected = ref_mhformer(sd, x, heads=8)
-    torch.testing.assert_close(model.backbone(x), expected, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(model(x).pose3d[:, 0], expected[:, frames // 2], rtol=1e-4, atol=1e-5)
+    close(model.backbone(x), expected)
+    close(model(x).pose3d[:, 0], expected[:, frames // 2])
 
 
 @torch.no_grad()
@@ -380,7 +313,7 @@ def test_tpc_mhformer_conversion_reads_the_centre_frame_of_the_kept_tokens() -> 
     out = converted_model(converted)(x, replay=(index,))
     expected = ref_mhformer(sd, x, heads=8, index=index)
     centre_pos = (index == 13).float().argmax(dim=1)
-    torch.testing.assert_close(out.pose3d[:, 0], expected[torch.arange(2), centre_pos], rtol=1e-4, atol=1e-5)
+    close(out.pose3d[:, 0], expected[torch.arange(2), centre_pos])
 
 
 def test_official_file_with_wrappers_converts_to_a_native_checkpoint(tmp_path) -> None:
@@ -392,7 +325,7 @@ def test_official_file_with_wrappers_converts_to_a_native_checkpoint(tmp_path) -
     assert saved == config and config["schedule"] == "1:9"
     x = torch.randn(1, 27, 17, 2)
     with torch.no_grad():
-        torch.testing.assert_close(model.backbone(x), ref_mhformer(sd, x, heads=8), rtol=1e-4, atol=1e-5)
+        close(model.backbone(x), ref_mhformer(sd, x, heads=8))
 
 
 def test_wrong_checkpoints_are_refused_naming_the_keys() -> None:

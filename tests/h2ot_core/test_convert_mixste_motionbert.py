@@ -8,86 +8,68 @@ they share nothing with the converted modules.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from official_ref import (
+    Shapes,
+    State,
+    block_shapes,
+    close,
+    converted_model,
+    lin,
+    linear_shapes,
+    ln,
+    mlp,
+    norm_shapes,
+    ref_self_attention,
+    ref_tra,
+    softmax_attention,
+    split_qkv,
+    tra_shapes,
+)
 from torch import Tensor
 
-from h2ot_core.checkpoint import build_from_config, load_native, load_state_strict
+from h2ot_core.checkpoint import build_from_config, load_native
 from h2ot_core.convert.mixste import convert_hot_mixste, convert_mixste, convert_tpc_mixste
 from h2ot_core.convert.motionbert import convert_hot_motionbert, convert_motionbert
 from h2ot_core.convert.service import convert_official
 from h2ot_core.errors import CheckpointError
 
-State = dict[str, Tensor]
-Shapes = dict[str, tuple[int, ...]]
-
-
 # ---------------------------------------------------------------- official key names and shapes
-
-def _linear(prefix: str, out: int, inp: int) -> Iterator[tuple[str, tuple[int, ...]]]:
-    yield f"{prefix}.weight", (out, inp)
-    yield f"{prefix}.bias", (out,)
-
-
-def _norm(prefix: str, n: int) -> Iterator[tuple[str, tuple[int, ...]]]:
-    yield f"{prefix}.weight", (n,)
-    yield f"{prefix}.bias", (n,)
-
-
-def _tra(frames: int, tokens: int, dim: int) -> Shapes:
-    s: Shapes = {"pos_embed_token": (1, tokens, dim), "x_token": (1, frames, dim)}
-    for name in ("linear_q", "linear_k", "linear_v", "proj"):
-        s.update(_linear(f"cross_attention.{name}", dim, dim))
-    return s
-
 
 def mixste_shapes(frames: int, dim: int, depth: int, hot_tokens: int | None = None) -> Shapes:
     """Keys of HoT's ``model/mixste/{mixste,hot_mixste,tpc_mixste}.py`` (MLP ratio 2)."""
     s: Shapes = {"Spatial_pos_embed": (1, 17, dim), "Temporal_pos_embed": (1, frames, dim)}
-    s.update(_linear("Spatial_patch_to_embedding", dim, 2))
+    s.update(linear_shapes("Spatial_patch_to_embedding", dim, 2))
     for kind in ("STEblocks", "TTEblocks"):
         for i in range(depth):
-            p = f"{kind}.{i}"
-            s.update(_norm(f"{p}.norm1", dim))
-            s.update(_linear(f"{p}.attn.qkv", 3 * dim, dim))
-            s.update(_linear(f"{p}.attn.proj", dim, dim))
-            s.update(_norm(f"{p}.norm2", dim))
-            s.update(_linear(f"{p}.mlp.fc1", 2 * dim, dim))
-            s.update(_linear(f"{p}.mlp.fc2", dim, 2 * dim))
-    s.update(_norm("Spatial_norm", dim))
-    s.update(_norm("Temporal_norm", dim))
-    s.update(_norm("head.0", dim))
-    s.update(_linear("head.1", 3, dim))
+            s.update(block_shapes(f"{kind}.{i}", dim, 2 * dim))
+    s.update(norm_shapes("Spatial_norm", dim))
+    s.update(norm_shapes("Temporal_norm", dim))
+    s.update(norm_shapes("head.0", dim))
+    s.update(linear_shapes("head.1", 3, dim))
     if hot_tokens:
-        s.update(_tra(frames, hot_tokens, dim))
+        s.update(tra_shapes(frames, hot_tokens, dim))
     return s
 
 
 def motionbert_shapes(frames: int, dim: int, depth: int, dim_rep: int, hot_tokens: int | None = None) -> Shapes:
     """Keys of MotionBERT's DSTformer / HoT's ``hot_motionbert.py`` (MLP ratio 4)."""
     s: Shapes = {"temp_embed": (1, frames, 1, dim), "pos_embed": (1, 17, dim)}
-    s.update(_linear("joints_embed", dim, 3))
+    s.update(linear_shapes("joints_embed", dim, 3))
     for kind in ("blocks_st", "blocks_ts"):
         for i in range(depth):
-            p = f"{kind}.{i}"
             for a in ("s", "t"):
-                s.update(_norm(f"{p}.norm1_{a}", dim))
-                s.update(_linear(f"{p}.attn_{a}.qkv", 3 * dim, dim))
-                s.update(_linear(f"{p}.attn_{a}.proj", dim, dim))
-                s.update(_norm(f"{p}.norm2_{a}", dim))
-                s.update(_linear(f"{p}.mlp_{a}.fc1", 4 * dim, dim))
-                s.update(_linear(f"{p}.mlp_{a}.fc2", dim, 4 * dim))
+                s.update(block_shapes(f"{kind}.{i}", dim, 4 * dim, suffix=f"_{a}"))
     for i in range(depth):
-        s.update(_linear(f"ts_attn.{i}", 2, 2 * dim))
-    s.update(_norm("norm", dim))
-    s.update(_linear("pre_logits.fc", dim_rep, dim))
-    s.update(_linear("head", 3, dim_rep))
+        s.update(linear_shapes(f"ts_attn.{i}", 2, 2 * dim))
+    s.update(norm_shapes("norm", dim))
+    s.update(linear_shapes("pre_logits.fc", dim_rep, dim))
+    s.update(linear_shapes("head", 3, dim_rep))
     if hot_tokens:
-        s.update(_tra(frames, hot_tokens, dim))
+        s.update(tra_shapes(frames, hot_tokens, dim))
     return s
 
 
@@ -114,55 +96,6 @@ def meta_state(shapes: Shapes) -> State:
 
 # ---------------------------------------------------------------- functional official forwards (eval mode)
 
-def lin(sd: State, p: str, x: Tensor) -> Tensor:
-    return x @ sd[f"{p}.weight"].T + sd[f"{p}.bias"]
-
-
-def ln(sd: State, p: str, x: Tensor, eps: float = 1e-6) -> Tensor:
-    mu = x.mean(-1, keepdim=True)
-    var = x.var(-1, unbiased=False, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * sd[f"{p}.weight"] + sd[f"{p}.bias"]
-
-
-def mlp(sd: State, p: str, x: Tensor) -> Tensor:
-    return lin(sd, f"{p}.fc2", F.gelu(lin(sd, f"{p}.fc1", x)))
-
-
-def softmax_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    a = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    a = torch.exp(a - a.amax(-1, keepdim=True))
-    return (a / a.sum(-1, keepdim=True)) @ v
-
-
-def split_qkv(sd: State, p: str, x: Tensor, heads: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``x [N, T, C]`` → q, k, v ``[N, H, T, d]`` from the fused official ``qkv`` projection."""
-    n, t, c = x.shape
-    q, k, v = lin(sd, f"{p}.qkv", x).reshape(n, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-    return q, k, v
-
-
-def ref_self_attention(sd: State, p: str, x: Tensor, heads: int) -> Tensor:
-    n, t, c = x.shape
-    out = softmax_attention(*split_qkv(sd, p, x, heads))
-    return lin(sd, f"{p}.proj", out.transpose(1, 2).reshape(n, t, c))
-
-
-def ref_tra(sd: State, x: Tensor, frames: int, heads: int) -> Tensor:
-    """HoT's ``x_token + cross_attention(x_token, x, x)`` per joint sequence: ``x [B, f, J, C]`` → ``[B, F, J, C]``."""
-    b, f, j, c = x.shape
-    seq = x.transpose(1, 2).reshape(b * j, f, c)
-    query = sd["x_token"].expand(b * j, -1, -1)
-
-    def split(t: Tensor) -> Tensor:
-        return t.reshape(t.shape[0], t.shape[1], heads, c // heads).transpose(1, 2)
-
-    att = softmax_attention(split(lin(sd, "cross_attention.linear_q", query)),
-                            split(lin(sd, "cross_attention.linear_k", seq)),
-                            split(lin(sd, "cross_attention.linear_v", seq)))
-    out = query + lin(sd, "cross_attention.proj", att.transpose(1, 2).reshape(b * j, frames, c))
-    return out.reshape(b, j, frames, c).transpose(1, 2)
-
-
 def ref_mixste(sd: State, x: Tensor, heads: int = 8, prune: tuple[int, Tensor] | None = None) -> Tensor:
     """Official (hot_/tpc_)mixste forward; ``prune = (layer, sorted frame index [B, f])``.
 
@@ -173,8 +106,8 @@ def ref_mixste(sd: State, x: Tensor, heads: int = 8, prune: tuple[int, Tensor] |
     depth = len({k.split(".")[1] for k in sd if k.startswith("STEblocks.")})
 
     def block(p: str, z: Tensor) -> Tensor:
-        z = z + ref_self_attention(sd, f"{p}.attn", ln(sd, f"{p}.norm1", z), heads)
-        return z + mlp(sd, f"{p}.mlp", ln(sd, f"{p}.norm2", z))
+        z = z + ref_self_attention(sd, f"{p}.attn", ln(sd, f"{p}.norm1", z, 1e-6), heads)
+        return z + mlp(sd, f"{p}.mlp", ln(sd, f"{p}.norm2", z, 1e-6))
 
     z = lin(sd, "Spatial_patch_to_embedding", x.reshape(b * f, n, -1)) + sd["Spatial_pos_embed"]
     c = z.shape[-1]
@@ -185,16 +118,16 @@ def ref_mixste(sd: State, x: Tensor, heads: int = 8, prune: tuple[int, Tensor] |
             if "pos_embed_token" in sd:
                 z = z + sd["pos_embed_token"][:, :, None]
             z = z.reshape(b * f, n, c)
-        z = ln(sd, "Spatial_norm", block(f"STEblocks.{i}", z))
+        z = ln(sd, "Spatial_norm", block(f"STEblocks.{i}", z), 1e-6)
         z = z.reshape(b, f, n, c).permute(0, 2, 1, 3).reshape(b * n, f, c)
         if i == 0:
             z = z + sd["Temporal_pos_embed"]
-        z = ln(sd, "Temporal_norm", block(f"TTEblocks.{i}", z))
+        z = ln(sd, "Temporal_norm", block(f"TTEblocks.{i}", z), 1e-6)
         z = z.reshape(b, n, f, c).permute(0, 2, 1, 3).reshape(b * f, n, c)
     z = z.reshape(b, f, n, c)
     if "x_token" in sd:
         z = ref_tra(sd, z, frames, heads)
-    return lin(sd, "head.1", ln(sd, "head.0", z, eps=1e-5))
+    return lin(sd, "head.1", ln(sd, "head.0", z, 1e-5))
 
 
 def ref_motionbert_attention(sd: State, p: str, x: Tensor, heads: int, seqlen: int, temporal: bool) -> Tensor:
@@ -216,8 +149,8 @@ def ref_motionbert(sd: State, x: Tensor, heads: int = 8, prune: tuple[int, Tenso
     depth = len({k.split(".")[1] for k in sd if k.startswith("blocks_st.")})
 
     def sub(p: str, a: str, z: Tensor) -> Tensor:
-        z = z + ref_motionbert_attention(sd, f"{p}.attn_{a}", ln(sd, f"{p}.norm1_{a}", z), heads, f, a == "t")
-        return z + mlp(sd, f"{p}.mlp_{a}", ln(sd, f"{p}.norm2_{a}", z))
+        z = z + ref_motionbert_attention(sd, f"{p}.attn_{a}", ln(sd, f"{p}.norm1_{a}", z, 1e-6), heads, f, a == "t")
+        return z + mlp(sd, f"{p}.mlp_{a}", ln(sd, f"{p}.norm2_{a}", z, 1e-6))
 
     z = lin(sd, "joints_embed", x.reshape(b * f, n, -1)) + sd["pos_embed"]
     c = z.shape[-1]
@@ -231,23 +164,13 @@ def ref_motionbert(sd: State, x: Tensor, heads: int = 8, prune: tuple[int, Tenso
         x_ts = sub(f"blocks_ts.{i}", "s", sub(f"blocks_ts.{i}", "t", z))
         alpha = torch.softmax(lin(sd, f"ts_attn.{i}", torch.cat([x_st, x_ts], -1)), -1)
         z = x_st * alpha[..., :1] + x_ts * alpha[..., 1:]
-    z = ln(sd, "norm", z).reshape(b, f, n, c)
+    z = ln(sd, "norm", z, 1e-6).reshape(b, f, n, c)
     if "x_token" in sd:
         z = ref_tra(sd, z, frames, heads)
     return lin(sd, "head", torch.tanh(lin(sd, "pre_logits.fc", z)))
 
 
 # ---------------------------------------------------------------- tests
-
-def converted_model(converted) -> torch.nn.Module:
-    model = build_from_config(converted.config)
-    load_state_strict(model, converted.state_dict, "test")
-    return model.eval()
-
-
-def close(actual: Tensor, expected: Tensor) -> None:
-    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
-
 
 @torch.no_grad()
 def test_mixste_conversion_reproduces_the_official_forward() -> None:
@@ -325,7 +248,7 @@ def test_temporal_qk_are_the_official_temporal_projections() -> None:
                                       (convert_motionbert, mb, "blocks_ts.1", "norm1_t")):
         q, k = converted_model(convert(sd)).backbone.temporal_qk(1, h)
         attn = "attn" if norm == "norm1" else "attn_t"
-        q_ref, k_ref, _ = split_qkv(sd, f"{prefix}.{attn}", ln(sd, f"{prefix}.{norm}", seq), heads=8)
+        q_ref, k_ref, _ = split_qkv(sd, f"{prefix}.{attn}", ln(sd, f"{prefix}.{norm}", seq, 1e-6), heads=8)
         close(q, q_ref)
         close(k, k_ref)
 

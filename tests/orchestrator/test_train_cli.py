@@ -84,3 +84,13 @@ def test_evaluate_refuses_foreign_files(tmp_path):
     result = runner.invoke(app, ["evaluate", str(bad), "--dataset", "synthetic"])
     assert result.exit_code == 2
     assert "model.pt" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_train_on_the_real_mocap_clips(tmp_path):
+    """One epoch on pybullet's real motion capture: its test clips are the rows of the table."""
+    args = [a if a != "synthetic" else "mocap_clips" for a in TINY_ARGS if a not in ("--minutes", "0.5")]
+    result = runner.invoke(app, ["train", *args, "--workdir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    actions = {line.strip("│ ").split()[0] for line in result.stdout.splitlines() if "│" in line}
+    assert {"walk", "jump", "dance_b", "avg"} <= actions

@@ -12,7 +12,7 @@ import pytest
 
 from h2ot_core.data.cameras import camera, world_to_camera
 from h2ot_core.data.loading import load_dataset
-from h2ot_core.data.mocap_clips import humanoid_joints, load_mocap_clips, resample
+from h2ot_core.data.mocap_clips import TEST_CLIPS, humanoid_joints, load_mocap_clips, resample
 from h2ot_core.data.skeleton import BONE_LENGTHS_MM, KEPT_32
 from h2ot_core.errors import ConfigError, DataError
 
@@ -218,3 +218,33 @@ def test_mocap_clip_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     tmp_path.joinpath("humanoid3d_walk.txt").write_text(json.dumps({"Frames": [[0.1] * 43] * 3}))
     with pytest.raises(DataError, match=r"humanoid3d_walk\.txt: 'Frames' has shape \(3, 43\); expected \(K, 44\)"):
         load_mocap_clips(tmp_path)
+
+
+def test_real_mocap_clips_from_pybullet() -> None:
+    """The real clips pybullet ships (installed by `make test` with the `mocap` extra), end to end."""
+    import pybullet_data
+
+    folder = Path(pybullet_data.getDataPath()) / "data" / "motions"
+    data = load_dataset("mocap_clips")
+    sequences = data.train + data.test
+    clips = {s.action for s in sequences}
+    assert len(clips) >= 15 and {s.action for s in data.test} == set(TEST_CLIPS)
+    assert not {s.action for s in data.train} & {s.action for s in data.test}  # split by clip
+    thigh = BONE_LENGTHS_MM["S1"]["thigh"] / 1000
+    for s in sequences:
+        assert s.pose3d.shape == (s.num_frames, 17, 3) and s.pose2d.shape == (s.num_frames, 17, 2)
+        assert np.isfinite(s.pose3d).all() and np.isfinite(s.pose2d).all()
+        np.testing.assert_allclose(s.pose3d[:, 0], 0.0)  # root-relative
+        np.testing.assert_allclose(np.linalg.norm(s.pose3d[:, 2] - s.pose3d[:, 1], axis=-1), thigh, rtol=1e-5)
+        assert np.abs(s.pose2d).max() < 1.05, (s.action, s.camera)  # every camera sees the body ...
+    outside = np.concatenate([(np.abs(s.pose2d) > 1).ravel() for s in sequences])
+    assert outside.mean() < 1e-3  # ... all but a fast run's few frames at the image border
+    walk = next(s for s in sequences if s.action == "walk" and s.camera == 0)
+    keyframes = np.asarray(json.loads((folder / "humanoid3d_walk.txt").read_text())["Frames"])
+    assert walk.num_frames == int(keyframes[:-1, 0].sum() * 50 + 1e-6) + 1  # resampled to 50 Hz
+    speed = {s.action: np.linalg.norm(np.diff(s.pose3d, axis=0), axis=-1).mean() * 50
+             for s in sequences if s.camera == 0}  # m/s, mean over joints and frames
+    assert speed["run"] > 2 * speed["walk"] > 0.5
+    for action in ("walk", "run", "punch"):  # upright clips: head above the pelvis (camera y points down)
+        upright = next(s for s in sequences if s.action == action)
+        assert (upright.pose3d[:, 10, 1] < -0.4).all()
