@@ -42,6 +42,24 @@ def wait_port(port: int, timeout: float = 60) -> None:
     pytest.fail(f"Ray head did not open port {port}")
 
 
+# Connects as a driver (reserves no CPU) and waits until the cluster has the nodes; prints how many it has.
+COUNT_NODES = """import sys, time, ray
+ray.init(address=sys.argv[1], logging_level="ERROR")
+deadline = time.monotonic() + 60
+alive = lambda: sum(n["Alive"] for n in ray.nodes())
+while alive() < int(sys.argv[2]) and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(alive())
+"""
+
+
+def wait_nodes(address: str, env: dict[str, str], count: int) -> None:
+    out = subprocess.run([sys.executable, "-c", COUNT_NODES, address, str(count)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    if out.returncode or int(out.stdout.split()[-1]) < count:
+        pytest.fail(f"the cluster at {address} did not reach {count} nodes: {out.stdout[-500:]}{out.stderr[-2000:]}")
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """``127.0.0.1:<port>`` of a 2-node cluster (1 CPU per node); the nodes are stopped afterwards."""
@@ -55,7 +73,7 @@ def cluster(tmp_path):
         wait_port(port)
         nodes.append(subprocess.Popen([RAY, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
                                        "--block"], **common))
-        time.sleep(5)  # the second node registers with the head
+        wait_nodes(f"127.0.0.1:{port}", env, 2)
         yield f"127.0.0.1:{port}", env
     finally:
         for node in reversed(nodes):  # `ray start --block` stops its node's processes on SIGTERM
