@@ -109,8 +109,10 @@ def trial_phase(db_url: str) -> tuple[float, float]:
 
     from results.schema import Trial
 
-    with create_engine(db_url).connect() as conn:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
         first, last = conn.execute(select(func.min(Trial.started_at), func.max(Trial.finished_at))).one()
+    engine.dispose()
     return first.replace(tzinfo=UTC).timestamp(), last.replace(tzinfo=UTC).timestamp()
 
 

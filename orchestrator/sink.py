@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
-from ray.tune.result import AUTO_RESULT_KEYS
+from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
 from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
@@ -25,7 +25,7 @@ from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
 log = logging.getLogger(__name__)
 
 #: result keys Tune adds beyond AUTO_RESULT_KEYS
-TUNE_EXTRA_KEYS = frozenset({"done", "trial_id", "experiment_tag", "should_checkpoint"})
+TUNE_EXTRA_KEYS = frozenset({DONE, TRIAL_ID, EXPERIMENT_TAG, SHOULD_CHECKPOINT})
 #: the most error text kept per trial (the tail of the traceback, where the cause is)
 ERROR_CHARS = 4000
 
@@ -116,7 +116,7 @@ class ResultsSink(Callback):
         # Only what the trial reported: not Tune's bookkeeping (pid, timestamps) nor the scheduler's copies.
         reported = {k: v for k, v in result.items()
                     if k not in AUTO_RESULT_KEYS and k not in TUNE_EXTRA_KEYS and not k.startswith(SCHEDULER_PREFIX)}
-        if result.get("should_checkpoint"):
+        if result.get(SHOULD_CHECKPOINT):
             self.pending[spec.trial_key] = (step, reported)
         else:
             self.tracker.log_epoch(self._run_id(spec), reported, step)
