@@ -19,6 +19,9 @@ from h2ot_core.hourglass import HourglassModel
 FORMAT = "h2ot-native"
 FORMAT_VERSION = 1
 
+#: where torch's weights-only refusal states its cause, after a paragraph of advice
+_WEIGHTS_ONLY_CAUSE = "WeightsUnpickler error:"
+
 
 def atomic_save(payload: Any, path: Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
@@ -31,6 +34,21 @@ def atomic_save(payload: Any, path: Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def safe_load(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file torch cannot read is a one-line CheckpointError.
+
+    ``what`` names the expected kind of file in the message. Of torch's multi-line refusal we keep the cause
+    (and drop its advice to retry with ``weights_only=False``, which would run the file's pickled code).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        text = str(exc)
+        cause = text.partition(_WEIGHTS_ONLY_CAUSE)[2] or text
+        line = next((ln.strip() for ln in cause.splitlines() if ln.strip()), "")
+        raise CheckpointError(f"{path}: not a readable {what} ({type(exc).__name__}: {line})") from None
 
 
 def save_native(path: str | Path, model: HourglassModel, config: dict[str, Any], **extra: Any) -> Path:
@@ -47,10 +65,7 @@ def read_native(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    payload = safe_load(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not an H2OT Lab native checkpoint (field 'format' is "

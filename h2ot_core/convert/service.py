@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from h2ot_core.checkpoint import build_from_config, load_state_strict, save_native
+from h2ot_core.checkpoint import build_from_config, load_state_strict, safe_load, save_native
 from h2ot_core.convert import CONVERTERS
 from h2ot_core.errors import CheckpointError
 
@@ -17,10 +17,7 @@ def read_official(src: Path) -> dict[str, torch.Tensor]:
     and DataParallel ``module.`` prefixes."""
     if not src.is_file():
         raise CheckpointError(f"{src}: no such file")
-    try:
-        state = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{src}: not a readable PyTorch state_dict ({type(exc).__name__}: {exc})") from None
+    state = safe_load(src, "PyTorch state_dict")
     for wrapper in ("model_pos", "model", "state_dict"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]

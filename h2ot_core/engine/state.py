@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from h2ot_core.checkpoint import atomic_save
+from h2ot_core.checkpoint import atomic_save, safe_load
 from h2ot_core.errors import CheckpointError
 
 STATE_FILE = "state.pt"
@@ -62,10 +61,7 @@ def load_state(path: str | Path) -> TrainState:
         path = path / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: no training checkpoint to resume from")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({type(exc).__name__}: {exc})") from None
+    payload = safe_load(path, "training checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an H2OT Lab training checkpoint (field 'format' is "
                               f"{payload.get('format') if isinstance(payload, dict) else None!r})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 
 import numpy as np
 import pytest
@@ -88,6 +89,18 @@ def test_predict_wrong_shape_and_wrong_file(tmp_path, native_ckpt):
     result = runner.invoke(app, ["predict", str(tmp_path / "junk.pt"), str(tmp_path / "ok.npy"), str(tmp_path / "o.npy")])
     assert result.exit_code == 2 and "junk.pt" in result.stderr
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_file_torch_refuses_is_one_line_with_its_cause(tmp_path):
+    # A pickle holding an object, not tensors: weights_only refuses it with a paragraph advising
+    # weights_only=False; the user gets one line with the cause and no such advice.
+    torch.save({"w": PurePosixPath("x")}, tmp_path / "obj.pth")
+    result = runner.invoke(app, ["checkpoint", "convert", "hot_mixste", str(tmp_path / "obj.pth"),
+                                 str(tmp_path / "out.pt")])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "obj.pth" in line and "PurePosixPath" in line and "weights_only" not in line
+    assert not (tmp_path / "out.pt").exists()
 
 
 def test_native_checkpoint_of_another_shape_is_refused(tmp_path):
