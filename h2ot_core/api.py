@@ -19,41 +19,40 @@ from typing import Any
 import torch
 
 from h2ot_core.checkpoint import load_native, save_native
-from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec
+from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, metric_key
 from h2ot_core.cost import count_cost
 from h2ot_core.data.base import PoseData
 from h2ot_core.data.loading import load_dataset
 from h2ot_core.data.windows import ClipWindows
 from h2ot_core.engine.evaluate import Evaluation, evaluate
-from h2ot_core.engine.losses import JOINT_WEIGHTS, WeightedLoss
-from h2ot_core.engine.recipes import OPTIMIZERS, TrainSettings, resolve_settings
+from h2ot_core.engine.losses import WeightedLoss
+from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
+from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.engine.state import TrainState, load_state, save_state
 from h2ot_core.engine.train import train_one_epoch
 from h2ot_core.errors import CheckpointError
 from h2ot_core.factory import check_combination, create_model, model_config
 from h2ot_core.hourglass import HourglassModel
-from h2ot_core.metrics import MPI_PCK_JOINTS
+from h2ot_core.names import dataset_info
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_FILE = "model.pt"
-#: datasets scored with PCK/AUC too, and over which joints
-PCK_JOINTS: dict[str, tuple[int, ...]] = {"mpi_inf_3dhp": MPI_PCK_JOINTS}
 
 
 def data_options(spec: TrialSpec) -> dict[str, Any]:
-    """Loader options of ``spec``: ``spec.data``, plus the trial seed for synthetic data unless given."""
+    """Loader options of ``spec``: ``spec.data``, plus the trial seed for a seeded dataset unless given."""
     options = dict(spec.data)
-    if spec.dataset == "synthetic":
+    if dataset_info(spec.dataset).seeded:
         options.setdefault("seed", spec.seed)
     return options
 
 
 def joint_weights(dataset: str, num_joints: int) -> tuple[float, ...]:
     """WMPJPE joint weights in ``dataset``'s joint order (uniform for a skeleton without official ones)."""
-    weights = JOINT_WEIGHTS.get(dataset, JOINT_WEIGHTS["h36m"])
-    return weights if len(weights) == num_joints else (1.0,) * num_joints
+    weights = dataset_info(dataset).joint_weights
+    return weights if weights is not None and len(weights) == num_joints else (1.0,) * num_joints
 
 
 def eval_windows(data: PoseData, model: HourglassModel, stride: int) -> ClipWindows:
@@ -64,7 +63,7 @@ def eval_windows(data: PoseData, model: HourglassModel, stride: int) -> ClipWind
 def _evaluate(model: HourglassModel, windows: ClipWindows, data: PoseData, dataset: str, *, flip: bool,
               batch_size: int, max_windows: int | None) -> Evaluation:
     return evaluate(model, windows, batch_size=batch_size, flip=flip, joints_left=data.joints_left,
-                    joints_right=data.joints_right, root_joint=data.root_joint, pck_joints=PCK_JOINTS.get(dataset),
+                    joints_right=data.joints_right, root_joint=data.root_joint, pck_joints=dataset_info(dataset).pck_joints,
                     max_windows=max_windows)
 
 
@@ -102,9 +101,11 @@ class _Run:
 def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: str) -> _Run:
     data = load_dataset(spec.dataset, data_dir, **data_options(spec))
     model_kwargs = {"num_frames": spec.frames, "num_joints": data.num_joints, **spec.model}
-    config = model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, **model_kwargs)
+    config = model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
+                          **model_kwargs)
     torch.manual_seed(spec.seed)
-    model = create_model(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, **model_kwargs).to(device)
+    model = create_model(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
+                         **model_kwargs).to(device)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, settings.lr_factor)
     train_stride, test_stride = settings.strides(spec.frames, model.pipeline)
@@ -126,7 +127,7 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any]
     run.scheduler.step()
     ev = _evaluate(run.model, run.test, run.data, run.spec.dataset, flip=s.flip_test,
                    batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows)
-    row = {"epoch": epoch, "train_loss": stats.loss, "lr": lr, "train_windows": stats.windows, **ev.flat()}
+    row = {"epoch": epoch, metric_key("train", "loss"): stats.loss, "lr": lr, "train_windows": stats.windows, **ev.flat()}
     return row, ev
 
 
@@ -141,7 +142,7 @@ def _records(selected: Mapping[str, Any]) -> list[MetricRecord]:
     records = [MetricRecord(name, "test", value, action, epoch)
                for name, per_action in sorted(selected["metrics"].items())
                for action, value in per_action.items()]
-    records.append(MetricRecord("train_loss", "train", selected["train_loss"], "avg", epoch))
+    records.append(MetricRecord("loss", "train", selected["train_loss"], "avg", epoch))
     return records
 
 
@@ -160,10 +161,8 @@ def run_trial(
     :class:`~h2ot_core.errors.ConfigError` before any training; anything else propagates.
     """
     settings = resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
-    sizes = dict(spec.model)
-    pipeline = sizes.pop("pipeline", None)  # a model setting of the hourglass, not a backbone size
-    check_combination(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=pipeline,
-                      model={"num_frames": spec.frames, **sizes})
+    check_combination(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
+                      model={"num_frames": spec.frames, **spec.model})
     threads_before = torch.get_num_threads()
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)

@@ -36,14 +36,15 @@ naming the file, the axis and the value.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.config import deep_merge, read_yaml
+from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def
 from h2ot_core.errors import ConfigError, H2OTError
 from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS, BackboneInfo
 from h2ot_core.registry import Registry, unknown_message
@@ -54,9 +55,7 @@ TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "gr
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
 FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
-SELECTIONS = ("last_epoch", "best_on_test")
 MODES = ("min", "max")
-PIPELINES = ("seq2seq", "seq2frame")
 #: axes whose values are registry names
 NAME_AXES: dict[str, Registry[Any]] = {
     "backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS,
@@ -66,53 +65,17 @@ INT_AXES = ("tokens", "layer", "frames", "seed")
 SCHEDULE_ALIASES = {"hot": "hot_schedule", "h2ot": "h2ot_schedule"}
 
 
-def _did_you_mean(kind: str, value: object, known: Iterable[str]) -> str:
-    return unknown_message(kind, value, sorted(known))
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged onto ``base``: mappings recursively, anything else replaced."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"Grid file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"Cannot read grid file {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: a grid file must be a mapping of keys, got {type(doc).__name__}")
-    return doc
-
-
 def _load_merged(path: Path, stack: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file with its ``include:`` chain merged underneath it (cycles refused)."""
     path = path.resolve()
     if path in stack:
         chain = " -> ".join(str(p) for p in (*stack, path))
         raise ConfigError(f"{stack[-1]}: include cycle: {chain}")
-    doc = _read_yaml(path)
+    doc = read_yaml(path, "grid file")
     unknown = set(doc) - TOP_KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(f"{path}: {_did_you_mean('grid key', key, TOP_KEYS)}")
+        raise ConfigError(f"{path}: {unknown_message('grid key', key, TOP_KEYS)}")
     includes = doc.pop("include", None) or []
     if isinstance(includes, str):
         includes = [includes]
@@ -184,23 +147,22 @@ class GridSpec:
             schedule, recoverer = "", "none"
         model = {k: v for k, v in dict(self.fixed.get("model", {})).items()
                  if info.defaults.get(k, object()) != v}
-        pipeline = combo.get("pipeline", model.pop("pipeline", None))
-        if pipeline is not None and pipeline != info.pipeline:
-            model["pipeline"] = pipeline
         where = ", ".join(f"{k}={v}" for k, v in combo.items())
+        source = f"{self.path}: trial ({where})"
+        raw = {"backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
+               "frames": frames, "dataset": combo["dataset"], "seed": combo["seed"], "model": model,
+               "train": dict(self.fixed.get("train", {})), "data": dict(self.fixed.get("data", {})),
+               "selection": self.fixed.get("selection", "last_epoch")}
+        if "pipeline" in combo:
+            raw["pipeline"] = combo["pipeline"]
+        spec = TrialSpec.from_mapping(raw, source)
         try:
-            check_combination(backbone, pruner, recoverer, schedule, pipeline=pipeline,
-                              model={**{k: v for k, v in model.items() if k != "pipeline"},
-                                     "num_frames": frames})
+            check_combination(backbone, pruner, recoverer, schedule, pipeline=spec.pipeline,
+                              model={**model, "num_frames": frames})
         except H2OTError as exc:
-            raise ConfigError(f"{self.path}: trial ({where}): {exc}") from None
+            raise ConfigError(f"{source}: {exc}") from None
         resolve_settings(backbone, self.fixed.get("train"), source=f"{self.path}: fixed")
-        return TrialSpec(
-            backbone=backbone, pruner=pruner, recoverer=recoverer, schedule=schedule, frames=frames,
-            dataset=combo["dataset"], seed=combo["seed"], model=model,
-            train=dict(self.fixed.get("train", {})), data=dict(self.fixed.get("data", {})),
-            selection=self.fixed.get("selection", "last_epoch"),
-        )
+        return spec
 
     def _schedule(self, combo: dict[str, Any], info: BackboneInfo, frames: int) -> str:
         if "tokens" in combo:
@@ -240,7 +202,7 @@ def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
     axes: dict[str, list[Any]] = {}
     for name, value in raw.items():
         if name not in AXES:
-            raise ConfigError(f"{path}: grid.{name}: {_did_you_mean('axis', name, AXES)}")
+            raise ConfigError(f"{path}: grid.{name}: {unknown_message('axis', name, AXES)}")
         values = _as_list(value)
         if not values:
             raise ConfigError(f"{path}: grid.{name}: the axis is empty; give at least one value")
@@ -260,13 +222,13 @@ def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
 def _check_value(path: Path, axis: str, value: Any) -> None:
     if axis in NAME_AXES:
         if not isinstance(value, str) or value not in NAME_AXES[axis]:
-            raise ConfigError(f"{path}: grid.{axis}: {_did_you_mean(axis, value, NAME_AXES[axis].names())}")
+            raise ConfigError(f"{path}: grid.{axis}: {unknown_message(axis, value, NAME_AXES[axis].names())}")
     elif axis in INT_AXES:
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if axis == "seed" else 1):
             raise ConfigError(f"{path}: grid.{axis}: {value!r} is not a positive integer")
     elif axis == "pipeline":
         if value not in PIPELINES:
-            raise ConfigError(f"{path}: grid.pipeline: {_did_you_mean('pipeline', value, PIPELINES)}")
+            raise ConfigError(f"{path}: grid.pipeline: {unknown_message('pipeline', value, PIPELINES)}")
     elif axis == "schedule" and not isinstance(value, str):
         raise ConfigError(f"{path}: grid.schedule: {value!r} must be a string LAYER:TOKENS[,...] (quote it)")
 
@@ -278,14 +240,16 @@ def _check_fixed(path: Path, raw: Any) -> dict[str, Any]:
         raise ConfigError(f"{path}: `fixed:` must be a mapping, got {raw!r}")
     for key, value in raw.items():
         if key not in FIXED_KEYS:
-            raise ConfigError(f"{path}: fixed.{key}: {_did_you_mean('fixed setting', key, FIXED_KEYS)}")
+            raise ConfigError(f"{path}: fixed.{key}: {unknown_message('fixed setting', key, FIXED_KEYS)}")
         if key == "selection":
             if value not in SELECTIONS:
-                raise ConfigError(f"{path}: fixed.selection: {_did_you_mean('selection', value, SELECTIONS)}")
+                raise ConfigError(f"{path}: fixed.selection: {unknown_message('selection', value, SELECTIONS)}")
         elif not isinstance(value, Mapping):
             raise ConfigError(f"{path}: fixed.{key}: must be a mapping of settings, got {value!r}")
     if "num_frames" in (raw.get("model") or {}):
         raise ConfigError(f"{path}: fixed.model.num_frames: set the clip length with the `frames` axis")
+    if "pipeline" in (raw.get("model") or {}):
+        raise ConfigError(f"{path}: fixed.model.pipeline: set the pipeline with the `pipeline` axis")
     return dict(raw)
 
 
@@ -300,7 +264,7 @@ def _check_exclude(path: Path, raw: Any, axes: Mapping[str, list[Any]]) -> list[
             raise ConfigError(f"{path}: exclude[{i}]: must be a non-empty mapping of axis values, got {rule!r}")
         for key in rule:
             if key not in axes:
-                raise ConfigError(f"{path}: exclude[{i}].{key}: {_did_you_mean('grid axis', key, axes)}")
+                raise ConfigError(f"{path}: exclude[{i}].{key}: {unknown_message('grid axis', key, axes)}")
         rules.append({k: _as_list(v) for k, v in rule.items()})
     return rules
 
@@ -312,9 +276,13 @@ def _check_metric(path: Path, raw: Any) -> tuple[str, str]:
     if not isinstance(raw, Mapping) or set(raw) - {"name", "mode"}:
         raise ConfigError(f"{path}: metric: expected {{name: mpjpe, mode: min}}, got {raw!r}")
     name = raw.get("name", "mpjpe")
-    mode = raw.get("mode", "min")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: metric.name: {name!r} is not a metric name")
+    try:
+        lower = metric_def(name).lower_is_better
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: metric.name: {exc}") from None
+    mode = raw.get("mode", "min" if lower else "max")
     if mode not in MODES:
         raise ConfigError(f"{path}: metric.mode: {mode!r} must be min or max")
     return name, mode
@@ -334,7 +302,7 @@ def load_grid(path: str | Path, profile: str | None = None) -> GridSpec:
         if not profiles:
             raise ConfigError(f"{path}: --profile: {profile!r} given, but the grid defines no profiles")
         if profile not in profiles:
-            raise ConfigError(f"{path}: --profile: {_did_you_mean('profile', profile, profiles)}")
+            raise ConfigError(f"{path}: --profile: {unknown_message('profile', profile, profiles)}")
         override = profiles[profile] or {}
         if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles"}):
             raise ConfigError(f"{path}: profiles.{profile}: must be a mapping of grid keys, got {override!r}")

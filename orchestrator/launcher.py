@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec, metric_key, parse_metric_key
 from h2ot_core.errors import H2OTError
 from orchestrator.grid import GridSpec
 from orchestrator.provenance import REPO_ROOT, git_sha, runs_dir
@@ -34,7 +34,6 @@ FORWARDED_ENV = (DATA_DIR_ENV, "H2OT_CACHE", "OMP_NUM_THREADS")
 #: what a cluster run does not upload with the working directory
 UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
                    ".ruff_cache", "data", "paper_tables"]
-FINAL_STATUSES = frozenset({"complete", "diverged", "stopped"})
 
 
 class ClusterError(H2OTError):
@@ -74,17 +73,18 @@ class LaunchOptions:
 class CampaignOutcome:
     """What happened to each trial of the campaign: ``trial_key -> status`` (and the error's last line).
 
-    ``skipped`` were complete before this run; the others were submitted to Tune.
+    ``kept`` maps the trials kept from earlier runs (complete, or stopped early) to their status; the
+    others were submitted to Tune.
     """
 
     campaign: str
-    skipped: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def unfinished(self) -> list[str]:
-        return [k for k, s in self.statuses.items() if s not in FINAL_STATUSES]
+        return [k for k, s in self.statuses.items() if s not in FINISHED_STATUSES]
 
     @property
     def exit_code(self) -> int:
@@ -175,9 +175,9 @@ def _trial_dirname(trial: Any) -> str:
     return f"{_trial_name(trial)}_{trial.trial_id}"
 
 
-def metric_key(grid: GridSpec) -> str:
+def grid_metric_key(grid: GridSpec) -> str:
     """The flat report key of the grid's metric on the test split (``mpjpe`` -> ``test_mpjpe``)."""
-    return grid.metric if grid.metric.startswith(("test_", "train_")) else f"test_{grid.metric}"
+    return grid.metric if parse_metric_key(grid.metric) else metric_key("test", grid.metric)
 
 
 def _fit(grid: GridSpec, campaign: str, specs: list[TrialSpec], opts: LaunchOptions,
@@ -197,7 +197,7 @@ def _fit(grid: GridSpec, campaign: str, specs: list[TrialSpec], opts: LaunchOpti
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         # Rungs at epochs 1, 4, 16, ... below the longest trial; a trial's last epoch is never judged (see
         # trainable.tune_reporter), so every trial that is not stopped records its full result.
-        scheduler = ASHAScheduler(metric=scheduler_key(metric_key(grid)), mode=grid.mode, time_attr="epoch",
+        scheduler = ASHAScheduler(metric=scheduler_key(grid_metric_key(grid)), mode=grid.mode, time_attr="epoch",
                                   max_t=max(max_epochs, 2), grace_period=1, stop_last_trials=False)
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     tuner = tune.Tuner(
@@ -233,17 +233,22 @@ def _fit(grid: GridSpec, campaign: str, specs: list[TrialSpec], opts: LaunchOpti
         tune_log.setLevel(level)
 
 
-def partition(specs: list[TrialSpec], *, db_url: str | None = None, rerun: bool = False
-              ) -> tuple[list[TrialSpec], list[TrialSpec]]:
-    """``(to_run, already_complete)`` by the leaderboard's record of each ``trial_key`` (read only)."""
+def partition(specs: list[TrialSpec], *, db_url: str | None = None, rerun: bool = False,
+              rerun_stopped: bool = False) -> tuple[list[TrialSpec], list[TrialSpec]]:
+    """``(to_run, kept)`` by the leaderboard's record of each ``trial_key`` (read only).
+
+    Kept: complete trials, and trials stopped early on purpose unless ``rerun_stopped``; ``rerun`` keeps none.
+    """
     from results.store import LeaderboardStore
 
-    done = set() if rerun else LeaderboardStore(db_url).completed_keys([s.trial_key for s in specs])
+    kept_statuses = set() if rerun else KEPT_ON_RERUN - ({"stopped"} if rerun_stopped else set())
+    done = LeaderboardStore(db_url).keys_with_status([s.trial_key for s in specs], kept_statuses) \
+        if kept_statuses else set()
     return [s for s in specs if s.trial_key not in done], [s for s in specs if s.trial_key in done]
 
 
-def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: bool = False
-                 ) -> CampaignOutcome:
+def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: bool = False,
+                 rerun_stopped: bool = False) -> CampaignOutcome:
     """Train every trial of ``grid`` not yet complete in the leaderboard; returns each trial's status."""
     if opts.address:  # before anything is written: a typo in --address should leave no trace
         check_reachable(opts.address, opts.connect_timeout_s)
@@ -256,15 +261,17 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
     store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml,
                           version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha())
-    todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun)
+    todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun, rerun_stopped=rerun_stopped)
     store.link(campaign, [s.trial_key for s in done])
-    outcome = CampaignOutcome(campaign, skipped=[s.trial_key for s in done])
+    stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})
+    outcome = CampaignOutcome(campaign, kept={s.trial_key: "stopped" if s.trial_key in stopped else "complete"
+                                              for s in done})
     if not todo:
         return outcome
     uri = init_store()
     sink = ResultsSink(campaign, grid.name, db_url=opts.db_url, tracking_uri=uri,
                        tags={"grid": str(grid.path), "profile": grid.profile or ""})
-    progress = CampaignProgress(len(todo), skipped=len(done), metric_key=metric_key(grid), mode=grid.mode)
+    progress = CampaignProgress(len(todo), skipped=len(done), metric_key=grid_metric_key(grid), mode=grid.mode)
     with ray_session(opts):
         _fit(grid, campaign, todo, opts, [sink, progress])
     for spec in todo:

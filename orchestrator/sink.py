@@ -1,7 +1,8 @@
 """The single writer: a Tune callback on the driver storing every trial in the leaderboard and MLflow.
 
 Workers only report; this callback turns those reports into leaderboard rows (``mark_running`` at start,
-``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial) and MLflow runs
+``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial, ``stopped`` when
+the scheduler ends it early) and MLflow runs
 (per-epoch metrics, final metrics, cost, provenance and artifacts at the end).
 An epoch reported with a checkpoint reaches MLflow only once Tune has registered that checkpoint: Tune saves
 it in a second call to the worker, and a worker lost in between is resumed from the checkpoint before, so
@@ -19,7 +20,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
-from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec, parse_metric_key
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,15 @@ def trial_error(trial: Any) -> str:
 
 
 def stopped_result(spec: TrialSpec, last: dict[str, Any], reason: str) -> TrialResult:
-    """A trial that ended without a TrialResult (stopped early by the scheduler): recorded as failed."""
-    metrics = [MetricRecord(k.partition("_")[2], k.partition("_")[0], float(v), epoch=last.get("epoch"))
-               for k, v in last.items()
-               if k.startswith(("test_", "train_")) and isinstance(v, int | float) and not isinstance(v, bool)]
-    return TrialResult(spec.trial_key, spec.to_dict(), "failed", metrics=metrics,
+    """A trial that ended without a TrialResult (stopped early by the scheduler): status ``stopped``,
+    with the metrics of its last reported epoch."""
+    metrics = []
+    for key, value in last.items():
+        parsed = parse_metric_key(key)
+        if parsed and isinstance(value, int | float) and not isinstance(value, bool):
+            split, name, action = parsed
+            metrics.append(MetricRecord(name, split, float(value), action, epoch=last.get("epoch")))
+    return TrialResult(spec.trial_key, spec.to_dict(), "stopped", metrics=metrics,
                        epochs_run=int(last.get("epoch", 0)), error=reason)
 
 
@@ -155,8 +160,7 @@ class ResultsSink(Callback):
         except Exception:  # MLflow is the browser, not the record: never lose the leaderboard row for it
             log.exception("MLflow logging failed for trial %s", spec.trial_key)
         self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
-        stopped = result.status == "failed" and (result.error or "").startswith("stopped early")
-        self.outcomes[spec.trial_key] = "stopped" if stopped else result.status
+        self.outcomes[spec.trial_key] = result.status
         if result.error:
             self.errors[spec.trial_key] = result.error.strip().splitlines()[-1]
 

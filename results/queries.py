@@ -1,10 +1,9 @@
 """Read side of the leaderboard: ``select()`` expressions only; user input reaches SQL as bound values.
 
 Speed-up definition: a trial's baseline is the mean over the complete ``pruner == "none"`` trials with
-the same backbone, frames, dataset and model settings (``model_json``, which includes a seq2frame
-``pipeline`` override), across seeds. Then ``speedup_flops = baseline gflops / trial gflops``,
-``speedup_latency = baseline latency_ms / trial latency_ms`` (both > 1 means faster) and
-``gflops_change_pct = 100 * (trial gflops / baseline gflops - 1)`` (``-39.6`` reads "FLOPs −39.6%").
+the same backbone, pipeline, frames, dataset and model settings (``model_json``), across seeds. Then
+``speedup_flops = baseline gflops / trial gflops``, ``speedup_latency = baseline latency_ms / trial
+latency_ms`` (both > 1 means faster) and ``gflops_change_pct = 100 * (trial gflops / baseline gflops - 1)`` (``-39.6`` reads "FLOPs −39.6%").
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from typing import Any, Literal
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import aliased
 
-from h2ot_core.contracts import LOWER_IS_BETTER
+from h2ot_core.contracts import STATUSES, lower_is_better
 from results.errors import ResultsError, unknown
-from results.schema import STATUSES, Campaign, CampaignTrial, Metric, Trial
+from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 Agg = Literal["best", "mean"]
 
@@ -33,20 +32,14 @@ COST_COLUMNS: tuple[str, ...] = ("params", "gflops", "gflops_total", "latency_ms
 DERIVED_COLUMNS: tuple[str, ...] = ("speedup_flops", "speedup_latency", "gflops_change_pct")
 #: metrics shown next to the sort metric in every leaderboard row
 DEFAULT_METRICS: tuple[str, ...] = ("mpjpe", "p_mpjpe")
-HIGHER_IS_BETTER_COLUMNS = frozenset({"speedup_flops", "speedup_latency"})
 # Trial columns every row carries, in output order.
 _ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, "epochs_run", "best_epoch", "error",
                 "mlflow_run_id", "checkpoint_uri", "git_sha", "torch_version", "device", "data_fingerprint",
                 "model_json", "train_json", "data_json", "package_versions", "created_at", "started_at",
                 "finished_at")
-_BASELINE_KEY = ("backbone", "frames", "dataset", "model_json")
+_BASELINE_KEY = ("backbone", "pipeline", "frames", "dataset", "model_json")
 #: the columns aggregations need (tables, grouped leaderboards): cheaper to fetch than every column
 LEAN_COLUMNS: tuple[str, ...] = ("trial_key", "status", *AXES, *COST_COLUMNS, "model_json")
-
-
-def lower_is_better(name: str) -> bool:
-    """Direction of a metric or column (``mpjpe``, ``gflops``: lower; ``pck``, speed-ups: higher)."""
-    return name not in HIGHER_IS_BETTER_COLUMNS and (name in LOWER_IS_BETTER or name == "gflops_change_pct")
 
 
 def _cast(axis: str, value: Any) -> Any:
@@ -142,7 +135,8 @@ def fetch_trials(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None 
 
 
 def _baselines(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, Any]]:
-    """``(backbone, frames, dataset, model_json) -> (mean gflops, mean latency_ms)`` of unpruned trials."""
+    """``(backbone, pipeline, frames, dataset, model_json) -> (mean gflops, mean latency_ms)`` of unpruned
+    trials."""
     if not rows:
         return {}
     stmt = (select(*(getattr(Trial, k) for k in _BASELINE_KEY), func.avg(Trial.gflops), func.avg(Trial.latency_ms))

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import TrialResult, TrialSpec
-from h2ot_core.names import BACKBONE_INFO
 from results.db import make_engine, mask_url, resolve_url, retry_locked
 from results.errors import ResultsError, unknown
 from results.schema import Campaign, CampaignTrial, Metric, Trial
@@ -60,12 +59,10 @@ def schedule_facts(schedule: str) -> tuple[int | None, int | None, int]:
 def spec_columns(spec: TrialSpec) -> dict[str, Any]:
     """The axis, derived and JSON columns of a trial row."""
     tokens, layer, stages = schedule_facts(spec.schedule)
-    info = BACKBONE_INFO.get(spec.backbone)
-    pipeline = spec.model.get("pipeline") or (info.pipeline if info else "seq2seq")
     return {
         "trial_key": spec.trial_key, "backbone": spec.backbone, "pruner": spec.pruner,
         "recoverer": spec.recoverer, "schedule": spec.schedule, "frames": int(spec.frames),
-        "dataset": spec.dataset, "seed": int(spec.seed), "pipeline": str(pipeline), "tokens": tokens,
+        "dataset": spec.dataset, "seed": int(spec.seed), "pipeline": spec.effective_pipeline, "tokens": tokens,
         "layer": layer, "stages": stages, "model_json": _json(dict(spec.model)),
         "train_json": _json(dict(spec.train)), "data_json": _json(dict(spec.data)),
         "spec_json": spec.canonical_json(), "selection": spec.selection,
@@ -89,7 +86,7 @@ def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
     cols = {**spec_columns(spec), "status": result.status, "error": result.error,
             "selection": result.selection or spec.selection, "best_epoch": result.best_epoch,
             "epochs_run": int(result.epochs_run), "checkpoint_uri": result.checkpoint_uri,
-            "torch_version": prov.pop("torch_version", None) or prov.pop("torch", None)}
+            "torch_version": prov.pop("torch", None)}
     for key, column in _PROVENANCE_COLUMNS.items():
         value = prov.pop(key, None)
         cols[column] = None if value is None else str(value)
@@ -234,15 +231,15 @@ class LeaderboardStore:
                      .values(git_sha=sha))
 
     # -- reads -----------------------------------------------------------------------------------------
-    def completed_keys(self, trial_keys: Iterable[str]) -> set[str]:
-        """The subset of ``trial_keys`` whose rows are complete."""
-        keys = sorted(set(trial_keys))
-        done: set[str] = set()
+    def keys_with_status(self, trial_keys: Iterable[str], statuses: Iterable[str] = ("complete",)) -> set[str]:
+        """The subset of ``trial_keys`` whose rows have one of ``statuses``."""
+        keys, wanted = sorted(set(trial_keys)), sorted(set(statuses))
+        found: set[str] = set()
         with self.engine.connect() as conn:
             for i in range(0, len(keys), _CHUNK):
-                done.update(conn.execute(select(Trial.trial_key).where(
-                    Trial.trial_key.in_(keys[i:i + _CHUNK]), Trial.status == "complete")).scalars())
-        return done
+                found.update(conn.execute(select(Trial.trial_key).where(
+                    Trial.trial_key.in_(keys[i:i + _CHUNK]), Trial.status.in_(wanted))).scalars())
+        return found
 
     def campaign_status(self, name: str) -> dict[str, int]:
         """Trial counts by status for campaign ``name`` (pending trials are known only to the caller)."""

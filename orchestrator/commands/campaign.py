@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from h2ot_core.contracts import STATUSES
 from orchestrator.console import err, out, user_errors
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ DbOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL",
                                            help="leaderboard URL (default: SQLite under results/runs)")]
 #: columns of the expanded-trials table, in order
 TRIAL_COLUMNS = ("backbone", "pipeline", "pruner", "recoverer", "schedule", "frames", "dataset", "seed")
-STATUS_ORDER = ("complete", "diverged", "failed", "running", "pending")
 
 
 def _trials_table(grid: GridSpec, specs: list[TrialSpec], done: set[str] | None = None) -> Table:
@@ -32,10 +32,10 @@ def _trials_table(grid: GridSpec, specs: list[TrialSpec], done: set[str] | None 
     status = ("status",) if done is not None else ()
     table = Table("#", "trial_key", *TRIAL_COLUMNS, *status, title=grid.name)
     for i, spec in enumerate(specs):
-        row = {**spec.to_dict(), "pipeline": spec.model.get("pipeline", "")}
+        row = {**spec.to_dict(), "pipeline": spec.effective_pipeline}
         cells = [str(i), spec.trial_key, *(str(row[c]) for c in TRIAL_COLUMNS)]
         if done is not None:
-            cells.append("complete (reused)" if spec.trial_key in done else "to run")
+            cells.append("kept" if spec.trial_key in done else "to run")
         table.add_row(*cells)
     return table
 
@@ -62,6 +62,8 @@ def run(
     profile: ProfileOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would run; start nothing")] = False,
     rerun: Annotated[bool, typer.Option("--rerun", help="train again even trials already complete")] = False,
+    rerun_stopped: Annotated[bool, typer.Option(
+        "--rerun-stopped", help="train again trials an early-stopping scheduler stopped")] = False,
     address: Annotated[str | None, typer.Option(
         "--address", envvar="H2OT_RAY_ADDRESS",
         help="Ray cluster: auto, host:port or ray://host:port (default: a local instance)")] = None,
@@ -87,13 +89,13 @@ def run(
     grid = load_grid(grid_path, profile)
     campaign = campaign_name(grid, name)
     if dry_run:
-        todo, done = partition(grid.expand(), db_url=db_url, rerun=rerun)
+        todo, done = partition(grid.expand(), db_url=db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         _print_wide(_trials_table(grid, grid.expand(), {s.trial_key for s in done}))
-        err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} already complete (dry run)")
+        err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
         return
     opts = LaunchOptions(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                          max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url)
-    outcome = run_campaign(grid, campaign, opts, rerun=rerun)
+    outcome = run_campaign(grid, campaign, opts, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_outcome(outcome)
     _print_best(campaign, db_url)
     if outcome.exit_code:
@@ -112,8 +114,8 @@ def _print_best(campaign: str, db_url: str | None, top: int = 10) -> None:
 
 def _print_outcome(outcome: CampaignOutcome) -> None:
     table = Table("trial_key", "status", "error", title=f"campaign {outcome.campaign}")
-    for key in outcome.skipped:
-        table.add_row(key, "complete (reused)", "")
+    for key, status in outcome.kept.items():
+        table.add_row(key, f"{status} (reused)", "")
     for key, status in outcome.statuses.items():
         table.add_row(key, status, outcome.errors.get(key, ""))
     _print_wide(table)
@@ -126,7 +128,7 @@ def status(
     grid_path: Annotated[Path | None, typer.Option("--grid", help="grid file, to count pending trials")] = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Trials of a campaign by status: complete, diverged, failed, running, pending."""
+    """Trials of a campaign by status: complete, diverged, failed, stopped, running, pending."""
     from results.store import LeaderboardStore
 
     store = LeaderboardStore(db_url)
@@ -138,7 +140,7 @@ def status(
         known = sum(1 for k in keys if store.trial_status(k) is not None)
         counts["pending"] = len(keys) - known
     table = Table("status", "trials", title=f"campaign {name}")
-    for key in (*STATUS_ORDER, *sorted(set(counts) - set(STATUS_ORDER))):
+    for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))):
         if key in counts:
             table.add_row(key, str(counts[key]))
     _print_wide(table)

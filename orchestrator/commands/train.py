@@ -11,30 +11,10 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.config import deep_merge, read_yaml
+from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError
 from orchestrator.console import err, out, user_errors
-
-#: top-level trial fields and the types a YAML file may give them
-_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "backbone": str, "pruner": str, "recoverer": str, "schedule": (str, int), "frames": int, "dataset": str,
-    "seed": int, "model": dict, "train": dict, "data": dict, "selection": str,
-}
-_SELECTIONS = ("last_epoch", "best_on_test")
-
-
-def _read_trial_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such trial file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a trial file must be a mapping of trial fields, got {type(raw).__name__}")
-    return raw
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -52,32 +32,20 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     return result
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for k, v in over.items():
-        merged[k] = _merge(merged[k], v) if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping) else v
-    return merged
+def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str]) -> TrialSpec:
+    """The trial file, overridden by the options that were given, then by ``--set`` pairs.
 
-
-def build_spec(raw: Mapping[str, Any], source: str) -> TrialSpec:
-    """A :class:`TrialSpec` from a mapping, with every field's type checked (errors name ``source``)."""
-    unknown = sorted(set(raw) - set(_FIELD_TYPES) - {"trial_key"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown trial field(s) {', '.join(unknown)}; known: {', '.join(_FIELD_TYPES)}")
-    if "backbone" not in raw:
-        raise ConfigError(f"{source}: field 'backbone' is required (give it in the file or with --backbone)")
-    for key, value in raw.items():
-        expected = _FIELD_TYPES.get(key)
-        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
-            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-            raise ConfigError(f"{source}: field {key!r} must be a {names}, got {value!r}")
-    if raw.get("selection", "last_epoch") not in _SELECTIONS:
-        raise ConfigError(f"{source}: field 'selection' must be one of {', '.join(_SELECTIONS)}, "
-                          f"got {raw['selection']!r}")
-    fields = {k: v for k, v in raw.items() if k != "trial_key"}
-    if "schedule" in fields:
-        fields["schedule"] = str(fields["schedule"])
-    return TrialSpec.from_dict(fields)
+    ``options`` is flat: top-level fields by name, nested settings as ``"train.epochs"``; ``None`` means
+    not given.
+    """
+    raw = read_yaml(trial_yaml, "trial file") if trial_yaml else {}
+    given: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is not None:
+            group, _, leaf = name.rpartition(".")
+            (given.setdefault(group, {}) if group else given)[leaf] = value
+    raw = deep_merge(deep_merge(raw, given), _parse_sets(sets))
+    return TrialSpec.from_mapping(raw, str(trial_yaml or "command line"))
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -122,18 +90,13 @@ def train(
     from h2ot_core.engine.recipes import resolve_settings
     from h2ot_core.engine.state import STATE_FILE
 
-    raw = _read_trial_yaml(trial_yaml) if trial_yaml else {}
-    top = {"backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
-           "frames": frames, "dataset": dataset, "seed": seed, "selection": selection}
-    nested = {"train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_train_windows": max_train_windows,
-                        "max_test_windows": max_test_windows},
-              "model": {"dim": dim, "depth": depth, "num_heads": heads}, "data": {"minutes": minutes}}
-    overrides = {k: v for k, v in top.items() if v is not None}
-    overrides.update({k: {kk: vv for kk, vv in d.items() if vv is not None} for k, d in nested.items()})
-    raw = _merge(_merge(raw, overrides), _parse_sets(sets or []))
-    source = str(trial_yaml or "command line")
-    spec = build_spec(raw, source)
-    total = resolve_settings(spec.backbone, spec.train, source=source).epochs
+    spec = cli_spec(trial_yaml, {
+        "backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule, "frames": frames,
+        "dataset": dataset, "seed": seed, "selection": selection, "train.epochs": epochs,
+        "train.batch_size": batch_size, "train.lr": lr, "train.max_train_windows": max_train_windows,
+        "train.max_test_windows": max_test_windows, "model.dim": dim, "model.depth": depth,
+        "model.num_heads": heads, "data.minutes": minutes}, sets or [])
+    total = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line")).epochs
     workdir = workdir or Path("runs") / spec.trial_key
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
@@ -143,7 +106,8 @@ def train(
         task = progress.add_task("train", total=total, info="")
 
         def report(metrics: dict[str, float], checkpoint_dir: str | None) -> None:
-            info = f"loss {metrics['train_loss']:.4f}  test MPJPE {metrics.get('test_mpjpe', float('nan')):.2f} mm"
+            loss, mpjpe = metrics[metric_key("train", "loss")], metrics.get(metric_key("test", "mpjpe"), float("nan"))
+            info = f"loss {loss:.4f}  test MPJPE {mpjpe:.2f} mm"
             progress.update(task, completed=metrics["epoch"], info=info)
 
         result = run_trial(spec, report, workdir=workdir, data_dir=data_dir, resume_from=resume_from)
@@ -156,7 +120,7 @@ def train(
             per_metric.setdefault(m.name, {})[m.action] = m.value
     out.print(metrics_table(per_metric, f"{spec.backbone} {spec.pruner}/{spec.recoverer} "
                                         f"{spec.schedule or '-'}: test metrics (mm, PCK/AUC %)"))
-    train_loss = result.metric("train_loss", "train")
+    train_loss = result.metric("loss", "train")
     if result.cost is not None and train_loss is not None:
         out.print(f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
     if result.status == "diverged":

@@ -156,10 +156,16 @@ def test_asha_records_stopped_trials_and_keeps_finished_ones(env, tmp_path):
     assert res.exit_code == 0, res.output  # stopping early on purpose is not a failure
     keys = [s.trial_key for s in load_grid(path).expand()]
     statuses = {k: store().trial_status(k) for k in keys}
-    assert set(statuses.values()) <= {"complete", "failed"} and "complete" in statuses.values()
+    assert set(statuses.values()) <= {"complete", "stopped"} and "complete" in statuses.values()
     for key, status in statuses.items():
-        if status == "failed":
+        if status == "stopped":
             assert _error_of(key).startswith("stopped early")
+    stopped = sum(s == "stopped" for s in statuses.values())
+    # A re-run keeps stopped trials; --rerun-stopped trains them again.
+    res = runner.invoke(app, ["campaign", "run", str(path), "--dry-run"])
+    assert f"{len(keys) - stopped - sum(s == 'complete' for s in statuses.values())} to run" in res.output
+    res = runner.invoke(app, ["campaign", "run", str(path), "--dry-run", "--rerun-stopped"])
+    assert f"{stopped} to run" in res.output, res.output
     runs = trial_runs("with_asha")
     for key, status in statuses.items():
         if status == "complete":  # a finished trial keeps its full result even though ASHA watched it

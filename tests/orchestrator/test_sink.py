@@ -69,3 +69,22 @@ def test_trial_that_errors_for_good_keeps_its_last_epoch(sink, tmp_path):
     sink.on_trial_error(0, [], t)  # no retry left: the epoch did run, and is the last thing it did
     assert history(sink) == [(1, 0.9)]
     assert sink.outcomes == {SPEC.trial_key: "failed"}
+
+
+def test_trial_stopped_by_the_scheduler_is_stored_stopped_with_its_last_metrics(sink):
+    t = trial()
+    sink.on_trial_start(0, [], t)
+    report(sink, t, 1, 0.9, checkpoint=False)
+    t.last_result = {"epoch": 1, "train_loss": 0.9, "test_mpjpe": 80.5, "test_mpjpe__Walking": 70.0,
+                     "sched_test_mpjpe": 80.5, "lr": 1e-3}
+    sink.on_trial_complete(0, [], t)
+    assert sink.outcomes == {SPEC.trial_key: "stopped"}
+    assert sink.store.trial_status(SPEC.trial_key) == "stopped"
+    from sqlalchemy import select
+
+    from results.schema import Metric
+
+    with sink.store.engine.connect() as conn:
+        rows = set(conn.execute(select(Metric.name, Metric.split, Metric.action, Metric.value)).all())
+    assert rows == {("loss", "train", "avg", 0.9), ("mpjpe", "test", "avg", 80.5),
+                    ("mpjpe", "test", "Walking", 70.0)}

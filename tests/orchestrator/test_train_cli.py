@@ -62,12 +62,12 @@ def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
 @pytest.mark.parametrize(("content", "args", "message"), [
     ("backbone: [mixste\n", [], "not valid YAML"),
     ("- mixste\n", [], "must be a mapping"),
-    ("backbone: mixste\nframes: many\n", [], "field 'frames' must be a int"),
-    ("backbone: mixste\nepochs: 3\n", [], "unknown trial field(s) epochs"),
+    ("backbone: mixste\nframes: many\n", [], "frames: 'many' must be an integer"),
+    ("backbone: mixste\nepochs: 3\n", [], "Unknown trial field 'epochs'"),
     ("backbone: mixste\ntrain: {epoch: 3}\n", [], "train.epoch"),
     ("backbone: mixtse\n", [], "Did you mean: mixste"),
     ("backbone: mixste\n", ["--set", "oops"], "KEY=VALUE"),
-    ("pruner: tpc\n", [], "'backbone' is required"),
+    ("pruner: tpc\n", [], "backbone: missing"),
 ])
 def test_bad_trial_files_are_one_line_errors(tmp_path, content, args, message):
     path = tmp_path / "trial.yaml"
