@@ -3,16 +3,30 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# where the commands write (the leaderboard, MLflow, checkpoints, the demo's report): H2OT_RUNS_DIR or results/runs
+RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
+DEMO_REPORT := $(RUNS_DIR)/demo_report
+MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint bench bench-core bench-data bench-engine bench-orchestration bench-results claim clean
+.PHONY: demo test lint bench bench-core bench-data bench-engine bench-orchestration bench-results claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev,mocap]'
 	touch $(STAMP)
 
+# The demo campaign, then its report (written even when a trial failed; the exit code is the campaign's).
 demo: $(STAMP)
-	$(BIN)/h2ot campaign run search_spaces/demo.yaml
+	@$(BIN)/h2ot campaign run search_spaces/demo.yaml; rc=$$?; \
+	$(BIN)/h2ot report demo --out $(DEMO_REPORT) >/dev/null || exit 1; \
+	echo ""; \
+	echo "Report: $(DEMO_REPORT)/demo.md (its tables in tables/, plots in figures/)"; \
+	echo "Next:"; \
+	echo "  $(BIN)/h2ot leaderboard --campaign demo"; \
+	echo "  $(BIN)/h2ot tables build demo --out paper_tables/"; \
+	echo "  $(BIN)/h2ot plots --campaign demo --out figures/"; \
+	echo "  $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --default-artifact-root $(RUNS_DIR)/mlartifacts"; \
+	exit $$rc
 
 test: $(STAMP)
 	bash .ci/services
@@ -22,8 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Benchmarks print medians and side-by-side ratios; none of them is a test.
+# Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
+# none of them is a test. `make readme` copies those files into README.md.
 bench: bench-core bench-data bench-engine bench-results bench-orchestration
+	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
 
 bench-core: $(STAMP)
 	$(BIN)/python -m benchmarks.core
@@ -43,6 +59,10 @@ bench-orchestration: $(STAMP)
 # The paper's claim on a CPU budget (a few minutes): unpruned vs HoT vs H2OT vs TPS+TRI on synthetic data.
 claim: $(STAMP)
 	$(BIN)/python -m benchmarks.claim
+
+# README.md's figure blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
+readme: $(STAMP)
+	$(BIN)/python -m benchmarks.readme
 
 clean:
 	rm -rf $(VENV)

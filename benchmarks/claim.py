@@ -6,20 +6,23 @@ test subjects (S9, S11) with flip augmentation. A few minutes on CPU: this is a 
 (pruning cuts FLOPs at little accuracy cost), not the paper's numbers.
 
     python -m benchmarks.claim [--backbone mixste] [--epochs 6] [--windows 160] [--minutes 2] [--threads 2]
-                               [--only LABEL ...]
+                               [--only LABEL ...] [--out benchmarks/results/claim.md]
+
+The table goes to ``benchmarks/results/claim.md`` (``make readme`` copies it into the README). A metric a
+trial did not record (it diverged or failed) is shown as ``missing``, never as a number.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
+from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 from h2ot_core.api import run_trial
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.contracts import TrialResult, TrialSpec
 from h2ot_core.names import BACKBONE_INFO
 
 #: label → (pruner, recoverer, schedule) for a 4-block, 81-frame model. HoT keeps 33 of 81 frames after
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", choices=list(CONFIGS), metavar="LABEL",
                     help="run only these configurations (repeatable; the first one is the FLOPs reference)")
+    add_out_argument(ap, "claim")
     args = ap.parse_args()
 
     model = {"dim": 64, "depth": 4, "num_heads": 4}
@@ -64,15 +68,49 @@ def main() -> None:
             result = run_trial(spec, workdir=Path(tmp) / spec.trial_key, data_dir=Path(tmp) / "data")
             rows.append((label, schedule or "-", result, time.perf_counter() - t0))
 
-    print(f"{args.backbone} 81 frames, dim 64, depth 4; {args.epochs} epochs x {args.windows} windows; torch "
-          f"{torch.__version__}, {args.threads} thread(s)")
-    print(f"{'configuration':<16} {'schedule':<10} {'GFLOPs':>8} {'params':>8} {'MPJPE':>8} {'P-MPJPE':>8} "
-          f"{'train s':>8} status")
-    base = rows[0][2].cost.gflops
-    for label, schedule, r, seconds in rows:
-        saved = 100 * (1 - r.cost.gflops / base)
-        print(f"{label:<16} {schedule:<10} {r.cost.gflops:8.4f} {r.cost.params:8,d} {r.metric('mpjpe') or 0:8.2f} "
-              f"{r.metric('p_mpjpe') or 0:8.2f} {seconds:8.1f} {r.status}, {saved:.1f}% fewer FLOPs")
+    lines = table_lines(rows)
+    lines += ["", f"{args.backbone}, 81 frames, dim 64, depth 4; {args.epochs} epochs × {args.windows} windows of "
+              f"synthetic data; test on the held-out subjects with flip augmentation. "
+              + measured_line("benchmarks.claim", threads=args.threads)]
+    write_result(lines, args.out)
+
+
+def _number(value: float | None, status: str) -> str:
+    """A metric as text: ``missing`` (with the status when not complete), never 0."""
+    if value is None or not math.isfinite(value):
+        return "missing" + (f" ({status})" if status != "complete" else "")
+    return f"{value:.2f}"
+
+
+def _relative(value: float | None, base: float | None) -> str:
+    if value is None or base is None or not math.isfinite(value) or not math.isfinite(base) or base == 0:
+        return ""
+    return f" ({100 * (value / base - 1):+.1f}%)".replace("-", "−")
+
+
+def table_lines(rows: list[tuple[str, str, TrialResult, float]]) -> list[str]:
+    """The claim table: GFLOPs and FLOPs saved vs the first row, MPJPE/P-MPJPE with their change vs it.
+
+    A trial that recorded no metric (diverged, failed) shows ``missing (status)``, and its change is left out.
+    """
+    base = rows[0][2]
+    base_gflops = base.cost.gflops if base.cost else None
+    out = []
+    for i, (label, schedule, r, seconds) in enumerate(rows):
+        pruner, recoverer, _ = CONFIGS[label]
+        gflops = r.cost.gflops if r.cost else None
+        flops = "–" if i == 0 or gflops is None or not base_gflops else \
+            f"{100 * (gflops / base_gflops - 1):+.1f}%".replace("-", "−")
+        cells = []
+        for name in ("mpjpe", "p_mpjpe"):
+            value, ref = r.metric(name), base.metric(name)
+            cells.append(_number(value, r.status) + ("" if i == 0 else _relative(value, ref)))
+        out.append((label.split(" (")[0], "–" if pruner == "none" else f"{pruner} + {recoverer}",
+                    "–" if schedule == "-" else schedule, "missing" if gflops is None else f"{gflops:.4f}", flops,
+                    *cells, f"{seconds:.1f}"))
+    return md_table(["model", "pruner + recoverer", "schedule", "GFLOPs", "FLOPs", "MPJPE mm", "P-MPJPE mm",
+                     "train s"], out)
+
 
 if __name__ == "__main__":
     main()

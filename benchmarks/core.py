@@ -9,7 +9,11 @@ timed interleaved, round-robin, so machine noise hits them alike. ``--device cud
 (synchronising after every pass), ``--bf16`` under bfloat16 autocast.
 
     python -m benchmarks.core [--backbones mixste,motionbert] [--batches 1,8] [--repeats 5] [--threads N]
-                              [--device cuda] [--bf16]
+                              [--device cuda] [--bf16] [--out benchmarks/results/core.md]
+                              [--out-attention benchmarks/results/attention.md]
+
+The two tables go to ``benchmarks/results/core.md`` and ``attention.md`` (``make readme`` copies them into
+the README).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from benchmarks.output import RESULTS_DIR, add_out_argument, md_table, measured_line, write_result
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
@@ -75,10 +80,16 @@ def forward(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> None:
         torch.cuda.synchronize()
 
 
-def run(backbones: list[str], batches: list[int], repeats: int, device: torch.device, bf16: bool) -> None:
-    print("| backbone | batch | variant | schedule | GFLOPs | latency ms | FLOPs ratio | speed-up | speed-up / FLOPs ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    explicit_rows = []
+PRUNING_HEADER = ("backbone", "batch", "variant", "schedule", "GFLOPs", "latency ms", "FLOPs ratio", "speed-up",
+                  "speed-up / FLOPs ratio")
+ATTENTION_HEADER = ("backbone", "batch", "explicit softmax ms", "fused (ours) ms", "ours faster by")
+
+
+def run(backbones: list[str], batches: list[int], repeats: int, device: torch.device, bf16: bool
+        ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The pruning rows and the fused-vs-explicit attention rows (each pruning row is printed as it comes)."""
+    pruning_rows: list[tuple[object, ...]] = []
+    explicit_rows: list[tuple[object, ...]] = []
     for backbone in backbones:
         models = {name: (create_model(backbone, pruner, recoverer, schedule).eval(), schedule)
                   for name, (pruner, recoverer, schedule) in variants(backbone).items()}
@@ -99,13 +110,13 @@ def run(backbones: list[str], batches: list[int], repeats: int, device: torch.de
             for name, (_, schedule) in models.items():
                 ratio = gflops["unpruned"] / gflops[name]
                 speed = ms["unpruned"] / ms[name]
-                print(f"| {backbone} | {batch} | {name} | {schedule or '-'} | {gflops[name]:.2f} | {ms[name]:.1f} | "
-                      f"{ratio:.2f}x | {speed:.2f}x | {speed / ratio:.2f} |", flush=True)
-            explicit_rows.append((backbone, batch, ms["unpruned, explicit softmax"], ms["unpruned"]))
-    print("\n| backbone | batch | explicit softmax ms | fused (ours) ms | ours faster by |")
-    print("|---|---|---|---|---|")
-    for backbone, batch, slow, fast in explicit_rows:
-        print(f"| {backbone} | {batch} | {slow:.1f} | {fast:.1f} | {slow / fast:.2f}x |")
+                row = (backbone, batch, name, schedule or "-", f"{gflops[name]:.2f}", f"{ms[name]:.1f}",
+                       f"{ratio:.2f}×", f"{speed:.2f}×", f"{speed / ratio:.2f}")
+                print(" | ".join(map(str, row)), flush=True)
+                pruning_rows.append(row)
+            slow, fast = ms["unpruned, explicit softmax"], ms["unpruned"]
+            explicit_rows.append((backbone, batch, f"{slow:.1f}", f"{fast:.1f}", f"{slow / fast:.2f}×"))
+    return pruning_rows, explicit_rows
 
 
 def main() -> None:
@@ -116,13 +127,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="time under bfloat16 autocast")
+    add_out_argument(parser, "core")
+    parser.add_argument("--out-attention", default=str(RESULTS_DIR / "attention.md"),
+                        help="Markdown file for the attention table (default: benchmarks/results/attention.md; "
+                             "'-' prints only)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, device {device} ({name}), {'bf16 autocast' if args.bf16 else 'fp32'}")
-    run(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats, device, args.bf16)
+    pruning, attention = run(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats,
+                             device, args.bf16)
+    where = f"{name}, {'bf16 autocast' if args.bf16 else 'fp32'}" if device.type == "cuda" else "cpu, fp32"
+    footer = ["", f"Medians of {args.repeats} round-robin repeats. "
+              + measured_line("benchmarks.core", device=where)]
+    write_result([*md_table(PRUNING_HEADER, pruning), *footer], args.out)
+    write_result([*md_table(ATTENTION_HEADER, attention), *footer], args.out_attention)
 
 
 if __name__ == "__main__":

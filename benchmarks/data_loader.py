@@ -4,6 +4,7 @@ Generates (or reuses) a synthetic Human3.6M folder, cuts training windows and ti
 flip-augmented batches for a few seconds.
 
     python -m benchmarks.data_loader [--frames 243] [--stride 81] [--batch 64] [--seconds 3] [--minutes 2]
+                                     [--out benchmarks/results/data.md]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 from h2ot_core.data.loading import load_dataset
 from h2ot_core.data.windows import ClipWindows
 
@@ -39,7 +41,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--data-dir", type=Path, default=None, help="synthetic folder (default: a temp dir)")
+    add_out_argument(parser, "data")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data_dir or Path(tmp) / "synthetic"
         start = time.perf_counter()
@@ -54,9 +58,15 @@ def main() -> None:
             print(f"{pipeline:9s} F={args.frames} stride={stride}: {len(windows):,} windows "
                   f"(built in {build_s * 1000:.0f} ms), {rate:,.0f} samples/s "
                   f"({rate * args.frames:,.0f} frames/s) over {seen:,} samples, batch {args.batch}")
+            rows.append((f"{pipeline} windows (F={args.frames}, stride {stride}), loader alone",
+                         f"{rate:,.0f} samples/s ({rate * args.frames / 1e6:.2f} M frames/s), {len(windows):,} "
+                         f"windows built in {build_s * 1000:.0f} ms"))
             start = time.perf_counter()
         print(f"generate+load synthetic ({args.minutes:g} min): {load_s:.2f} s, "
               f"{sum(s.num_frames for s in data.train):,} train frames (all cameras)")
+        rows.append((f"generate + load {args.minutes:g} minutes of synthetic motion", f"{load_s:.2f} s"))
+    write_result([*md_table(("what", "figure"), rows), "", f"Batch {args.batch}, shuffled and flip-augmented. "
+                  + measured_line("benchmarks.data_loader")], args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ reporting, leaderboard and MLflow writes. CPU use = CPU seconds of the driver an
 (Ray's raylet and workers, sampled from /proc) over wall time × cores, for the CPU-bound run. Everything is written
 under a temporary folder.
 
-    .venv/bin/python benchmarks/orchestration.py [--trials 6] [--backbone mixste]
+    python -m benchmarks.orchestration [--trials 6] [--backbone mixste] [--out benchmarks/results/orchestration.md]
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from datetime import UTC
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6, help="N (the sequential campaigns run N and 2N)")
     parser.add_argument("--backbone", default="mixste")
     parser.add_argument("--heavy-windows", type=int, default=400, help="training windows of the CPU-bound trials")
+    add_out_argument(parser, "orchestration")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="h2ot-orch-bench-"))
     os.environ["H2OT_RUNS_DIR"] = str(tmp / "runs")
@@ -184,6 +187,17 @@ def main() -> None:
           f"wall = {100 * heavy_cpu / (heavy_s * cores):.0f}% of {cores} cores (incl. the fixed cost above)")
     print(f"  of which from the first trial's start to the last one's end: {phase_cpu:.1f} CPU-s over "
           f"{last - first:.1f} s = {100 * phase_cpu / ((last - first) * cores):.0f}% of {cores} cores")
+    rows = [
+        ("plain `run_trial` loop", f"{loop_per_trial:.2f} s/trial"),
+        (f"marginal cost of a trial in a campaign ({2 * n} vs {n} trials)", f"{marginal:.2f} s/trial"),
+        ("**orchestration overhead per trial**", f"**{marginal - loop_per_trial:.2f} s** (target < 1 s)"),
+        ("fixed cost per campaign (Ray start/stop, stores, first torch import in each worker)", f"{fixed:.1f} s"),
+        (f"CPU use, {2 * cores} CPU-bound trials {cores} at a time, whole campaign",
+         f"{100 * heavy_cpu / (heavy_s * cores):.0f}% of {cores} cores (fixed cost included)"),
+        ("CPU use from the first trial's start to the last one's end",
+         f"**{100 * phase_cpu / ((last - first) * cores):.0f}% of {cores} cores**"),
+    ]
+    write_result([*md_table(("what", "figure"), rows), "", measured_line("benchmarks.orchestration")], args.out)
 
 
 if __name__ == "__main__":

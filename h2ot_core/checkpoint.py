@@ -79,8 +79,12 @@ def read_native(path: str | Path) -> dict[str, Any]:
 
 
 def build_from_config(config: dict[str, Any]) -> HourglassModel:
+    """The model a stored configuration describes (a pipeline stored among the model settings is read too)."""
+    model = dict(config.get("model", {}))
+    pipeline = model.pop("pipeline", None)
+    pipeline = config.get("pipeline") or pipeline
     return create_model(config["backbone"], config.get("pruner", "none"), config.get("recoverer", "none"),
-                        config.get("schedule", ""), pipeline=config.get("pipeline"), **config.get("model", {}))
+                        config.get("schedule", ""), pipeline=pipeline, **model)
 
 
 def load_state_strict(model: HourglassModel, state: dict[str, torch.Tensor], source: str) -> None:

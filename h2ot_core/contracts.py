@@ -37,6 +37,11 @@ KEPT_ON_RERUN = frozenset({"complete", "stopped"})
 Selection = Literal["last_epoch", "best_on_test"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
+#: what leaderboard rows can be filtered and grouped on: the grid axes plus the schedule's derived columns
+#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``)
+TRIAL_AXES: tuple[str, ...] = ("backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
+                               "pipeline", "tokens", "layer", "stages", "selection")
+
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
 
@@ -59,7 +64,7 @@ class MetricDef:
     def label(self) -> str:
         """``MPJPE (mm)``: the name as the papers write it, with its unit."""
         text = _LABELS.get(self.name, self.name)
-        return f"{text} ({self.unit})" if self.unit else text
+        return f"{text} ({self.unit})" if self.unit and self.unit not in text else text
 
 
 _LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE", "pck": "PCK",

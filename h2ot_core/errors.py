@@ -24,3 +24,7 @@ class CheckpointError(H2OTError, ValueError):
 
 class ShapeError(H2OTError, ValueError):
     """An input array of the wrong shape."""
+
+
+class RegistrationError(H2OTError, TypeError):
+    """A registry entry that cannot be added: a name registered twice, or a target or info of the wrong kind."""

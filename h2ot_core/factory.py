@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from h2ot_core.contracts import PIPELINES, Pipeline
 from h2ot_core.errors import ConfigError
 from h2ot_core.hourglass import HourglassModel
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, backbone_info, resolved_model_config
@@ -11,12 +12,12 @@ from h2ot_core.schedule import parse_schedule, validate_schedule
 
 
 def check_combination(
-    backbone: str, pruner: str, recoverer: str, schedule: str, *, pipeline: str | None = None,
+    backbone: str, pruner: str, recoverer: str, schedule: str, *, pipeline: Pipeline | None = None,
     model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate names, schedule and pruner/recoverer/pipeline combination without building anything.
 
-    Returns the resolved model configuration. Raises :class:`ConfigError` (or a subclass) naming the
+    ``pipeline`` ``None`` is the backbone's own (:attr:`BackboneInfo.pipeline`). Returns the resolved model configuration. Raises :class:`ConfigError` (or a subclass) naming the
     problem.
     """
     info = backbone_info(backbone)
@@ -24,8 +25,8 @@ def check_combination(
     RECOVERERS.check(recoverer)
     cfg = resolved_model_config(backbone, model)
     pipeline = pipeline or info.pipeline
-    if pipeline not in ("seq2seq", "seq2frame"):
-        raise ConfigError(f"Unknown pipeline {pipeline!r}; expected seq2seq or seq2frame")
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"Unknown pipeline {pipeline!r}; expected {' or '.join(PIPELINES)}")
     if info.pipeline == "seq2frame" and pipeline != "seq2frame":
         raise ConfigError(f"Backbone {backbone!r} is a seq2frame lifter; it cannot run as {pipeline}")
     stages = parse_schedule(schedule)
@@ -49,7 +50,7 @@ def create_model(
     recoverer: str = "none",
     schedule: str = "",
     *,
-    pipeline: str | None = None,
+    pipeline: Pipeline | None = None,
     **model_kwargs: Any,
 ) -> HourglassModel:
     """Build a :class:`HourglassModel` from names; ``model_kwargs`` override the backbone's defaults."""
@@ -69,7 +70,7 @@ def create_model(
 
 def model_config(
     backbone: str, pruner: str = "none", recoverer: str = "none", schedule: str = "", *,
-    pipeline: str | None = None, **model_kwargs: Any,
+    pipeline: Pipeline | None = None, **model_kwargs: Any,
 ) -> dict[str, Any]:
     """The self-describing configuration stored in native checkpoints (inverse of ``create_model``)."""
     cfg = check_combination(backbone, pruner, recoverer, schedule, pipeline=pipeline, model=model_kwargs)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from h2ot_core.contracts import Pipeline
 from h2ot_core.models.base import Backbone
 from h2ot_core.pruning.base import PruneContext, TokenPruner
 from h2ot_core.recovering.base import TokenRecoverer
@@ -39,7 +40,8 @@ class HourglassModel(nn.Module):
     pruner: token pruning module applied at every stage.
     recoverer: token recovery module (``tokens`` stage before the head, ``poses`` stage after it).
     stages: the schedule, ``(layer, tokens)`` with increasing layers and decreasing tokens.
-    pipeline: ``seq2seq`` or ``seq2frame`` (the centre frame is kept at every stage and read out).
+    pipeline: ``seq2seq`` or ``seq2frame`` (the centre frame is kept at every stage and read out); the
+        model's pipeline is this one, whatever the backbone was published as.
     stage_pos_embed: add a learnable, zero-initialised ``[1, f, 1, C]`` embedding to the tokens kept
         at each stage (HoT's seq2seq variants do; its seq2frame ones do not).
     """
@@ -51,7 +53,7 @@ class HourglassModel(nn.Module):
         recoverer: TokenRecoverer,
         stages: tuple[Stage, ...] = (),
         *,
-        pipeline: str = "seq2seq",
+        pipeline: Pipeline = "seq2seq",
         stage_pos_embed: bool = True,
     ):
         super().__init__()

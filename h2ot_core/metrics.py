@@ -26,9 +26,6 @@ MM = 1000.0
 PCK_THRESHOLD = 0.150
 #: AUC thresholds 0, 5, ..., 150 mm (31 values), metres
 AUC_THRESHOLDS = tuple(t / MM for t in range(0, 151, 5))
-#: MPI-INF-3DHP evaluation joints in its 17-joint order: pelvis (14), spine (15) and head (16) excluded
-MPI_PCK_JOINTS = tuple(range(14))
-
 
 def mpjpe(pred: Tensor, target: Tensor) -> Tensor:
     """Protocol #1: ``[..., J, 3]`` metres → ``[...]`` mean joint error in mm."""

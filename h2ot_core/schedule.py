@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from h2ot_core.contracts import PIPELINES, Pipeline
 from h2ot_core.errors import ConfigError
 
 
@@ -49,7 +50,7 @@ def tps_indices(current: int, keep: int) -> list[int]:
 
 
 def validate_schedule(
-    stages: tuple[Stage, ...], *, frames: int, depth: int, pipeline: str, pruner: str = "tpc"
+    stages: tuple[Stage, ...], *, frames: int, depth: int, pipeline: Pipeline, pruner: str = "tpc"
 ) -> None:
     """Refuse a schedule that cannot run, before any model is built.
 
@@ -57,6 +58,8 @@ def validate_schedule(
     and below ``frames``; for ``seq2frame`` an odd frame count (so there is a centre frame) and, for
     uniform sampling, a centre frame that every stage keeps.
     """
+    if pipeline not in PIPELINES:
+        raise ScheduleError(f"Unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
     prev_layer, prev_tokens = 0, frames
     for s in stages:
         if not 1 <= s.layer <= depth - 1:

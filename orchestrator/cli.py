@@ -7,16 +7,34 @@ Heavy libraries (torch, ray, mlflow) are imported inside the commands that need 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+from typing import Annotated
 
 import typer
+
+#: the distribution name in pyproject.toml
+DISTRIBUTION = "h2ot-lab"
 
 app = typer.Typer(
     name="h2ot",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
-    help="H2OT Lab: hourglass token pruning ablation campaigns for video pose transformers.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"h2ot {importlib.metadata.version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the h2ot-lab version and exit.")] = False,
+) -> None:
+    """H2OT Lab: hourglass token pruning ablation campaigns for video pose transformers."""
 
 # Each module registers its commands on ``app`` (or adds a sub-app) in ``register(app)``.
 COMMAND_MODULES = (
@@ -26,6 +44,7 @@ COMMAND_MODULES = (
     "orchestrator.commands.train",  # train, evaluate
     "orchestrator.commands.campaign",  # campaign run/validate/status
     "orchestrator.commands.results",  # leaderboard, tables, export, report, plots
+    "orchestrator.commands.db",  # db upgrade, db version
 )
 
 for _name in COMMAND_MODULES:

@@ -180,8 +180,9 @@ def grid_metric_key(grid: GridSpec) -> str:
     return grid.metric if parse_metric_key(grid.metric) else metric_key("test", grid.metric)
 
 
-def _fit(grid: GridSpec, campaign: str, specs: list[TrialSpec], opts: LaunchOptions,
-         callbacks: list[Any]) -> None:
+def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: list[Any], *,
+         metric: str, mode: str) -> None:
+    """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches."""
     from ray import tune
 
     from orchestrator.trainable import trainable
@@ -197,7 +198,7 @@ def _fit(grid: GridSpec, campaign: str, specs: list[TrialSpec], opts: LaunchOpti
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         # Rungs at epochs 1, 4, 16, ... below the longest trial; a trial's last epoch is never judged (see
         # trainable.tune_reporter), so every trial that is not stopped records its full result.
-        scheduler = ASHAScheduler(metric=scheduler_key(grid_metric_key(grid)), mode=grid.mode, time_attr="epoch",
+        scheduler = ASHAScheduler(metric=scheduler_key(metric), mode=mode, time_attr="epoch",
                                   max_t=max(max_epochs, 2), grace_period=1, stop_last_trials=False)
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     tuner = tune.Tuner(
@@ -253,9 +254,6 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
     if opts.address:  # before anything is written: a typo in --address should leave no trace
         check_reachable(opts.address, opts.connect_timeout_s)
     _quiet_ray_env()
-    from orchestrator.progress import CampaignProgress
-    from orchestrator.sink import ResultsSink
-    from orchestrator.tracking import init_store
     from results.store import LeaderboardStore
 
     store = LeaderboardStore(opts.db_url)
@@ -268,14 +266,28 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
                                               for s in done})
     if not todo:
         return outcome
-    uri = init_store()
-    sink = ResultsSink(campaign, grid.name, db_url=opts.db_url, tracking_uri=uri,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""})
-    progress = CampaignProgress(len(todo), skipped=len(done), metric_key=grid_metric_key(grid), mode=grid.mode)
-    with ray_session(opts):
-        _fit(grid, campaign, todo, opts, [sink, progress])
+    sink = train_specs(campaign, grid.name, todo, opts, metric=grid_metric_key(grid), mode=grid.mode,
+                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(done))
     for spec in todo:
         key = spec.trial_key
         outcome.statuses[key] = sink.outcomes.get(key) or store.trial_status(key) or "pending"
     outcome.errors = dict(sink.errors)
     return outcome
+
+
+def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions, *, metric: str,
+                mode: str, tags: dict[str, str], kept: int = 0) -> Any:
+    """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
+
+    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
+    """
+    from orchestrator.progress import CampaignProgress
+    from orchestrator.sink import ResultsSink
+    from orchestrator.tracking import init_store
+
+    uri = init_store()
+    sink = ResultsSink(campaign, experiment, db_url=opts.db_url, tracking_uri=uri, tags=tags)
+    progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
+    with ray_session(opts):
+        _fit(campaign, specs, opts, [sink, progress], metric=metric, mode=mode)
+    return sink

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -19,8 +18,11 @@ PACKAGES = ("torch", "numpy", "ray", "mlflow", "sqlalchemy", "h2ot-lab")
 
 
 def runs_dir() -> Path:
-    """Where campaigns keep Ray storage and the local MLflow store: ``H2OT_RUNS_DIR`` or ``results/runs``."""
-    return Path(os.environ.get("H2OT_RUNS_DIR") or REPO_ROOT / "results" / "runs").resolve()
+    """Where campaigns keep Ray storage, the local MLflow store and the default leaderboard: ``H2OT_RUNS_DIR``
+    or ``results/runs`` (one definition, :func:`results.db.runs_dir`)."""
+    from results.db import runs_dir as _runs_dir
+
+    return _runs_dir()
 
 
 @functools.cache

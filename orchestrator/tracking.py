@@ -163,12 +163,6 @@ class CampaignTracker:
         """End the campaign's parent run."""
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
 
-    def trial_runs(self) -> dict[str, str]:
-        """``trial_key -> run_id`` of this campaign's nested runs."""
-        runs = self.client.search_runs([self.experiment_id], f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-                                       max_results=10_000)
-        return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
-
 
 def _quote(value: str) -> str:
     # MLflow's filter grammar has no parameters; campaign names are the only free text placed in one.

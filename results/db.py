@@ -1,8 +1,10 @@
 """Engines for the leaderboard: SQLite (default, WAL) or PostgreSQL (psycopg 3).
 
-The URL comes from the argument, else ``H2OT_DB_URL``, else
-``sqlite:///<repo>/results/runs/leaderboard.sqlite``. Tables are created when absent and the schema
-version is checked on every engine, so a database written by another version fails early and clearly.
+The URL comes from the argument, else ``H2OT_DB_URL``, else ``sqlite:///<runs dir>/leaderboard.sqlite``
+(the runs dir is ``$H2OT_RUNS_DIR``, default ``<repo>/results/runs``). Every engine checks the schema revision: an empty
+database is created and an older one upgraded in place by the Alembic migrations of
+:mod:`results.migrations` (with a one-line notice), so months of results are never locked out by a new
+release; only a database written by a newer H2OT Lab is refused, early and clearly.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from results import migrations
 from results.errors import ResultsError
-from results.schema import SCHEMA_VERSION, Base, SchemaInfo
+from results.migrations import SchemaChange
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +32,27 @@ T = TypeVar("T")
 #: the repository root: the parent of the ``results`` package directory
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "H2OT_DB_URL"
-VERSION_KEY = "schema_version"
-# Any constant works: it only serialises concurrent schema creation on one PostgreSQL server.
-_PG_INIT_LOCK = 72_020_001
 #: SQLite transaction modes a caller may ask for with ``execution_options(sqlite_begin=...)``
 _SQLITE_BEGIN = {"DEFERRED": "BEGIN", "IMMEDIATE": "BEGIN IMMEDIATE"}
 _DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
+RUNS_ENV_VAR = "H2OT_RUNS_DIR"
+
+
+def runs_dir() -> Path:
+    """Where the commands write: ``$H2OT_RUNS_DIR``, else ``<repo>/results/runs`` (absolute).
+
+    The one definition (``orchestrator.provenance.runs_dir`` is this function): the default leaderboard
+    ``leaderboard.sqlite``, the local MLflow store ``mlflow.db`` and ``mlartifacts/``, Ray storage ``ray/``
+    and trial checkpoints ``trials/`` all live under it.
+    """
+    return Path(os.environ.get(RUNS_ENV_VAR) or REPO_ROOT / "results" / "runs").expanduser().resolve()
+
+
 def default_url() -> str:
-    path = REPO_ROOT / "results" / "runs" / "leaderboard.sqlite"
-    return f"sqlite:///{path}"
+    """``sqlite:///<runs dir>/leaderboard.sqlite`` (see :func:`runs_dir`)."""
+    return f"sqlite:///{runs_dir() / 'leaderboard.sqlite'}"
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -90,31 +103,68 @@ def retry_locked(fn: Callable[[], T], *, attempts: int = 20) -> T:
     raise AssertionError("unreachable")
 
 
-def _create_schema(engine: Engine, url: str) -> None:
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_INIT_LOCK})")
-        tables = set(inspect(conn).get_table_names())
-        if "trials" in tables and SchemaInfo.__tablename__ not in tables:
-            raise _version_error(url, "none (written before schema versions existed)")
-        Base.metadata.create_all(conn)
-        found = conn.execute(select(SchemaInfo.value).where(SchemaInfo.key == VERSION_KEY)).scalar()
-        if found is None:
-            conn.execute(SchemaInfo.__table__.insert().values(key=VERSION_KEY, value=str(SCHEMA_VERSION)))
-        elif found != str(SCHEMA_VERSION):
-            raise _version_error(url, found)
+def _open_schema(engine: Engine, url: str, *, notice: bool = True) -> SchemaChange | None:
+    """Bring the database to the head revision (see :mod:`results.migrations`); ``None``: it was there.
+
+    The lock-free check comes first, so opening a current database costs one small read. An upgrade is
+    announced in one log line (``notice``), since it changes a file the user may share with others.
+    """
+    label = mask_url(url)
+    try:
+        if migrations.is_current(engine, label):
+            return None
+    except DBAPIError:
+        # A concurrent upgrade dropped a table under this lock-free read (PostgreSQL): look again under
+        # the lock; an unreachable database fails there the same way.
+        pass
+    change = migrations.upgrade(engine, label)
+    if change is not None and change.before is None:
+        log.info("leaderboard %s: schema created at %s", label, change.after)
+    elif change is not None and notice:
+        log.warning("leaderboard %s: schema upgraded %s -> %s", label, change.before, change.after)
+    return change
 
 
-def _version_error(url: str, found: str) -> ResultsError:
-    return ResultsError(
-        f"Leaderboard {mask_url(url)}: table schema_info, key {VERSION_KEY!r} is {found}, but this H2OT Lab "
-        f"reads schema version {SCHEMA_VERSION}. To migrate: keep that database as it is, export its rows with "
-        f"the H2OT Lab version that wrote it (`h2ot export --format parquet --out old.parquet --db-url ...`), "
-        f"and point --db-url / {ENV_VAR} at a new database (re-run the campaigns there to rebuild it)."
-    )
+def upgrade_database(url: str | None = None) -> SchemaChange | None:
+    """Upgrade the leaderboard at ``url`` to the head revision now; ``None`` when it already was there."""
+    full = _valid_url(url)
+    engine = _engine(full, upgrade=False)
+    try:
+        return _guarded(engine, full, lambda: _open_schema(engine, full, notice=False))
+    finally:
+        engine.dispose()
 
 
-def _engine(url: str) -> Engine:
+def database_revision(url: str | None = None) -> tuple[str | None, str]:
+    """``(current revision, head revision)`` of the leaderboard at ``url``, changing nothing.
+
+    A database written before migrations existed reports the revision it is at (``0001``).
+    """
+    full = _valid_url(url)
+    engine = _engine(full, upgrade=False)
+    try:
+        def read() -> str | None:
+            with engine.connect() as conn:
+                return migrations.read_state(conn, mask_url(full)).revision
+
+        return _guarded(engine, full, read), migrations.head_revision()
+    finally:
+        engine.dispose()
+
+
+def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
+    """``fn()`` with a database that cannot be reached reported as one clear :class:`ResultsError`."""
+    try:
+        return retry_locked(fn)
+    except OperationalError as exc:
+        engine.dispose()
+        raise ResultsError(f"Cannot open leaderboard {mask_url(url)}: {exc.orig}") from None
+    except ResultsError:
+        engine.dispose()
+        raise
+
+
+def _engine(url: str, *, upgrade: bool = True) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
@@ -128,27 +178,26 @@ def _engine(url: str) -> Engine:
     else:
         driver = _DRIVERS[backend] if parsed.drivername == backend else parsed.drivername
         engine = create_engine(parsed.set(drivername=driver), pool_pre_ping=True)
-    try:
-        retry_locked(lambda: _create_schema(engine, url))
-    except OperationalError as exc:
-        engine.dispose()
-        raise ResultsError(f"Cannot open leaderboard {mask_url(url)}: {exc.orig}") from None
-    except ResultsError:
-        engine.dispose()
-        raise
+    if upgrade:
+        _guarded(engine, url, lambda: _open_schema(engine, url))
     log.debug("leaderboard engine ready: %s", mask_url(url))
     return engine
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (see module docstring) with tables created and the schema version checked.
-
-    Create one per process (engines do not survive ``fork``); the schema check costs a few milliseconds.
-    """
+def _valid_url(url: str | None) -> str:
     full = resolve_url(url)
     try:
         make_url(full)
     except ArgumentError:
         raise ResultsError(f"Database URL {full!r} (from --db-url or {ENV_VAR}) is not a valid URL; "
                            f"expected e.g. sqlite:///results/runs/leaderboard.sqlite") from None
-    return _engine(full)
+    return full
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` (see module docstring), the database created or upgraded to the head revision.
+
+    Create one per process (engines do not survive ``fork``); on a current database the check costs a
+    few milliseconds.
+    """
+    return _engine(_valid_url(url))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-
 from h2ot_core.errors import H2OTError
+from h2ot_core.registry import unknown_message
 
 
 class ResultsError(H2OTError, ValueError):
@@ -13,7 +12,4 @@ class ResultsError(H2OTError, ValueError):
 
 def unknown(kind: str, name: object, known: list[str]) -> ResultsError:
     """``Unknown sort metric 'mpjep'. Did you mean: mpjpe? Known: ...`` as an error to raise."""
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    shown = ", ".join(sorted(known)) or "(none)"
-    return ResultsError(f"Unknown {kind} {name!r}.{hint} Known: {shown}")
+    return ResultsError(unknown_message(kind, name, known))

@@ -1,7 +1,7 @@
 """One row per trial as an Arrow table (axes, wide metrics, cost, provenance), written as Parquet/CSV/Arrow.
 
-Metrics are pivoted wide as ``<split>_<name>`` for action ``avg`` (``test_mpjpe``, ``test_p_mpjpe``,
-``train_train_loss``) and, with ``actions=True``, ``<split>_<name>__<action>`` for per-action values.
+Metrics are pivoted wide by their flat keys (:func:`h2ot_core.contracts.metric_key`): ``test_mpjpe``,
+``test_p_mpjpe``, ``train_loss`` for action ``avg`` and, with ``actions=True``, ``test_mpjpe__Walking``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
+from h2ot_core.contracts import metric_key
 from results.errors import unknown
 from results.queries import check_campaign, filtered
 from results.schema import Campaign, CampaignTrial, Metric, Trial
@@ -35,10 +36,6 @@ BASE_SCHEMA = pa.schema(
     + [pa.field("campaigns", pa.string())]
     + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]
 )
-
-
-def metric_column(name: str, split: str, action: str) -> str:
-    return f"{split}_{name}" if action == "avg" else f"{split}_{name}__{action}"
 
 
 def export_table(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None = None,
@@ -61,7 +58,7 @@ def export_table(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None 
                              .where(CampaignTrial.trial_id.in_(ids))).all()
     wide: dict[int, dict[str, float]] = defaultdict(dict)
     for tid, name, split, action, value in metric_rows:
-        wide[tid][metric_column(name, split, action)] = value
+        wide[tid][metric_key(split, name, action)] = value
     member: dict[int, list[str]] = defaultdict(list)
     for tid, name in links:
         member[tid].append(name)
@@ -97,3 +94,14 @@ def write_export(table: pa.Table, path: str | Path, fmt: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     WRITERS[fmt](table, path)
     return path
+
+
+def export_trials(engine: Engine, path: str | Path, fmt: str, *, actions: bool = False,
+                  filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+                  status: Sequence[str] | None = None) -> pa.Table:
+    """:func:`export_table` written to ``path`` by :func:`write_export` (the format checked first)."""
+    if fmt not in WRITERS:
+        raise unknown("export format", fmt, list(WRITERS))
+    table = export_table(engine, filters=filters, campaign=campaign, status=status, actions=actions)
+    write_export(table, path, fmt)
+    return table

@@ -3,7 +3,9 @@
 Uses ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state), so it is headless and safe to
 call from any thread.
 
-Files carry no timestamps (PDF ``CreationDate`` is dropped) so figures rebuild identically.
+Files carry no timestamps (PDF ``CreationDate`` is dropped) so figures rebuild identically. Axes are
+labelled with units (``MPJPE (mm)``, ``GFLOPs``) from ``h2ot_core.contracts.METRICS``.
+:func:`plot_trials` reads the rows from the leaderboard for ``h2ot plots``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matplotlib.figure import Figure
+from sqlalchemy import Engine
 
-from results.errors import ResultsError
+from h2ot_core.contracts import METRICS, parse_metric_key
+from results.errors import ResultsError, unknown
+from results.queries import leaderboard
 
 Better = Literal["min", "max"]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
@@ -36,6 +41,27 @@ def pareto_front(points: Sequence[tuple[float, float]], better: tuple[Better, Be
     front = [i for i, (x, y) in enumerate(scored)
              if not any(ox <= x and oy <= y and (ox < x or oy < y) for ox, oy in scored)]
     return sorted(front, key=lambda i: (points[i][0], points[i][1]))
+
+
+def axis_label(name: str) -> str:
+    """``MPJPE (mm)``, ``GFLOPs``, ``test MPJPE (mm)``: a metric, cost column or flat metric key as the
+    papers label it, with its unit; any other name as it is."""
+    if name in METRICS:
+        return _label(name)
+    parsed = parse_metric_key(name)
+    if parsed is None or parsed[1] not in METRICS:
+        return name
+    split, bare, action = parsed
+    return f"{split} {_label(bare)}" + ("" if action == "avg" else f", {action}")
+
+
+def _label(name: str) -> str:
+    # ``GFLOPs``, not ``GFLOPs (GFLOPs)``: no unit suffix when the name already says it
+    metric = METRICS[name]
+    suffix = f" ({metric.unit})"
+    if metric.unit and metric.label.endswith(suffix) and metric.unit in metric.label[:-len(suffix)]:
+        return metric.label[:-len(suffix)]
+    return metric.label
 
 
 def _save(fig: Figure, stem: str | Path) -> list[Path]:
@@ -75,9 +101,9 @@ def pareto_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric:
     front = pareto_front(points, ("min", better))
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front",
             zorder=2)
-    ax.set_xlabel(cost)
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} vs {cost}")
+    ax.set_xlabel(axis_label(cost))
+    ax.set_ylabel(axis_label(metric))
+    ax.set_title(title or f"{axis_label(metric)} vs {axis_label(cost)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, stem)
@@ -106,8 +132,8 @@ def tokens_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric:
     if baselines:
         ax.axhline(sum(baselines) / len(baselines), color="gray", ls=":", label="unpruned")
     ax.set_xlabel("tokens kept (last stage)")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} vs token count")
+    ax.set_ylabel(axis_label(metric))
+    ax.set_title(title or f"{axis_label(metric)} vs token count")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, stem)
@@ -127,9 +153,28 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], stem
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker=".", label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
+        ax.set_ylabel(axis_label(key))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
     return _save(fig, stem)
+
+
+#: ``h2ot plots --kind``: chart name -> function of (rows, stem, metric)
+CHARTS = {"pareto": pareto_chart, "tokens": tokens_chart}
+
+
+def plot_trials(engine: Engine, out_dir: str | Path, kinds: Sequence[str], *, metric: str = "mpjpe",
+                filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+                status: Sequence[str] | None = None) -> list[Path]:
+    """Draw each chart of ``kinds`` (see :data:`CHARTS`) for the selected trials into ``out_dir/<kind>``.
+
+    Trials are read from the leaderboard (test split, average over actions); ``status`` defaults to
+    complete trials only. Returns the PNG and PDF paths.
+    """
+    for kind in kinds:
+        if kind not in CHARTS:
+            raise unknown("plot kind", kind, list(CHARTS))
+    rows = leaderboard(engine, filters, campaign=campaign, status=list(status or ["complete"]), sort=metric)
+    return [path for kind in kinds for path in CHARTS[kind](rows, Path(out_dir) / kind, metric=metric)]

@@ -17,15 +17,14 @@ from typing import Any, Literal
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import aliased
 
-from h2ot_core.contracts import STATUSES, lower_is_better
+from h2ot_core.contracts import STATUSES, TRIAL_AXES, lower_is_better
 from results.errors import ResultsError, unknown
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 Agg = Literal["best", "mean"]
 
 #: filterable / groupable trial columns (the grid axes plus the derived ones)
-AXES: tuple[str, ...] = ("backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-                         "pipeline", "tokens", "layer", "stages", "selection")
+AXES = TRIAL_AXES
 INT_AXES = frozenset({"frames", "seed", "tokens", "layer", "stages"})
 #: numeric trial columns a leaderboard can sort on besides metrics
 COST_COLUMNS: tuple[str, ...] = ("params", "gflops", "gflops_total", "latency_ms")
@@ -146,7 +145,8 @@ def _baselines(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[
                    Trial.frames.in_(sorted({r["frames"] for r in rows})))
             .group_by(*(getattr(Trial, k) for k in _BASELINE_KEY)))
     with engine.connect() as conn:
-        return {tuple(r[:4]): (r[4], r[5]) for r in conn.execute(stmt)}
+        n = len(_BASELINE_KEY)
+        return {tuple(r[:n]): (r[n], r[n + 1]) for r in conn.execute(stmt)}
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:

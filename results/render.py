@@ -9,18 +9,36 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from results.errors import ResultsError
 from results.queries import check_campaign
-from results.tables import MISSING, Cell, Table, build_table, load_spec
+from results.tables import MISSING, Cell, Table, build_table, resolve_specs
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                 "±": r"$\pm$", "−": r"$-$", MISSING: "--", "Δ": r"$\Delta$"}
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | Sequence[str] = "l"
+                   ) -> str:
+    """A GitHub-flavoured Markdown table (no trailing newline); the one Markdown table emitter.
+
+    ``align`` is ``"l"`` or ``"r"`` for every column, or one letter per column (``"llr"``). Cells are
+    ``str()``-ed; ``|`` is escaped and newlines become spaces so a cell can never break the table.
+    """
+    aligns = [align] * len(headers) if align in ("l", "r") else list(align)
+    if len(aligns) != len(headers) or set(aligns) - {"l", "r"}:
+        raise ValueError(f"align: expected 'l' or 'r' for each of {len(headers)} columns, got {align!r}")
+
+    def line(cells: Iterable[object]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|"
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
 def tex_escape(text: str) -> str:
@@ -75,10 +93,9 @@ def _tex_mark(text: str, cell: Cell) -> str:
 def to_markdown(table: Table) -> str:
     spec = table.spec
     head = header(table)
-    align = ["---"] * len(table.row_axes) + ["---:"] * (len(head) - len(table.row_axes))
+    align = "l" * len(table.row_axes) + "r" * (len(head) - len(table.row_axes))
     lines = [f"<!-- {_banner(table)} -->", "", f"**{spec.name}**" + (f": {spec.caption}" if spec.caption else ""),
-             "", "| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in _body(table, _md_mark, str)]
+             "", markdown_table(head, _body(table, _md_mark, str), align)]
     if table.notes:
         lines += ["", *(f"{note}  " if i < len(table.notes) - 1 else note for i, note in enumerate(table.notes))]
     return "\n".join(lines) + "\n"
@@ -144,17 +161,18 @@ def write_table(table: Table, out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def build_tables(engine: Engine, paths: Sequence[Path], out_dir: str | Path, *, skip_empty: bool
-                 ) -> tuple[list[Path], list[str]]:
+def build_tables(engine: Engine, paths: Sequence[Path], out_dir: str | Path, *, skip_empty: bool,
+                 campaign: str | None = None) -> tuple[list[Path], list[str]]:
     """Build every spec in ``paths`` into ``out_dir``; returns ``(written files, skipped spec names)``.
 
     A spec that selects no complete trial is skipped when ``skip_empty`` (building "all specs"), and is
-    an error otherwise (the user named it).
+    an error otherwise (the user named it). Which campaign each spec reads, and ``campaign``: see
+    :func:`results.tables.resolve_specs`.
     """
     written: list[Path] = []
     skipped: list[str] = []
-    for path in paths:
-        spec = load_spec(path)
+    for spec in resolve_specs(engine, paths, campaign=campaign, named=not skip_empty):
+        path = spec.path
         if not skip_empty:
             check_campaign(engine, spec.campaign)
         table = build_table(engine, spec)

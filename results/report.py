@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,16 +9,19 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from h2ot_core.contracts import STATUSES
 from results.errors import ResultsError
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
-from results.render import to_markdown, write_table
-from results.schema import STATUSES, Campaign
-from results.tables import build_table, load_spec, spec_paths
+from results.render import markdown_table, to_markdown, write_table
+from results.schema import Campaign
+from results.tables import build_table, load_spec, resolve_specs, spec_paths, stored_campaigns
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "mpjpe", "p_mpjpe", "gflops",
                    "speedup_flops")
-_PROVENANCE = ("git_sha", "torch_version", "device", "data_fingerprint", "selection")
+_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
+#: provenance entries stored with the package versions that are settings, not versions
+_SETTINGS = ("num_threads",)
 
 
 def _fmt(value: Any) -> str:
@@ -29,10 +31,7 @@ def _fmt(value: Any) -> str:
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |"
-              for row in rows]
-    return lines
+    return markdown_table(header, [[_fmt(v) for v in row] for row in rows]).splitlines()
 
 
 def _first_line(text: str | None, limit: int = 200) -> str:
@@ -60,7 +59,7 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     lines = [f"# Campaign `{campaign}`", "",
              f"Grid: `{info['grid_path'] or '–'}` (version {info['version']}); ranking metric "
              f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",
-             "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in STATUSES if counts[s]]),
+             "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
     lines += _tables_section(engine, campaign, out)
     lines += _plots_section(rows, histories, out)
@@ -75,17 +74,35 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
                          for r in bad]) if bad else ["None."])
     lines += ["", "## Provenance", ""]
     prov = [[c, ", ".join(sorted({str(r[c]) for r in rows if r.get(c) is not None})) or "–"] for c in _PROVENANCE]
-    versions = sorted({json.dumps(r["package_versions"], sort_keys=True) for r in rows if r["package_versions"]})
-    prov.append(["package versions", "; ".join(versions) or "–"])
+    prov.append(["package versions", "; ".join(_versions(rows)) or "–"])
+    threads = sorted({str(r["package_versions"][k]) for r in rows for k in _SETTINGS
+                      if isinstance(r.get("package_versions"), Mapping) and k in r["package_versions"]})
+    if threads:
+        prov.append(["threads per trial", ", ".join(threads)])
     lines += _md_table(["field", "values"], prov)
     path = out / f"{campaign}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     return path
 
 
+def _versions(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each distinct set of package versions the trials ran with: ``python 3.11.7, torch 2.13.0+cpu, ...``."""
+    sets = set()
+    for r in rows:
+        found = {k: str(v) for k, v in (r.get("package_versions") or {}).items() if k not in _SETTINGS}
+        if r.get("torch_version"):
+            found["torch"] = str(r["torch_version"])
+        if found:
+            sets.add(", ".join(f"{k} {v}" for k, v in sorted(found.items())))
+    return sorted(sets)
+
+
 def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
     lines = ["## Tables", ""]
-    specs = [s for s in map(load_spec, spec_paths()) if s.campaign == campaign]
+    # every spec of the campaign's grid, whatever its profile (token_sweep-tiny is built by token_sweep's specs)
+    ref = next(c for c in stored_campaigns(engine) if c.name == campaign)
+    paths = [p for p in spec_paths() if (grid := load_spec(p).campaign) is not None and ref.matches(grid)]
+    specs = resolve_specs(engine, paths, campaign=campaign, named=True)
     built = 0
     for spec in specs:
         table = build_table(engine, spec)

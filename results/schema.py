@@ -4,6 +4,9 @@ Axes are real columns so queries can filter and group on them; metrics are long 
 (one row per name, split and action) so a new metric never needs a migration. Derived columns
 ``pipeline``, ``tokens``, ``layer`` and ``stages`` are computed from the spec when a row is written,
 so table specs can pivot on the token count or the pruning layer directly.
+
+These models must equal the head revision of :mod:`results.migrations` (a test compares them): a
+schema change here needs a new revision there, which upgrades existing databases in place.
 """
 
 from __future__ import annotations
@@ -21,23 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: bump on any schema change; :func:`results.db.make_engine` refuses a database of another version
-SCHEMA_VERSION = 1
-
-#: trial statuses, in the order tables and status reports list them
-STATUSES = ("complete", "diverged", "failed", "running")
-
 
 class Base(DeclarativeBase):
     """Declarative base: ``float`` maps to a double, ``datetime`` to a naive (UTC) timestamp."""
-
-
-class SchemaInfo(Base):
-    """Key/value facts about the database itself (``schema_version``)."""
-
-    __tablename__ = "schema_info"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(256))
 
 
 class Campaign(Base):

@@ -241,6 +241,23 @@ class LeaderboardStore:
                     Trial.trial_key.in_(keys[i:i + _CHUNK]), Trial.status.in_(wanted))).scalars())
         return found
 
+    def trial_values(self, trial_keys: Iterable[str], split: str = "test") -> dict[str, dict[str, Any]]:
+        """``trial_key -> {"status", cost columns, metric name -> value}`` (average over actions only)."""
+        keys = sorted(set(trial_keys))
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i:i + _CHUNK]
+                for row in conn.execute(select(Trial.trial_key, Trial.status, Trial.params, Trial.gflops,
+                                               Trial.gflops_total, Trial.latency_ms)
+                                        .where(Trial.trial_key.in_(chunk))).mappings():
+                    found[row["trial_key"]] = {k: v for k, v in row.items() if k != "trial_key"}
+                for key, name, value in conn.execute(
+                        select(Trial.trial_key, Metric.name, Metric.value).join(Metric, Metric.trial_id == Trial.id)
+                        .where(Trial.trial_key.in_(chunk), Metric.split == split, Metric.action == "avg")):
+                    found[key][name] = value
+        return found
+
     def campaign_status(self, name: str) -> dict[str, int]:
         """Trial counts by status for campaign ``name`` (pending trials are known only to the caller)."""
         with self.engine.connect() as conn:

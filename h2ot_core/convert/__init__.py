@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from h2ot_core.registry import Registry
 
-CONVERTERS: Registry = Registry("official architecture")
+CONVERTERS: Registry = Registry("official architecture", target_type=callable)
 for _arch, _target in {
     "mixste": "h2ot_core.convert.mixste:convert_mixste",
     "hot_mixste": "h2ot_core.convert.mixste:convert_hot_mixste",

@@ -155,11 +155,6 @@ def world_to_camera(x: np.ndarray, cam: Camera) -> np.ndarray:
     return qrot(q_inv, x - np.asarray(cam.translation))
 
 
-def camera_to_world(x: np.ndarray, cam: Camera) -> np.ndarray:
-    """Camera coordinates [..., 3] (m) → world points [..., 3] (m)."""
-    return qrot(np.asarray(cam.orientation, dtype=np.float64), x) + np.asarray(cam.translation)
-
-
 def project_to_2d(x: np.ndarray, intr: Intrinsics) -> np.ndarray:
     """Camera coordinates [..., 3] (m) → distorted pixel coordinates [..., 2] (VideoPose3D's model)."""
     xx = np.clip(x[..., :2] / x[..., 2:3], -1.0, 1.0)

@@ -11,9 +11,6 @@ from h2ot_core.data.base import PoseData
 from h2ot_core.errors import DataError
 from h2ot_core.names import DATASETS
 
-#: datasets that make or fetch their own files, so ``data_dir`` is optional
-SELF_CONTAINED = frozenset({"synthetic", "mocap_clips"})
-
 
 def fingerprint(data: PoseData) -> str:
     """Short sha256 over every sequence's identity and array bytes, train then test (16 hex digits)."""
@@ -31,12 +28,14 @@ def fingerprint(data: PoseData) -> str:
 def load_dataset(name: str, data_dir: str | Path | None = None, **options: object) -> PoseData:
     """Read dataset ``name`` (``h2ot ls``) from ``data_dir`` with reader ``options`` (e.g. ``source``).
 
-    ``data_dir`` may be omitted only for datasets that make their own files (``synthetic``,
-    ``mocap_clips``).
+    ``data_dir`` may be omitted only for self-contained datasets (:attr:`DatasetInfo.self_contained`:
+    ``synthetic``, ``mocap_clips``).
     """
+    info = DATASETS.info(name)
+    if data_dir is None and not info.self_contained:
+        raise DataError(f"dataset {name!r} needs a data folder (data_dir) holding {', '.join(info.files)}; "
+                        f"none was given")
     loader = DATASETS.get(name)
-    if data_dir is None and name not in SELF_CONTAINED:
-        raise DataError(f"dataset {name!r} needs a data folder (data_dir); none was given")
     data = loader(Path(data_dir) if data_dir is not None else None, **options)
     data.fingerprint = fingerprint(data)
     return data

@@ -74,12 +74,3 @@ def load_npz_key(path: Path, key: str) -> Any:
     if value.dtype.hasobject and value.shape == ():
         return value.item()
     return value
-
-
-def npz_keys(path: Path) -> list[str]:
-    """The keys stored in ``path`` (DataError if it is not a readable zip)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return sorted(name.removesuffix(".npy") for name in zf.namelist())
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz ({exc})") from None

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from h2ot_core.contracts import PIPELINES, Pipeline
 from h2ot_core.data.base import PoseSequence
 from h2ot_core.errors import ConfigError, DataError
-
-PIPELINES = ("seq2seq", "seq2frame")
 
 
 def flip_poses(x: Tensor, joints_left: Sequence[int], joints_right: Sequence[int]) -> Tensor:
@@ -55,7 +54,7 @@ class ClipWindows:
             negative where padding comes first) or at its centre (seq2frame).
     """
 
-    def __init__(self, sequences: list[PoseSequence], frames: int, *, stride: int, pipeline: str = "seq2seq",
+    def __init__(self, sequences: list[PoseSequence], frames: int, *, stride: int, pipeline: Pipeline = "seq2seq",
                  joints_left: Sequence[int] = (4, 5, 6, 11, 12, 13),
                  joints_right: Sequence[int] = (1, 2, 3, 14, 15, 16)):
         if frames < 1:

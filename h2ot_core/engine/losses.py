@@ -21,16 +21,6 @@ from h2ot_core.errors import ConfigError
 
 LossTerm = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
-#: MixSTE's per-joint WMPJPE weights, Human3.6M 17-joint order (limb ends weigh most)
-H36M_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5, 4.0, 4.0, 1.5, 4.0, 4.0)
-#: MPI-INF-3DHP joint i is Human3.6M joint ``H36M_OF_MPI[i]`` (pose-data.md §3.1)
-H36M_OF_MPI = (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6, 0, 7, 9)
-#: joint weights per skeleton layout, so WMPJPE weighs the same body parts on every dataset
-JOINT_WEIGHTS: dict[str, tuple[float, ...]] = {
-    "h36m": H36M_JOINT_WEIGHTS,
-    "mpi_inf_3dhp": tuple(H36M_JOINT_WEIGHTS[j] for j in H36M_OF_MPI),
-}
-
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values [B, F]`` over ``mask [B, F]`` (0 when nothing is selected)."""

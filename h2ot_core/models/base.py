@@ -9,8 +9,6 @@ Shapes: ``B`` batch, ``F`` input frames, ``f`` frames still alive, ``J`` joints,
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor, nn
 
 
@@ -18,10 +16,12 @@ class Backbone(nn.Module):
     """Base class of the lifters in :data:`h2ot_core.names.BACKBONES`.
 
     Subclasses set ``num_frames``, ``num_joints``, ``in_chans``, ``dim``, ``depth`` (number of
-    prunable block positions) and implement the four stage methods.
+    prunable block positions) and implement the four stage methods. Their size arguments have no
+    defaults: the official size is the backbone's :class:`~h2ot_core.names.BackboneInfo` ``defaults``,
+    merged under the caller's overrides by :func:`h2ot_core.factory.create_model`. Whether the model runs
+    seq2seq or seq2frame is the hourglass's (:attr:`h2ot_core.hourglass.HourglassModel.pipeline`).
     """
 
-    pipeline: ClassVar[str] = "seq2seq"
     #: heads and q/k/v bias of the TRA cross-attention that recovers this backbone's tokens
     tra_heads: int = 8
     tra_qkv_bias: bool = True

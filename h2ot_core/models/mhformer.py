@@ -12,13 +12,11 @@ Three stages, mapped onto the backbone contract:
   and a per-frame regression, giving a pose for every frame still alive; the hourglass reads out
   the centre frame.
 
-Defaults are the official 351-frame model (``C`` 512, 8 heads, MLP 1024; MHG with width ``F``, 9 heads,
-MLP ``2F``, 4 layers per encoder). Input ``[B, F, J, 2]``; output ``[B, f, J, 3]``.
+The official 351-frame size is ``h2ot_core.names.backbone_info("mhformer").defaults`` (MHG with width
+``F``, 9 heads, MLP ``2F``). Input ``[B, F, J, 2]``; output ``[B, f, J, 3]``.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -168,12 +166,9 @@ class MHFormer(Backbone):
         qkv_bias, drop_rate, drop_path_rate: as upstream (bias on, dropout 0.1, drop-path ramp to 0.2).
     """
 
-    pipeline: ClassVar[str] = "seq2frame"
-
-    def __init__(self, num_frames: int = 351, num_joints: int = 17, in_chans: int = 2, dim: int = 512,
-                 depth: int = 2, num_heads: int = 8, mlp_ratio: float = 2.0, mhg_depth: int = 4,
-                 mhg_heads: int = 9, qkv_bias: bool = True, drop_rate: float = 0.1,
-                 drop_path_rate: float = 0.2, tra_heads: int = 8):
+    def __init__(self, *, num_frames: int, num_joints: int, in_chans: int, dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, mhg_depth: int, mhg_heads: int = 9, qkv_bias: bool = True,
+                 drop_rate: float = 0.1, drop_path_rate: float = 0.2, tra_heads: int = 8):
         super().__init__()
         for name, width, heads in (("num_frames", num_frames, mhg_heads), ("dim", dim, num_heads)):
             if width % heads:

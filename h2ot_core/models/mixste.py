@@ -6,7 +6,7 @@ Each of the ``depth`` block positions runs a spatial block over the ``J`` joints
 embedding is added once, at position 0, between its spatial and temporal halves. The head is
 LayerNorm + Linear(C, 3) on every token.
 
-Defaults are the official 243-frame model (dim 512, 8 positions, 8 heads, MLP ratio 2).
+The official 243-frame size is ``h2ot_core.names.backbone_info("mixste").defaults``.
 Input ``[B, F, J, 2]`` normalised 2D keypoints; output ``[B, F, J, 3]`` root-relative joints in the
 training targets' unit (metres).
 """
@@ -38,9 +38,9 @@ class MixSTE(Backbone):
         tra_heads: heads of the TRA recoverer HoT pairs with this backbone.
     """
 
-    def __init__(self, num_frames: int = 243, num_joints: int = 17, in_chans: int = 2, dim: int = 512,
-                 depth: int = 8, num_heads: int = 8, mlp_ratio: float = 2.0, qkv_bias: bool = True,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.1, tra_heads: int = 8):
+    def __init__(self, *, num_frames: int, num_joints: int, in_chans: int, dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, qkv_bias: bool = True, drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 tra_heads: int = 8):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"MixSTE: model setting 'dim' {dim} is not divisible by 'num_heads' {num_heads}")

@@ -13,8 +13,8 @@ official code batch-normalises over the frame axis (``BatchNorm1d(frames)``). :c
 keeps those weights for ``num_frames`` frames and uses the first ``f`` on an ``f``-frame input, so one
 module runs before and after pruning (HoT instead rebuilds the later layers with ``f``-sized norms).
 
-Defaults are MotionAGFormer-B (243 frames, 16 blocks, dim 128). Input ``[B, F, J, 3]`` (x, y,
-confidence); output ``[B, F, J, 3]`` root-relative joints in the training targets' unit.
+The official size, MotionAGFormer-B, is ``h2ot_core.names.backbone_info("motionagformer").defaults``.
+Input ``[B, F, J, 3]`` (x, y, confidence); output ``[B, F, J, 3]`` root-relative joints in the training targets' unit.
 """
 
 from __future__ import annotations
@@ -198,9 +198,8 @@ class MotionAGFormer(Backbone):
 
     tra_qkv_bias = False
 
-    def __init__(self, num_frames: int = 243, num_joints: int = 17, in_chans: int = 3, dim: int = 128,
-                 depth: int = 16, num_heads: int = 8, mlp_ratio: float = 4.0, dim_rep: int = 512,
-                 neighbour_num: int = 2, qkv_bias: bool = False, drop_rate: float = 0.0,
+    def __init__(self, *, num_frames: int, num_joints: int, in_chans: int, dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, dim_rep: int, neighbour_num: int, qkv_bias: bool = False, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, tra_heads: int = 4):
         super().__init__()
         if dim % num_heads:

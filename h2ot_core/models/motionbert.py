@@ -9,7 +9,7 @@ and mixes them per token with learned softmax weights ``α = softmax(ts_attn([x_
 Every sub-layer is pre-norm ``x + attn(LN(x))`` / ``x + mlp(LN(x))`` (LayerNorm eps 1e-6). A final
 LayerNorm, a tanh representation layer (``dim → dim_rep``) and a linear regression follow.
 
-Defaults are MotionBERT's 243-frame model (dim 256, 5 levels, 8 heads, MLP ratio 4, dim_rep 512).
+The official 243-frame size is ``h2ot_core.names.backbone_info("motionbert").defaults``.
 Input ``[B, F, J, 3]`` (x, y, confidence); output ``[B, F, J, 3]`` root-relative joints in the
 training targets' unit.
 """
@@ -83,9 +83,9 @@ class DSTformer(Backbone):
         tra_heads: heads of the TRA recoverer HoT pairs with this backbone.
     """
 
-    def __init__(self, num_frames: int = 243, num_joints: int = 17, in_chans: int = 3, dim: int = 256,
-                 depth: int = 5, num_heads: int = 8, mlp_ratio: float = 4.0, dim_rep: int = 512,
-                 qkv_bias: bool = True, drop_rate: float = 0.0, drop_path_rate: float = 0.0, tra_heads: int = 8):
+    def __init__(self, *, num_frames: int, num_joints: int, in_chans: int, dim: int, depth: int, num_heads: int,
+                 mlp_ratio: float, dim_rep: int, qkv_bias: bool = True, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, tra_heads: int = 8):
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"MotionBERT: model setting 'dim' {dim} is not divisible by 'num_heads' {num_heads}")

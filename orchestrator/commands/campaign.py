@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from h2ot_core.contracts import STATUSES
+from orchestrator.commands.options import DbUrlOpt
 from orchestrator.console import err, out, user_errors
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ campaign_app = typer.Typer(no_args_is_help=True, help="Run ablation grids on Ray
 
 GridArg = Annotated[Path, typer.Argument(help="grid YAML (search_spaces/...)", show_default=False)]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="named override in the grid (tiny, paper)")]
-DbOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL",
-                                           help="leaderboard URL (default: SQLite under results/runs)")]
 #: columns of the expanded-trials table, in order
 TRIAL_COLUMNS = ("backbone", "pipeline", "pruner", "recoverer", "schedule", "frames", "dataset", "seed")
 
@@ -72,7 +71,7 @@ def run(
     max_concurrent: Annotated[int | None, typer.Option(help="most trials at once")] = None,
     retries: Annotated[int, typer.Option(help="restarts of a crashed trial (from its checkpoint)")] = 2,
     asha: Annotated[bool, typer.Option("--asha", help="stop poor trials early (ASHA on the metric)")] = False,
-    db_url: DbOpt = None,
+    db_url: DbUrlOpt = None,
     name: Annotated[str | None, typer.Option(help="campaign name (default: grid name[-profile])")] = None,
 ) -> None:
     """Train every trial of GRID not yet complete in the leaderboard (re-run to resume after a crash).
@@ -97,19 +96,22 @@ def run(
                          max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url)
     outcome = run_campaign(grid, campaign, opts, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_outcome(outcome)
-    _print_best(campaign, db_url)
+    _print_best(campaign, grid.metric, db_url)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {campaign}`; run the same command again to retry them")
         raise typer.Exit(outcome.exit_code)
 
 
-def _print_best(campaign: str, db_url: str | None, top: int = 10) -> None:
-    """The campaign's best complete trials, as `h2ot leaderboard --campaign NAME` shows them."""
-    from orchestrator.commands.results import leaderboard
+def _print_best(campaign: str, metric: str, db_url: str | None, top: int = 10) -> None:
+    """The campaign's best complete trials by its metric, as ``h2ot leaderboard --campaign NAME`` shows them."""
+    from orchestrator.commands.results import print_leaderboard
+    from results.db import make_engine
+    from results.queries import leaderboard
 
+    rows = leaderboard(make_engine(db_url), campaign=campaign, status=["complete"], sort=metric, top=top)
     err.print(f"best of campaign {campaign} (all of it: h2ot leaderboard --campaign {campaign}):")
-    leaderboard(campaign=campaign, status="complete", top=top, db_url=db_url)
+    print_leaderboard(rows, metric, [], "table")
 
 
 def _print_outcome(outcome: CampaignOutcome) -> None:
@@ -124,7 +126,7 @@ def _print_outcome(outcome: CampaignOutcome) -> None:
 @user_errors
 def status(
     name: Annotated[str, typer.Argument(help="campaign name (as printed by campaign run)")],
-    db_url: DbOpt = None,
+    db_url: DbUrlOpt = None,
     grid_path: Annotated[Path | None, typer.Option("--grid", help="grid file, to count pending trials")] = None,
     profile: ProfileOpt = None,
 ) -> None:

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from orchestrator.console import out, user_errors
+from orchestrator.commands.options import FormatOpt
+from orchestrator.console import print_record, print_rows, user_errors
 
 
-def ls() -> None:
+def ls(fmt: FormatOpt = "table") -> None:
     """List the registries: backbones, pruners, recoverers, datasets, official architectures."""
     from h2ot_core.convert import CONVERTERS
     from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS
 
-    table = Table("registry", "name", "notes")
+    rows = []
     for name in BACKBONES.names():
         info = BACKBONE_INFO[name]
         d = info.defaults
-        table.add_row("backbone", name, f"{info.pipeline}, {d['num_frames']} frames, dim {d['dim']}, "
-                      f"depth {d['depth']}, HoT schedule {info.hot_schedule}")
+        rows.append({"registry": "backbone", "name": name, "notes": f"{info.pipeline}, {d['num_frames']} frames, "
+                     f"dim {d['dim']}, depth {d['depth']}, HoT schedule {info.hot_schedule}"})
     for kind, reg in (("pruner", PRUNERS), ("recoverer", RECOVERERS), ("dataset", DATASETS),
                       ("official checkpoint", CONVERTERS)):
-        for name in reg.names():
-            table.add_row(kind, name, "")
-    out.print(table)
+        rows += [{"registry": kind, "name": name, "notes": ""} for name in reg.names()]
+    print_rows(rows, ["registry", "name", "notes"], fmt)
 
 
 @user_errors
@@ -41,7 +39,8 @@ def profile(
     heads: Annotated[int | None, typer.Option(help="attention heads")] = None,
     pipeline: Annotated[str | None, typer.Option(help="seq2seq or seq2frame")] = None,
     repeats: Annotated[int, typer.Option(help="timed forward passes (median reported)")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    fmt: FormatOpt = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="same as --format json: one JSON object")] = False,
 ) -> None:
     """Params, FLOPs (papers' convention and total) and batch-1 CPU latency of one configuration."""
     from h2ot_core.cost import count_cost
@@ -58,13 +57,7 @@ def profile(
         "gflops_per_output_frame": round(cost.gflops / frames_out, 5),
         "latency_ms": round(cost.latency_ms or 0.0, 3), "counter": cost.counter,
     }
-    if as_json:
-        out.print_json(json.dumps(row))
-        return
-    table = Table("field", "value")
-    for k, v in row.items():
-        table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
-    out.print(table)
+    print_record(row, "json" if as_json else fmt)
 
 
 def register(app: typer.Typer) -> None:

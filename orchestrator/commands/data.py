@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from orchestrator.console import err, out, user_errors
+from orchestrator.commands.options import FormatOpt
+from orchestrator.console import err, out, print_rows, user_errors
 
 data_app = typer.Typer(help="Dataset folders: check what they hold, generate synthetic Human3.6M files.",
                        no_args_is_help=True)
@@ -24,28 +24,29 @@ def check(
     data_dir: Annotated[Path, typer.Argument(help="folder with the dataset's .npz files")],
     dataset: Annotated[str, typer.Option(help="h36m or mpi_inf_3dhp")] = "h36m",
     source: Annotated[str, typer.Option(help="2D source for h36m: cpn or gt")] = "cpn",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Read a dataset folder with the real reader and print its subjects, actions and frames."""
     from h2ot_core.data.loading import load_dataset
     from h2ot_core.errors import ConfigError
+    from h2ot_core.registry import unknown_message
 
     if dataset not in CHECKABLE:
-        raise ConfigError(f"Unknown dataset {dataset!r} for data check; known: {', '.join(CHECKABLE)}")
+        raise ConfigError(unknown_message("dataset", dataset, list(CHECKABLE)))
     options = {"source": source} if "source" in CHECKABLE[dataset] else {}
     data = load_dataset(dataset, data_dir, **options)
-    table = Table("split", "subject", "actions", "sequences", "frames", "valid frames",
-                  title=f"{dataset} in {data_dir} (2D: {options.get('source', 'file')}, {data.num_joints} joints, "
-                        f"root {data.root_joint}, fingerprint {data.fingerprint})")
+    rows = []
     for split, sequences in (("train", data.train), ("test", data.test)):
         by_subject: dict[str, list] = defaultdict(list)
         for seq in sequences:
             by_subject[seq.subject].append(seq)
         for subject, seqs in by_subject.items():
-            frames = sum(s.num_frames for s in seqs)
-            valid = sum(s.num_frames if s.valid is None else int(s.valid.sum()) for s in seqs)
-            table.add_row(split, subject, str(len({s.action for s in seqs})), str(len(seqs)), f"{frames:,}",
-                          f"{valid:,}")
-    out.print(table)
+            rows.append({"split": split, "subject": subject, "actions": len({s.action for s in seqs}),
+                         "sequences": len(seqs), "frames": sum(s.num_frames for s in seqs),
+                         "valid frames": sum(s.num_frames if s.valid is None else int(s.valid.sum()) for s in seqs)})
+    title = (f"{dataset} in {data_dir} (2D: {options.get('source', 'file')}, {data.num_joints} joints, "
+             f"root {data.root_joint}, fingerprint {data.fingerprint})")
+    print_rows(rows, list(rows[0]) if rows else ["split", "subject"], fmt, title=title)
 
 
 @data_app.command("synth")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import TINY as ALL_TINY
 
 from h2ot_core.errors import ConfigError
 from h2ot_core.factory import create_model
 from h2ot_core.models.mhformer import MHFormer
 from h2ot_core.models.motionagformer import FrameBatchNorm, MotionAGFormer
+from h2ot_core.names import resolved_model_config as official
 
-TINY = {
-    "motionagformer": dict(num_frames=27, dim=32, depth=3, num_heads=4, dim_rep=64),
-    "mhformer": dict(num_frames=27, dim=32, depth=2, num_heads=4, mhg_depth=2),
-}
+TINY = {name: ALL_TINY[name] for name in ("motionagformer", "mhformer")}
 IN_CHANS = {"motionagformer": 3, "mhformer": 2}
 # Prune before block 1 (both have at least 2 prunable positions); seq2frame needs its centre, seq2seq TRA.
 PRUNED = {"motionagformer": ("tpc", "tra", "1:9"), "mhformer": ("tpc", "none", "1:9")}
@@ -94,9 +93,9 @@ def test_frame_norm_uses_and_updates_only_the_leading_frames() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: MotionAGFormer(num_joints=16), "'num_joints' is 16"),
-        (lambda: MotionAGFormer(dim=30, num_heads=4), "'dim' 30"),
-        (lambda: MHFormer(num_frames=28), "'num_frames' 28"),
+        (lambda: MotionAGFormer(**official("motionagformer", {"num_joints": 16})), "'num_joints' is 16"),
+        (lambda: MotionAGFormer(**official("motionagformer", {"dim": 30, "num_heads": 4})), "'dim' 30"),
+        (lambda: MHFormer(**official("mhformer", {"num_frames": 28})), "'num_frames' 28"),
     ],
 )
 def test_bad_sizes_are_config_errors(build, message: str) -> None:

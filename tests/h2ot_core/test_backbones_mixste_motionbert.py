@@ -10,14 +10,14 @@ from h2ot_core.errors import ConfigError
 from h2ot_core.models.base import Backbone
 from h2ot_core.models.mixste import MixSTE
 from h2ot_core.models.motionbert import DSTformer
-from h2ot_core.names import BACKBONES
+from h2ot_core.names import BACKBONES, resolved_model_config
 
 CLASSES = {"mixste": MixSTE, "motionbert": DSTformer}
 
 
 def tiny(name: str, **overrides) -> Backbone:
     torch.manual_seed(0)
-    return CLASSES[name](**{**TINY[name], **overrides})
+    return CLASSES[name](**resolved_model_config(name, {**TINY[name], **overrides}))
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -91,13 +91,13 @@ def test_temporal_qk_has_one_sequence_per_joint(name):
 @pytest.mark.parametrize(("name", "params"), [("mixste", 33_783_811), ("motionbert", 16_001_549)])
 def test_official_size_has_the_official_parameter_count(name, params):
     with torch.device("meta"):
-        model = CLASSES[name]()
+        model = CLASSES[name](**resolved_model_config(name))
     assert sum(p.numel() for p in model.parameters()) == params
     assert (model.num_frames, model.num_joints, model.tra_heads) == (243, 17, 8)
 
 
 def test_drop_path_ramps_to_the_configured_rate():
-    model = MixSTE(**TINY["mixste"], drop_path_rate=0.2)
+    model = tiny("mixste", drop_path_rate=0.2)
     rates = [blk.drop_path.p for blk in model.spatial_blocks]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2)
     assert rates == sorted(rates)
@@ -107,4 +107,4 @@ def test_drop_path_ramps_to_the_configured_rate():
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_width_not_divisible_by_heads_is_a_config_error(name):
     with pytest.raises(ConfigError, match="'dim' 30 is not divisible by 'num_heads' 4"):
-        CLASSES[name](dim=30, num_heads=4)
+        CLASSES[name](**resolved_model_config(name, {"dim": 30, "num_heads": 4}))

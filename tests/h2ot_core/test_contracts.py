@@ -36,7 +36,7 @@ def test_directions_are_declared_with_the_metric():
     assert lower_is_better("mpjpe") and lower_is_better("test_mpjpe") and lower_is_better("gflops")
     assert not lower_is_better("pck") and not lower_is_better("speedup_latency")
     assert metric_def("mpjpe").label == "MPJPE (mm)"
-    with pytest.raises(ConfigError, match="Unknown metric 'mpjep'.*Did you mean: mpjpe"):
+    with pytest.raises(ConfigError, match=r"Unknown metric 'mpjep'.*Did you mean: mpjpe"):
         lower_is_better("mpjep")
     assert all(m.name == n for n, m in METRICS.items())
 

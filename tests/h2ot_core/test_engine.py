@@ -8,9 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.engine.losses import (
-    JOINT_WEIGHTS,
     WeightedLoss,
     align_to_output,
     mpjpe_loss,
@@ -18,12 +17,14 @@ from h2ot_core.engine.losses import (
     velocity_loss,
     weighted_mpjpe_loss,
 )
-from h2ot_core.engine.recipes import RECIPES, resolve_settings
+from h2ot_core.engine.recipes import resolve_settings
 from h2ot_core.engine.state import TrainState, load_state, save_state
 from h2ot_core.errors import CheckpointError, ConfigError
+from h2ot_core.names import backbone_info, dataset_info
 from h2ot_core.registry import UnknownNameError
 
 ONES = torch.ones(17)
+H36M_WEIGHTS = dataset_info("h36m").joint_weights
 
 
 def _clip(frames: int = 4, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +52,7 @@ def test_weighted_mpjpe_with_unit_weights_is_mpjpe_and_weights_shift_it():
     assert weighted_mpjpe_loss(pred, target, mask, ONES).item() == pytest.approx(mpjpe_loss(pred, target, mask, ONES).item())
     only_joint_12 = target.clone()
     only_joint_12[..., 12, 0] += 0.017  # error on a weight-4 joint only: 4 * 17 mm / 17 joints = 4 mm
-    w = torch.tensor(JOINT_WEIGHTS["h36m"])
+    w = torch.tensor(H36M_WEIGHTS)
     assert weighted_mpjpe_loss(only_joint_12, target, mask, w).item() == pytest.approx(0.004, rel=1e-4)
 
 
@@ -72,11 +73,11 @@ def test_velocity_and_tc_hand_cases():
 def test_weighted_loss_combines_terms_and_rejects_unknown_ones():
     pred, target = _clip()
     mask = torch.ones(2, 4, dtype=torch.bool)
-    loss = WeightedLoss({"mpjpe": 1.0, "velocity": 20.0}, JOINT_WEIGHTS["h36m"])
+    loss = WeightedLoss({"mpjpe": 1.0, "velocity": 20.0}, H36M_WEIGHTS)
     expected = mpjpe_loss(pred, target, mask, ONES) + 20 * velocity_loss(pred, target, mask, ONES)
     assert loss(pred, target, mask).item() == pytest.approx(expected.item())
     with pytest.raises(ConfigError, match="'mpjep'"):
-        WeightedLoss({"mpjep": 1.0}, JOINT_WEIGHTS["h36m"])
+        WeightedLoss({"mpjep": 1.0}, H36M_WEIGHTS)
 
 
 def test_seq2frame_output_is_scored_on_the_centre_frame():
@@ -90,12 +91,15 @@ def test_seq2frame_output_is_scored_on_the_centre_frame():
 
 
 def test_mpi_joint_weights_follow_the_body_parts():
-    h36m, mpi = JOINT_WEIGHTS["h36m"], JOINT_WEIGHTS["mpi_inf_3dhp"]
+    h36m, mpi = dataset_info("h36m").joint_weights, dataset_info("mpi_inf_3dhp").joint_weights
     assert sorted(h36m) == sorted(mpi)
     assert mpi[14] == h36m[0] and mpi[10] == h36m[3]  # pelvis; right ankle
 
 
 # ---------------------------------------------------------------- recipes
+
+
+RECIPES = {name: backbone_info(name).recipe for name in ("mixste", "motionbert", "mhformer")}
 
 
 def test_official_recipes():
@@ -174,11 +178,12 @@ def test_run_trial_reports_every_epoch_and_resume_matches_an_uninterrupted_run(t
     assert full.status == "complete" and full.epochs_run == 2 and full.best_epoch == 2
     assert [r[0]["epoch"] for r in reports] == [1, 2]
     assert all(r[1] == str(tmp_path / "full" / "checkpoint") for r in reports)
-    assert {"train_loss", "test_mpjpe", "test_p_mpjpe", "test_n_mpjpe", "test_mpjve", "lr"} <= set(reports[0][0])
+    assert {metric_key("train", "loss"), "test_mpjpe", "test_p_mpjpe", "test_n_mpjpe", "test_mpjve", "lr"} <= set(reports[0][0])
     assert reports[1][0]["lr"] == pytest.approx(reports[0][0]["lr"] * 0.99)
     actions = {m.action for m in full.metrics if m.name == "mpjpe"}
     assert "avg" in actions and len(actions) >= 2
-    assert full.metric("train_loss", "train") == pytest.approx(full.history[-1]["train_loss"])
+    assert full.metric("loss", "train") == pytest.approx(full.history[-1][metric_key("train", "loss")])
+    assert all(m.name != "train_loss" for m in full.metrics)
     assert full.metric("mpjpe") == pytest.approx(reports[-1][0]["test_mpjpe"])
     assert full.cost is not None and full.cost.gflops > 0
     assert full.provenance["data_fingerprint"] and full.provenance["torch"] == torch.__version__

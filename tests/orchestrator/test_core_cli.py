@@ -111,3 +111,33 @@ def test_native_checkpoint_of_another_shape_is_refused(tmp_path):
 
     with pytest.raises(CheckpointError, match="shape mismatch"):
         load_native(path)
+
+
+def test_version_prints_the_package_version_and_exits_0():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"h2ot {version('h2ot-lab')}"
+
+
+def test_shell_completion_is_offered():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_format_is_one_word_on_ls_and_profile():
+    rows = json.loads(runner.invoke(app, ["ls", "--format", "json"]).stdout)
+    assert {"registry": "pruner", "name": "tpc", "notes": ""} in rows
+    csv_lines = runner.invoke(app, ["ls", "--format", "csv"]).stdout.splitlines()
+    assert csv_lines[0] == "registry,name,notes" and "recoverer,tri," in csv_lines
+    args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
+            "--repeats", "1"]
+    as_format = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
+    as_alias = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert set(as_format) == set(as_alias) and as_format["gflops"] == as_alias["gflops"]
+    markdown = runner.invoke(app, [*args, "--format", "markdown"]).stdout.splitlines()
+    assert markdown[0].startswith("| backbone | pruner |") and len(markdown) == 3
+    bad = runner.invoke(app, ["ls", "--format", "yml"])
+    assert bad.exit_code == 2 and "Unknown format 'yml'" in bad.stderr

@@ -33,7 +33,7 @@ def smoke_spec(pruner: str, recoverer: str, schedule: str, seed: int = 0, **kw: 
 def complete(spec: TrialSpec, mpjpe: float, p_mpjpe: float, gflops: float, latency: float) -> TrialResult:
     metrics = [MetricRecord("mpjpe", "test", mpjpe), MetricRecord("p_mpjpe", "test", p_mpjpe),
                MetricRecord("mpjpe", "test", mpjpe + 5.0, action="Walking"),
-               MetricRecord("train_loss", "train", mpjpe / 1000)]
+               MetricRecord("loss", "train", mpjpe / 1000)]
     return TrialResult(spec.trial_key, spec.to_dict(), "complete", metrics,
                        Cost(params=1000 + int(gflops * 100), gflops=gflops, gflops_total=gflops * 1.25,
                             latency_ms=latency),

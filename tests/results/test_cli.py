@@ -84,3 +84,49 @@ def test_export_and_report(db: list[str], tmp_path: Path) -> None:
     res = runner.invoke(app, ["plots", "--out", str(tmp_path / "fig"), "--kind", "pareto", *db])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "fig" / "pareto.pdf").exists()
+
+
+def test_export_takes_the_shared_filters(db: list[str], tmp_path: Path) -> None:
+    def export(*args: str) -> list[dict]:
+        out = tmp_path / "x.parquet"
+        res = runner.invoke(app, ["export", "--out", str(out), *args, *db])
+        assert res.exit_code == 0, res.output
+        return pq.read_table(out).to_pylist()
+
+    assert sorted(r["status"] for r in export("--status", "failed,running")) == ["failed", "running"]
+    assert len(export("--pipeline", "seq2seq", "--status", "complete")) == len(SMOKE_VALUES)
+    assert export("--pipeline", "seq2frame") == []
+    assert {r["seed"] for r in export("--seed", "1", "--tokens", "9")} == {1}
+
+
+def test_plots_take_the_shared_filters(db: list[str], tmp_path: Path) -> None:
+    res = runner.invoke(app, ["plots", "--out", str(tmp_path / "a"), "--kind", "pareto", "--pipeline", "seq2seq",
+                              "--status", "complete", "--seed", "0", *db])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["pareto.pdf", "pareto.png"]
+    for args in (["--pipeline", "seq2frame"], ["--status", "failed"]):
+        res = runner.invoke(app, ["plots", "--out", str(tmp_path / "b"), "--kind", "pareto", *args, *db])
+        assert res.exit_code == 2 and "nothing to plot" in res.stderr, res.output
+    res = runner.invoke(app, ["plots", "--kind", "paretto", *db])
+    assert res.exit_code == 2 and "Did you mean: pareto" in res.stderr
+    res = runner.invoke(app, ["plots", "--status", "complet", *db])
+    assert res.exit_code == 2 and "Did you mean: complete" in res.stderr
+
+
+def test_filter_options_are_the_leaderboard_axes() -> None:
+    from orchestrator.commands.options import FILTER_AXES
+    from results.queries import AXES
+
+    assert FILTER_AXES == AXES
+    for command in ("leaderboard", "export", "plots"):
+        help_text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
+        for option in (*FILTER_AXES, "campaign", "status", "db-url"):
+            assert f"--{option}" in help_text, (command, option)
+
+
+def test_leaderboard_markdown_is_one_table(db: list[str]) -> None:
+    res = runner.invoke(app, ["leaderboard", "--pruner", "tpc", "--status", "complete", "--format", "markdown", *db])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("| trial_key | status |") and set(lines[1]) == {"|", "-"}
+    assert len(lines) == 2 + 3 and all(line.startswith("| ") and line.endswith(" |") for line in lines[2:])

@@ -70,3 +70,21 @@ def test_filtered_csv_and_arrow_exports(smoke_store: LeaderboardStore, tmp_path:
         assert reader.read_all().equals(table)
     with pytest.raises(ResultsError, match="Did you mean: parquet"):
         write_export(table, tmp_path / "x", "parquett")
+
+
+def test_axis_labels_carry_units() -> None:
+    from results.plots import axis_label
+
+    assert axis_label("mpjpe") == "MPJPE (mm)" and axis_label("gflops") == "GFLOPs"
+    assert axis_label("test_p_mpjpe") == "test P-MPJPE (mm)" and axis_label("latency_ms") == "latency (ms)"
+    assert axis_label("tokens") == "tokens"
+
+
+def test_markdown_table_aligns_and_escapes() -> None:
+    from results.render import markdown_table
+
+    text = markdown_table(["axis", "value"], [["a|b", 1.5], ["multi\nline", None]], align="lr")
+    assert text.splitlines() == ["| axis | value |", "|---|---:|", "| a\\|b | 1.5 |", "| multi line | None |"]
+    assert markdown_table(["x"], []).splitlines() == ["| x |", "|---|"]
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["x", "y"], [], align="lrr")

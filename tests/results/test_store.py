@@ -122,13 +122,13 @@ def test_newer_schema_revision_is_refused(url: str) -> None:
     # older databases are upgraded (tests/results/test_migrations.py); a newer one is refused
     store = LeaderboardStore(url)
     with store.engine.begin() as conn:
-        head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        head = conn.execute(text("SELECT version_num FROM h2ot_schema_version")).scalar_one()
+        conn.execute(text("UPDATE h2ot_schema_version SET version_num = '9999_future'"))
     store.engine.dispose()
     with pytest.raises(ResultsError, match=r"schema revision 9999_future, newer than this h2ot-lab knows"):
         LeaderboardStore(url)
     with make_engine_raw(url).begin() as conn:  # put it back for the PostgreSQL session database
-        conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        conn.execute(text("UPDATE h2ot_schema_version SET version_num = :head"), {"head": head})
 
 
 def make_engine_raw(url: str) -> Engine:

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import statistics
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from smoke_data import GOLDEN, SMOKE_VALUES
+import yaml
+from smoke_data import GOLDEN, SMOKE_VALUES, complete, smoke_spec
+from sqlalchemy import update
 
+from h2ot_core.contracts import TrialResult
 from results.errors import ResultsError
 from results.render import build_tables, to_csv, to_latex, to_markdown
+from results.schema import Campaign
 from results.store import LeaderboardStore
-from results.tables import SPEC_DIR, build_table, load_spec, spec_paths
+from results.tables import (
+    SPEC_DIR,
+    build_table,
+    load_spec,
+    pick_campaign,
+    resolve_specs,
+    spec_paths,
+    stored_campaigns,
+)
 
 SMOKE_SPEC = SPEC_DIR / "smoke.yaml"
 
@@ -110,3 +123,108 @@ def test_every_shipped_spec_loads() -> None:
             "pruning_strategies_mixste"} <= set(names)
     with pytest.raises(ResultsError, match="Did you mean: smoke"):
         spec_paths(["smok"])
+
+
+# -- which campaign a spec reads: grid name whatever the profile, --campaign, stopped trials ---------------
+
+def _grid_yaml(name: str, profile: str | None) -> str:
+    return yaml.safe_dump({"name": name, "profile": profile, "grid": {"backbone": ["mixste"]}})
+
+
+def _fill(store: LeaderboardStore, campaign: str, *, grid: str | None = None, profile: str | None = None,
+          created: datetime | None = None, mpjpe_offset: float = 0.0) -> None:
+    """Campaign ``campaign`` (a run of ``grid`` under ``profile``) with the smoke grid's complete trials."""
+    store.ensure_campaign(campaign, grid_yaml=_grid_yaml(grid, profile) if grid else "")
+    for (pruner, recoverer, schedule, seed), (mpjpe, p_mpjpe, gflops, latency) in SMOKE_VALUES.items():
+        spec = smoke_spec(pruner, recoverer, schedule, seed, train={"epochs": 1 + int(mpjpe_offset)})
+        store.mark_running(spec, campaign)
+        store.upsert_result(complete(spec, mpjpe + mpjpe_offset, p_mpjpe, gflops, latency), campaign=campaign)
+    if created is not None:
+        with store.engine.begin() as conn:
+            conn.execute(update(Campaign).where(Campaign.name == campaign).values(created_at=created))
+
+
+@pytest.fixture
+def tiny_store(sqlite_url: str) -> LeaderboardStore:
+    """Only a profiled run of the smoke grid: campaign ``smoke-tiny``, as ``campaign run --profile tiny`` names it."""
+    store = LeaderboardStore(sqlite_url)
+    _fill(store, "smoke-tiny", grid="smoke", profile="tiny")
+    return store
+
+
+def test_spec_reads_a_profiled_campaign_of_its_grid(tiny_store: LeaderboardStore, tmp_path: Path) -> None:
+    written, skipped = build_tables(tiny_store.engine, [SMOKE_SPEC], tmp_path, skip_empty=True)
+    assert not skipped and {p.name for p in written} == {"smoke.md", "smoke.tex", "smoke.csv"}
+    md = (tmp_path / "smoke.md").read_text()
+    assert "Campaign: `smoke-tiny` (profile `tiny`), a run of grid `smoke`." in md
+    assert "| Unpruned | **41.0 ± 1.4** | – |" in md
+    assert "profile `tiny`" in (tmp_path / "smoke.tex").read_text()
+
+
+def test_campaign_matched_by_name_when_no_grid_was_stored(sqlite_url: str, tmp_path: Path) -> None:
+    store = LeaderboardStore(sqlite_url)
+    _fill(store, "smoke-paper")  # no grid_yaml: grid and profile come from the name
+    (spec,) = resolve_specs(store.engine, [SMOKE_SPEC])
+    assert spec.campaign == "smoke-paper" and "profile `paper`" in spec.source_note
+
+
+def test_several_matches_prefer_no_profile_then_most_recent(sqlite_url: str) -> None:
+    store = LeaderboardStore(sqlite_url)
+    _fill(store, "smoke-tiny", grid="smoke", profile="tiny", created=datetime(2026, 1, 2))
+    _fill(store, "smoke-paper", grid="smoke", profile="paper", created=datetime(2026, 1, 3), mpjpe_offset=1)
+    _fill(store, "other", grid="not_smoke", created=datetime(2026, 1, 4), mpjpe_offset=2)
+    assert resolve_specs(store.engine, [SMOKE_SPEC])[0].campaign == "smoke-paper"  # the most recent
+    _fill(store, "smoke", grid="smoke", created=datetime(2026, 1, 1), mpjpe_offset=3)
+    (spec,) = resolve_specs(store.engine, [SMOKE_SPEC])
+    assert spec.campaign == "smoke" and spec.source_note == ""  # no profile wins, and needs no note
+    # a campaign run with --name from the grid counts too (its stored grid says which grid it ran)
+    refs = {c.name: c for c in stored_campaigns(store.engine)}
+    assert pick_campaign(list(refs.values()), "not_smoke") == refs["other"]
+
+
+def test_named_campaign_overrides_the_spec(sqlite_url: str, tmp_path: Path) -> None:
+    store = LeaderboardStore(sqlite_url)
+    _fill(store, "smoke", grid="smoke")
+    _fill(store, "smoke-tiny", grid="smoke", profile="tiny", mpjpe_offset=10)
+    (spec,) = resolve_specs(store.engine, spec_paths(), campaign="smoke-tiny")  # only the smoke grid's specs
+    assert spec.name == "smoke" and spec.campaign == "smoke-tiny"
+    table = build_table(store.engine, spec)
+    assert table.cells[(("none",), ("tra", "mpjpe"))].mean == pytest.approx(51.0)
+    with pytest.raises(ResultsError, match="Did you mean: smoke-tiny"):
+        resolve_specs(store.engine, [SMOKE_SPEC], campaign="smoke-tyni")
+    _fill(store, "other", grid="not_smoke")
+    with pytest.raises(ResultsError, match="No table spec selects campaign 'other'"):
+        resolve_specs(store.engine, spec_paths(), campaign="other")
+    # a spec the user names is built from any campaign
+    (named,) = resolve_specs(store.engine, [SMOKE_SPEC], campaign="other", named=True)
+    assert named.campaign == "other" and "grid `smoke`" in named.source_note
+
+
+def test_stopped_trials_are_footnoted_like_incomplete_ones(smoke_store: LeaderboardStore) -> None:
+    stopped = smoke_spec("tps", "tri", "1:9", seed=1)
+    smoke_store.mark_running(stopped, "smoke")
+    smoke_store.upsert_result(TrialResult(stopped.trial_key, stopped.to_dict(), "stopped", epochs_run=1),
+                              campaign="smoke")
+    table = build_table(smoke_store.engine, load_spec(SMOKE_SPEC))
+    assert any("3 of 10 source trials are not complete (1 failed, 1 running, 1 stopped)" in n for n in table.notes)
+    assert table.cells[(("tps",), ("tri", "mpjpe"))].n == 1  # the stopped seed fills nothing
+
+
+def test_cli_campaign_option_and_nothing_built_fails(tiny_store: LeaderboardStore, sqlite_url: str,
+                                                     tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    runner = CliRunner()
+    db = ["--db-url", sqlite_url]
+    res = runner.invoke(app, ["tables", "build", "--campaign", "smoke-tiny", "--out", str(tmp_path / "a"), *db])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["smoke.csv", "smoke.md", "smoke.tex"]
+    res = runner.invoke(app, ["tables", "build", "smoke", "--campaign", "smoke-tiny", "--out",
+                              str(tmp_path / "b"), *db])
+    assert res.exit_code == 0 and "profile `tiny`" in (tmp_path / "b" / "smoke.md").read_text()
+    empty = LeaderboardStore(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    res = runner.invoke(app, ["tables", "build", "--out", str(tmp_path / "c"), "--db-url", empty.url])
+    assert res.exit_code != 0 and "no table built" in res.output
+    assert len(res.output.strip().splitlines()) <= len(spec_paths()) + 1  # the skips, then one line

@@ -15,6 +15,7 @@ from h2ot_core.data.loading import load_dataset
 from h2ot_core.data.mocap_clips import TEST_CLIPS, humanoid_joints, load_mocap_clips, resample
 from h2ot_core.data.skeleton import BONE_LENGTHS_MM, KEPT_32
 from h2ot_core.errors import ConfigError, DataError
+from h2ot_core.names import dataset_info
 
 CPN = "data_2d_h36m_cpn_ft_h36m_dbb.npz"
 
@@ -248,3 +249,18 @@ def test_real_mocap_clips_from_pybullet() -> None:
     for action in ("walk", "run", "punch"):  # upright clips: head above the pelvis (camera y points down)
         upright = next(s for s in sequences if s.action == action)
         assert (upright.pose3d[:, 10, 1] < -0.4).all()
+
+
+def test_registered_dataset_facts_match_the_readers(synth_dir: Path, tmp_path: Path) -> None:
+    # The files each DatasetInfo lists are the ones its reader reads (here: the synthetic folder, which
+    # holds exactly what the h36m reader reads), and its joint count is what the reader returns.
+    for name in ("h36m", "synthetic"):
+        info = dataset_info(name)
+        assert all((synth_dir / f).is_file() for f in info.files), name
+        assert load_dataset("h36m", synth_dir).num_joints == info.num_joints
+    _write_3dhp(tmp_path)
+    info = dataset_info("mpi_inf_3dhp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(info.files)
+    assert load_dataset("mpi_inf_3dhp", tmp_path).num_joints == info.num_joints
+    with pytest.raises(DataError, match=r"holding data_train_3dhp\.npz, data_test_3dhp\.npz"):
+        load_dataset("mpi_inf_3dhp")

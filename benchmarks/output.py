@@ -1,0 +1,68 @@
+"""Where benchmark figures go: one Markdown file per result table under ``benchmarks/results/``.
+
+Each benchmark prints its table and writes it to ``benchmarks/results/<name>.md`` (``--out`` elsewhere;
+``--out -`` only prints). ``make readme`` (:mod:`benchmarks.readme`) copies each file into README.md
+between ``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->``, so the README shows measured files,
+never hand-copied numbers. A file is the table, a blank line and one line saying when, how and on what
+it was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--out PATH`` (default ``benchmarks/results/<name>.md``; ``-`` prints only)."""
+    parser.add_argument("--out", default=str(RESULTS_DIR / f"{name}.md"),
+                        help=f"Markdown file for the result table (default: benchmarks/results/{name}.md; "
+                             f"'-' prints only)")
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A GitHub Markdown table as lines (cells ``str()``-ed, ``|`` escaped)."""
+    def line(cells: Iterable[object]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "|".join("---" for _ in header) + "|", *(line(r) for r in rows)]
+
+
+def measured_line(module: str, threads: int | None = None, device: str = "cpu") -> str:
+    """``Measured 2026-11-23 with `python -m benchmarks.core ...` (torch 2.13.0+cpu, 2 threads, 2 cores, cpu; x86_64).``
+
+    ``module`` is the benchmark's module (``benchmarks.core``); its arguments are this process's.
+    """
+    import torch
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:  # where the table was written is not how it was measured
+        if skip or arg.split("=")[0] in ("--out", "--out-attention"):
+            skip = not skip and "=" not in arg
+            continue
+        args.append(arg)
+    command = " ".join(["python -m", module, *args])
+    threads = threads if threads is not None else torch.get_num_threads()
+    return (f"Measured {datetime.date.today().isoformat()} with `{command}` (torch {torch.__version__}, "
+            f"{threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores, {device}; "
+            f"{platform.machine()}).")
+
+
+def write_result(lines: Sequence[str], out: str | Path) -> Path | None:
+    """Print ``lines`` and write them (plus a final newline) to ``out`` unless it is ``-``; returns the path."""
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    print(text, end="", flush=True)
+    if str(out) == "-":
+        return None
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+    print(f"(written to {path})", flush=True)
+    return path

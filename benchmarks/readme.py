@@ -1,0 +1,86 @@
+"""Copy the measured result files into README.md: ``make readme``.
+
+Every block ``<!-- bench:NAME -->`` ... ``<!-- /bench:NAME -->`` in the README is replaced by the content
+of ``benchmarks/results/NAME.md`` (written by ``make bench`` / ``make claim``). Running it twice changes
+nothing the second time. A block whose file is missing, or a marker without its closing marker, is an
+error naming what to run or fix; nothing is written then.
+
+    python -m benchmarks.readme [--readme README.md] [--results benchmarks/results] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from benchmarks.output import RESULTS_DIR
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+OPEN = re.compile(r"<!-- bench:([\w.-]+) -->")
+#: the command that writes each result file, for error messages
+PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim": "make claim",
+             "claim_long": "python -m benchmarks.claim --epochs 12 --windows 320 --out benchmarks/results/claim_long.md",
+             "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results",
+             "orchestration": "make bench-orchestration"}
+
+
+class ReadmeError(Exception):
+    """A block that cannot be filled: its file is missing or its closing marker is."""
+
+
+def fill(text: str, results: Path) -> tuple[str, list[str]]:
+    """``text`` with every bench block replaced by its file; returns ``(new text, block names)``."""
+    out: list[str] = []
+    names: list[str] = []
+    pos = 0
+    for match in OPEN.finditer(text):
+        if match.start() < pos:  # a marker inside a block already replaced
+            continue
+        name = match.group(1)
+        close = f"<!-- /bench:{name} -->"
+        end = text.find(close, match.end())
+        if end < 0:
+            line = text.count("\n", 0, match.start()) + 1
+            raise ReadmeError(f"line {line}: <!-- bench:{name} --> has no closing {close}")
+        source = results / f"{name}.md"
+        if not source.is_file():
+            hint = PRODUCERS.get(name, f"the benchmark that writes {name}.md")
+            raise ReadmeError(f"{source}: missing, so README block {name!r} cannot be filled; run: {hint}")
+        body = source.read_text(encoding="utf-8").strip("\n")
+        out += [text[pos:match.end()], "\n", body, "\n", close]
+        pos = end + len(close)
+        names.append(name)
+    out.append(text[pos:])
+    return "".join(out), names
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the README is stale")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    try:
+        new, names = fill(text, args.results)
+    except ReadmeError as exc:
+        print(f"make readme: {exc}", file=sys.stderr)
+        return 1
+    if not names:
+        print(f"make readme: {args.readme} has no <!-- bench:NAME --> blocks", file=sys.stderr)
+        return 1
+    if new == text:
+        print(f"{args.readme}: up to date ({len(names)} blocks: {', '.join(names)})")
+        return 0
+    if args.check:
+        print(f"{args.readme}: stale; run make readme", file=sys.stderr)
+        return 1
+    args.readme.write_text(new, encoding="utf-8", newline="\n")
+    print(f"{args.readme}: updated {len(names)} blocks ({', '.join(names)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

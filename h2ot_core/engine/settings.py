@@ -1,0 +1,71 @@
+"""The training settings of a trial: a backbone's official recipe merged with ``TrialSpec.train``.
+
+Torch-free, so every backbone's :class:`~h2ot_core.names.BackboneInfo` holds its recipe as a
+:class:`TrainSettings` and ``h2ot ls`` can list it without importing torch. Overrides are checked by
+:func:`h2ot_core.engine.recipes.resolve_settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+def _exponential(epoch: int, decay: float) -> float:
+    return decay**epoch
+
+
+def _mhformer(epoch: int, decay: float) -> float:
+    # MHFormer halves the rate after every 5th (1-based) epoch and multiplies it by ``decay`` otherwise.
+    factor = 1.0
+    for e in range(1, epoch + 1):
+        factor *= 0.5 if e % 5 == 0 else decay
+    return factor
+
+
+#: learning-rate rules: ``rule(epochs_done, lr_decay) -> factor`` on the base rate
+LR_RULES: dict[str, Callable[[int, float], float]] = {"exponential": _exponential, "mhformer": _mhformer}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything the training loop needs; a recipe's defaults merged with ``TrialSpec.train``.
+
+    Attributes:
+        loss: ``{term: weight}`` over :data:`h2ot_core.engine.losses.LOSS_TERMS`.
+        optimizer: key of :data:`h2ot_core.engine.recipes.OPTIMIZERS`.
+        lr: base learning rate. lr_decay: per-epoch factor fed to ``lr_rule`` (:data:`LR_RULES`).
+        epochs: epochs to train. batch_size: clips (windows) per step. eval_batch_size: clips per test step.
+        train_stride / test_stride: window strides in frames (``None``: the pipeline default).
+        train_stride_div: seq2seq default train stride is ``F // train_stride_div``.
+        flip_train: mirror a random half of every training batch. flip_test: average with the mirrored pass.
+        max_train_windows / max_test_windows: caps per epoch for small CPU runs (``None``: all).
+        num_threads: ``torch.set_num_threads`` for the trial (``None``: leave as is).
+    """
+
+    loss: Mapping[str, float]
+    optimizer: str
+    lr: float
+    weight_decay: float
+    lr_decay: float
+    epochs: int
+    batch_size: int
+    lr_rule: str = "exponential"
+    train_stride_div: int = 1
+    train_stride: int | None = None
+    test_stride: int | None = None
+    eval_batch_size: int | None = None
+    flip_train: bool = True
+    flip_test: bool = True
+    max_train_windows: int | None = None
+    max_test_windows: int | None = None
+    num_threads: int | None = None
+
+    def strides(self, frames: int, pipeline: str) -> tuple[int, int]:
+        """``(train_stride, test_stride)`` in frames for clips of ``frames`` on ``pipeline``."""
+        if pipeline == "seq2frame":
+            return self.train_stride or 1, self.test_stride or 1
+        return self.train_stride or max(1, frames // self.train_stride_div), self.test_stride or frames
+
+    def lr_factor(self, epochs_done: int) -> float:
+        return LR_RULES[self.lr_rule](epochs_done, self.lr_decay)

@@ -1,0 +1,91 @@
+"""Options several ``h2ot`` commands share, declared once: the leaderboard URL, ``--format`` and the trial filters.
+
+``DbUrlOpt`` and ``FormatOpt`` are ``Annotated`` aliases to use as a parameter's type. The trial filters
+(``--backbone`` ... ``--layer``, ``--campaign``, ``--status``) are added by :func:`with_trial_filter` and
+reach the command as one :class:`TrialFilter`, so each command declares them with one word.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from h2ot_core.contracts import STATUSES, TRIAL_AXES
+from h2ot_core.registry import unknown_message
+from orchestrator.console import TABLE_FORMATS, fail
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL", show_default=False,
+                                              help="leaderboard URL (default: SQLite under results/runs)")]
+
+
+def _check_format(value: str) -> str:
+    if value not in TABLE_FORMATS:
+        raise fail(unknown_message("format", value, list(TABLE_FORMATS)))
+    return value
+
+
+FormatOpt = Annotated[str, typer.Option("--format", callback=_check_format,
+                                        help="table, json, csv or markdown")]
+
+#: the axes a trial can be filtered on (``results.queries.AXES`` too)
+FILTER_AXES = TRIAL_AXES
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"tpc, tps"`` → ``["tpc", "tps"]``; ``None`` or blank → ``[]``."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@dataclass(frozen=True)
+class TrialFilter:
+    """The trials a command reads: axis values (any of, per axis), one campaign, statuses (any of)."""
+
+    axes: dict[str, list[str]] = field(default_factory=dict)
+    campaign: str | None = None
+    status: list[str] | None = None
+
+    def query(self) -> dict[str, Any]:
+        """As keyword arguments of ``results.queries.leaderboard`` and ``results.export.export_table``."""
+        return {"filters": self.axes, "campaign": self.campaign, "status": self.status}
+
+
+def _filter_params() -> list[inspect.Parameter]:
+    def opt(name: str, help_text: str) -> inspect.Parameter:
+        annotation = Annotated[str | None, typer.Option(f"--{name}", help=help_text, show_default=False)]
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+    return [*(opt(axis, f"only these {axis} values, comma-separated") for axis in FILTER_AXES),
+            opt("campaign", "only trials of this campaign"),
+            opt("status", f"only these statuses, comma-separated: {', '.join(STATUSES)}")]
+
+
+_FILTER_PARAMS = _filter_params()
+
+
+def with_trial_filter(fn: F) -> F:
+    """Give command ``fn`` the filter options; it receives them as its keyword-only ``where: TrialFilter``."""
+    sig = inspect.signature(fn, eval_str=True)
+    if "where" not in sig.parameters:
+        raise TypeError(f"{fn.__qualname__} needs a keyword-only parameter 'where: TrialFilter'")
+    params = [p for p in sig.parameters.values() if p.name != "where"]
+    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    keyword = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {p.name: kwargs.pop(p.name, None) for p in _FILTER_PARAMS}
+        where = TrialFilter({a: split_list(values[a]) for a in FILTER_AXES if values[a]}, values["campaign"],
+                            split_list(values["status"]) or None)
+        return fn(*args, where=where, **kwargs)
+
+    new = sig.replace(parameters=[*positional, *_FILTER_PARAMS, *keyword])
+    wrapper.__signature__ = new  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in new.parameters.values()}
+    return wrapper  # type: ignore[return-value]

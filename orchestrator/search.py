@@ -1,0 +1,253 @@
+"""Run a search campaign: Optuna proposes, the cost model rejects for free, Ray Tune trains, the leaderboard
+records, Optuna learns.
+
+Why Optuna's ask/tell drives Tune here (rather than Tune's ``OptunaSearch``): a proposal must become a
+:class:`TrialSpec` through the grid's own rules, be priced by the FLOPs model and be looked up in the
+leaderboard *before* Tune sees it. Over-budget or invalid proposals are told to the study as failed with a
+``rejected`` attribute and never count as trials; proposals whose ``trial_key`` is already complete (from a
+grid or an earlier search) are told their stored values without training. The rest train in batches
+through the same launcher, sink and MLflow logging as a grid.
+
+The study lives in the leaderboard's database (table names prefixed by Optuna), named after the campaign,
+so ``optuna-dashboard <db url>`` watches it live and a killed driver resumes with the sampler's state: trials
+it had asked but not told are trained (or read back) first, never sampled again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from h2ot_core.contracts import TrialSpec, metric_key
+from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator.grid import GridSpec
+from orchestrator.launcher import CampaignOutcome, LaunchOptions, ray_session, train_specs
+from orchestrator.search_space import COST_OBJECTIVES, SearchSpec
+
+log = logging.getLogger(__name__)
+
+#: proposals rejected in a row before the search gives up (the space is almost all over budget)
+MAX_REJECTED_IN_ROW = 2000
+#: user attributes on the Optuna trials
+REJECTED, KEYS, SPEC = "rejected", "trial_keys", "spec"
+
+
+@lru_cache(maxsize=4096)
+def _gflops(backbone: str, pruner: str, recoverer: str, schedule: str, pipeline: str | None, frames: int,
+            model_json: str) -> float:
+    import torch
+
+    from h2ot_core.cost import count_flops, example_input
+    from h2ot_core.factory import create_model
+
+    model = create_model(backbone, pruner, recoverer, schedule, pipeline=pipeline, num_frames=frames,
+                         **json.loads(model_json)).eval()
+    with torch.no_grad():
+        return count_flops(model, example_input(model))[0]
+
+
+def spec_gflops(spec: TrialSpec) -> float:
+    """GFLOPs per clip of ``spec``'s model in the papers' convention (cached per architecture)."""
+    return _gflops(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, spec.pipeline, spec.frames,
+                   json.dumps(dict(spec.model), sort_keys=True))
+
+
+def cheapest_gflops(search: SearchSpec, grid: GridSpec) -> float:
+    """A lower bound of any proposal's GFLOPs: one stage at the first layer down to the fewest tokens.
+
+    Every schedule the space allows runs each block on at least as many tokens as this one.
+    """
+    schedule = f"{search.layers[0]}:{search.tokens[0]}"
+    costs = [spec_gflops(grid._spec({"backbone": b, "pruner": p, "recoverer": r, "schedule": schedule,
+                                     "dataset": "synthetic", "seed": 0, **search.fixed_axes}))
+             for b in search.choices["backbone"] for p in search.choices["pruner"]
+             for r in search.choices["recoverer"]]
+    return min(costs)
+
+
+def check_budget(search: SearchSpec, grid: GridSpec) -> None:
+    """Refuse a FLOPs cap below the cheapest schedule the space can produce (before Ray starts)."""
+    if search.max_gflops is None:
+        return
+    try:
+        cheapest = cheapest_gflops(search, grid)
+    except H2OTError as exc:
+        raise ConfigError(f"{search.path}: search.space: {exc}") from None
+    if cheapest > search.max_gflops:
+        raise ConfigError(f"{search.path}: search.budget.max_gflops: {search.max_gflops} is below the cheapest "
+                          f"schedule the space allows ({cheapest:.4g} GFLOPs at "
+                          f"{search.layers[0]}:{search.tokens[0]}); raise the cap or widen the space")
+
+
+def _storage(db_url: str | None) -> Any:
+    import optuna
+
+    from results.db import make_engine, resolve_url
+
+    url = resolve_url(db_url)
+    make_engine(url)  # creates/upgrades the leaderboard first, so both live in one database
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _sampler(search: SearchSpec) -> Any:
+    import optuna
+
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=search.sampler_seed, multivariate=True)
+    return optuna.samplers.NSGAIISampler(seed=search.sampler_seed,
+                                         population_size=max(4, min(50, search.trials)))
+
+
+def open_study(search: SearchSpec, campaign: str, db_url: str | None) -> Any:
+    """The campaign's study (created, or loaded with its trials and sampler state)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=campaign, storage=_storage(db_url), directions=search.directions,
+                               sampler=_sampler(search), load_if_exists=True)
+
+
+class _Proposal:
+    """One asked Optuna trial and the specs (one per seed) it stands for."""
+
+    def __init__(self, number: int, specs: list[TrialSpec]):
+        self.number, self.specs = number, specs
+
+
+def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, int]) -> _Proposal:
+    """Ask until a proposal is valid and under the FLOPs cap; rejected ones are told failed, for free."""
+    import optuna
+
+    for _ in range(MAX_REJECTED_IN_ROW):
+        trial = study.ask()
+        combo = {"dataset": "synthetic", "seed": 0, **search.sample(trial)}
+        try:
+            base = grid._spec({k: v for k, v in combo.items() if k != "train"})
+            spec = replace(base, train={**dict(base.train), **combo["train"]})
+        except H2OTError as exc:
+            trial.set_user_attr(REJECTED, f"invalid: {exc}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            counts["invalid"] += 1
+            continue
+        gflops = spec_gflops(spec)
+        if search.max_gflops is not None and gflops > search.max_gflops:
+            trial.set_user_attr(REJECTED, f"max_gflops: {gflops:.4g} > {search.max_gflops}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            counts["over_budget"] += 1
+            continue
+        specs = [replace(spec, seed=int(combo.get("seed", 0)) + s) for s in range(search.seeds)]
+        trial.set_user_attr(SPEC, spec.canonical_json())
+        trial.set_user_attr(KEYS, [s.trial_key for s in specs])
+        trial.set_user_attr("gflops", gflops)
+        trial.set_user_attr("schedule", spec.schedule)
+        return _Proposal(trial.number, specs)
+    raise ConfigError(f"{search.path}: search: {MAX_REJECTED_IN_ROW} proposals in a row were invalid or over "
+                      f"max_gflops; widen the space or raise the cap")
+
+
+def _carried(study: Any) -> list[_Proposal]:
+    """Trials a killed driver asked but never told: trained (or read back) before anything new is sampled."""
+    import optuna
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if SPEC not in t.user_attrs:  # killed between ask and the cost check: nothing to train
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            continue
+        base = TrialSpec.from_dict(json.loads(t.user_attrs[SPEC]))
+        keys = t.user_attrs[KEYS]
+        specs = [replace(base, seed=base.seed + s) for s in range(len(keys))]
+        out.append(_Proposal(t.number, specs))
+    return out
+
+
+def _counted(study: Any) -> int:
+    """Proposals that count against ``budget.trials``: told complete or pruned, or failed in training."""
+    import optuna
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if REJECTED not in t.user_attrs)
+
+
+def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str, dict[str, Any]]) -> str:
+    """Tell the study what the leaderboard holds for ``proposal``; returns the state told."""
+    import optuna
+
+    rows = [values.get(s.trial_key, {}) for s in proposal.specs]
+    statuses = {r.get("status") for r in rows}
+    if statuses != {"complete"}:
+        state = optuna.trial.TrialState.PRUNED if "stopped" in statuses else optuna.trial.TrialState.FAIL
+        study.tell(proposal.number, state=state)
+        return state.name.lower()
+    objective_values = []
+    for name in search.objectives:
+        per_seed = [r.get(name) for r in rows]
+        if any(v is None for v in per_seed):
+            study.tell(proposal.number, state=optuna.trial.TrialState.FAIL)
+            return "fail"
+        objective_values.append(sum(per_seed) / len(per_seed))
+    study.tell(proposal.number, objective_values)
+    return "complete"
+
+
+def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[CampaignOutcome, dict[str, int]]:
+    """Propose, reject, dedupe, train and tell until ``budget.trials`` proposals are done (or time is up).
+
+    Returns the campaign outcome (per trial_key) and the counts of rejected proposals
+    (``invalid``, ``over_budget``) and of proposals read back from the leaderboard (``reused``).
+    """
+    from orchestrator.launcher import _quiet_ray_env
+    from orchestrator.provenance import git_sha
+    from results.store import LeaderboardStore
+
+    search = grid.search
+    assert search is not None
+    _quiet_ray_env()
+    store = LeaderboardStore(opts.db_url)
+    store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,
+                          metric=grid.metric, mode=grid.mode, git_sha=git_sha())
+    study = open_study(search, campaign, opts.db_url)
+    counts = {"invalid": 0, "over_budget": 0, "reused": 0}
+    outcome = CampaignOutcome(campaign)
+    started = time.monotonic()
+    trained = search.trained_objective or grid.metric
+    asha_opts = replace(opts, asha=search.asha or opts.asha)
+    batch_size = max(1, opts.max_concurrent or 2)
+    with ray_session(opts):
+        while True:
+            left = search.trials - _counted(study)
+            if left <= 0:
+                break
+            if search.max_hours is not None and time.monotonic() - started > search.max_hours * 3600:
+                log.warning("search %s: max_hours reached with %d trial(s) left", campaign, left)
+                break
+            batch = _carried(study)[:left]
+            while len(batch) < min(batch_size, left):
+                batch.append(_propose(search, grid, study, counts))
+            specs = [s for p in batch for s in p.specs]
+            kept = store.keys_with_status([s.trial_key for s in specs], {"complete"})
+            store.link(campaign, kept)
+            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
+            todo = [s for s in specs if s.trial_key not in kept]
+            for key in kept:
+                outcome.kept[key] = "complete"
+            if todo:
+                sink = train_specs(campaign, grid.name, todo, asha_opts, metric=metric_key("test", trained),
+                                   mode="min" if search.objectives.get(trained, "min") == "min" else "max",
+                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
+                outcome.errors.update(sink.errors)
+            values = store.trial_values([s.trial_key for s in specs])
+            for p in batch:
+                _tell(search, study, p, values)
+            for s in todo:
+                outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or "pending"
+    return outcome, counts
+
+
+def search_objectives_known_before_training(search: SearchSpec) -> list[str]:
+    """The objectives the cost model gives without training (``gflops``, ``params``)."""
+    return [o for o in search.objectives if o in COST_OBJECTIVES]

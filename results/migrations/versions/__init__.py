@@ -1,0 +1,1 @@
+"""Alembic revisions of the leaderboard schema, one file each, written by hand (see ``results.migrations``)."""

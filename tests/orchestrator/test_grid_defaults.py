@@ -1,0 +1,34 @@
+"""A paper grid without --profile is the published configuration on Human3.6M: the ``paper`` profile's trials.
+
+Needs ``default_profile:`` support in ``orchestrator.grid`` (skipped until then) and
+``default_profile: paper`` in ``search_spaces/_base/campaign.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator import grid as grid_module
+from orchestrator.grid import campaign_name, load_grid
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER_GRIDS = sorted((ROOT / "search_spaces" / "paper").glob("*.yaml"))
+
+pytestmark = pytest.mark.skipif("default_profile" not in grid_module.TOP_KEYS,
+                                reason="orchestrator.grid has no default_profile yet")
+
+
+@pytest.mark.parametrize("path", PAPER_GRIDS, ids=lambda p: p.stem)
+def test_no_profile_is_the_paper_profile(path: Path) -> None:
+    plain, paper = load_grid(path), load_grid(path, "paper")
+    assert [s.trial_key for s in plain.expand()] == [s.trial_key for s in paper.expand()]
+    assert {s.dataset for s in plain.expand()} == {"h36m"}
+    assert all(s.data.get("source") == "cpn" for s in plain.expand())
+    assert campaign_name(plain) == plain.name  # the campaign keeps the grid's plain name
+
+
+@pytest.mark.parametrize("path", PAPER_GRIDS, ids=lambda p: p.stem)
+def test_tiny_stays_synthetic(path: Path) -> None:
+    assert {s.dataset for s in load_grid(path, "tiny").expand()} == {"synthetic"}

@@ -1,0 +1,45 @@
+"""``h2ot report --campaign NAME``: a profiled campaign gets its grid's tables; stopped trials are counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from smoke_data import SMOKE_VALUES, complete, smoke_spec
+from typer.testing import CliRunner
+
+from h2ot_core.contracts import TrialResult
+from orchestrator.cli import app
+from results.store import LeaderboardStore
+
+runner = CliRunner()
+
+
+def test_report_of_a_profiled_campaign_has_its_grids_tables(sqlite_url: str, tmp_path: Path) -> None:
+    store = LeaderboardStore(sqlite_url)
+    store.ensure_campaign("smoke-tiny", grid_yaml=yaml.safe_dump({"name": "smoke", "profile": "tiny"}))
+    for (pruner, recoverer, schedule, seed), values in SMOKE_VALUES.items():
+        spec = smoke_spec(pruner, recoverer, schedule, seed)
+        store.mark_running(spec, "smoke-tiny")
+        store.upsert_result(complete(spec, *values), campaign="smoke-tiny")
+    stopped = smoke_spec("tpa", "tra", "1:9")
+    store.mark_running(stopped, "smoke-tiny")
+    store.upsert_result(TrialResult(stopped.trial_key, stopped.to_dict(), "stopped"), campaign="smoke-tiny")
+
+    res = runner.invoke(app, ["report", "--campaign", "smoke-tiny", "--out", str(tmp_path / "r"),
+                              "--db-url", sqlite_url])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r" / "smoke-tiny.md").read_text(encoding="utf-8")
+    assert "**smoke**" in page and "Campaign: `smoke-tiny` (profile `tiny`), a run of grid `smoke`." in page
+    assert "| stopped | 1 |" in page and "1 stopped" in page
+    assert (tmp_path / "r" / "tables" / "smoke.md").is_file()
+    assert "| package versions | python 3.11.9, torch 2.13.0 |" in page
+    assert (tmp_path / "r" / "figures" / "pareto.png").is_file()
+
+
+def test_report_needs_one_campaign(sqlite_url: str) -> None:
+    LeaderboardStore(sqlite_url).ensure_campaign("a")
+    res = runner.invoke(app, ["report", "--db-url", sqlite_url])
+    assert res.exit_code != 0 and "name the campaign" in res.output
+    res = runner.invoke(app, ["report", "a", "--campaign", "b", "--db-url", sqlite_url])
+    assert res.exit_code != 0 and "two campaigns given" in res.output

@@ -1,0 +1,39 @@
+"""``H2OT_RUNS_DIR`` moves everything the commands write, the default leaderboard included (one definition)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+from results.db import REPO_ROOT, default_url, runs_dir
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("H2OT_DB_URL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("H2OT_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_default_leaderboard_follows_the_runs_dir(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runs_dir() == runs.resolve()
+    assert default_url() == f"sqlite:///{runs.resolve() / 'leaderboard.sqlite'}"
+    monkeypatch.delenv("H2OT_RUNS_DIR")
+    assert runs_dir() == REPO_ROOT / "results" / "runs"
+
+
+def test_every_reader_of_the_runs_dir_agrees(runs: Path) -> None:
+    from orchestrator import provenance, tracking
+
+    assert provenance.runs_dir() == runs_dir() == runs.resolve()
+    assert tracking.tracking_uri() == f"sqlite:///{runs.resolve() / 'mlflow.db'}"
+
+
+def test_cli_writes_the_leaderboard_under_the_runs_dir(runs: Path) -> None:
+    res = CliRunner().invoke(app, ["leaderboard", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert (runs / "leaderboard.sqlite").is_file()
