@@ -33,7 +33,8 @@ BACKBONES = ("mixste", "motionbert", "motionagformer", "mhformer")
 PRUNERS = ("none", "tpc", "tpa", "tpmo", "tps", "dpc_multigrain")
 RECOVERERS = ("tra", "tri", "none")
 SCHEDULES = ("3:81", "1:121,3:81,5:41", "2:121,4:61", "7:61", "3:27", "3:41", "3:121")
-CAMPAIGNS = ("pruning_strategies", "token_sweep", "layer_sweep", "hierarchical", "seq2seq_vs_seq2frame", "smoke")
+CAMPAIGNS = ("pruning_strategies", "token_sweep", "layer_sweep", "hierarchical", "seq2seq_vs_seq2frame", "smoke",
+             "demo")
 ACTIONS = ("avg", "Directions", "Discussion", "Eating", "Greeting", "Phoning", "Posing", "Purchases", "Sitting",
            "Walking")
 BATCH = 20_000

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,10 @@ from h2ot_core.errors import ConfigError, H2OTError
 from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS, BackboneInfo
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.schedule import format_schedule, parse_schedule
+from orchestrator.search_space import SearchSpec, check_search
 
-TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "fixed", "exclude",
+TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
+                      "exclude",
                       "profiles"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
@@ -101,6 +103,8 @@ class GridSpec:
         fixed: ``model``/``train``/``data``/``selection`` settings shared by every trial.
         exclude: rules; a combination matching every key of one rule is dropped.
         resolved: the merged document (includes and profile applied), for provenance.
+        search: the ``search:`` section of a search campaign (``None`` for a grid); its trials are
+            proposed while it runs, so :meth:`expand` has none to list.
     """
 
     name: str
@@ -113,6 +117,7 @@ class GridSpec:
     fixed: dict[str, Any]
     exclude: list[dict[str, list[Any]]]
     resolved: dict[str, Any] = field(repr=False)
+    search: SearchSpec | None = None
 
     @property
     def resolved_yaml(self) -> str:
@@ -127,15 +132,19 @@ class GridSpec:
 
     def expand(self) -> list[TrialSpec]:
         """One checked :class:`TrialSpec` per distinct trial, in grid order."""
+        if self.search is not None:
+            raise ConfigError(f"{self.path}: a search campaign proposes its trials as it runs; there is no "
+                              f"fixed list to expand")
         specs: dict[str, TrialSpec] = {}
         for combo in self.combinations():
-            spec = self._spec(combo)
+            spec = self.spec_for(combo)
             specs.setdefault(spec.trial_key, spec)
         if not specs:
             raise ConfigError(f"{self.path}: the grid has no trials left after `exclude`")
         return list(specs.values())
 
-    def _spec(self, combo: dict[str, Any]) -> TrialSpec:
+    def spec_for(self, combo: dict[str, Any]) -> TrialSpec:
+        """The checked spec of one combination of axis values (plus optional ``train`` overrides)."""
         from h2ot_core.engine.recipes import resolve_settings
         from h2ot_core.factory import check_combination
 
@@ -151,7 +160,8 @@ class GridSpec:
         source = f"{self.path}: trial ({where})"
         raw = {"backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
                "frames": frames, "dataset": combo["dataset"], "seed": combo["seed"], "model": model,
-               "train": dict(self.fixed.get("train", {})), "data": dict(self.fixed.get("data", {})),
+               "train": {**dict(self.fixed.get("train", {})), **combo.get("train", {})},
+               "data": dict(self.fixed.get("data", {})),
                "selection": self.fixed.get("selection", "last_epoch")}
         if "pipeline" in combo:
             raw["pipeline"] = combo["pipeline"]
@@ -288,10 +298,12 @@ def _check_metric(path: Path, raw: Any) -> tuple[str, str]:
     return name, mode
 
 
-def load_grid(path: str | Path, profile: str | None = None) -> GridSpec:
-    """Load, merge (``include:``, then ``profiles[profile]``) and check a grid file.
+def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None = None) -> GridSpec:
+    """Load, merge (``include:``, then ``profiles[profile]``) and check a grid or search file.
 
-    Every trial is expanded and checked once here, so an invalid combination fails now, not in Ray.
+    ``seeds`` (``--seeds N``) overrides the file's ``seeds: N``: seeds ``0..N-1`` of every configuration.
+    Every trial of a grid is expanded and checked once here, so an invalid combination fails now, not in
+    Ray; a search's space, objectives and FLOPs cap are checked likewise.
     """
     path = Path(path)
     doc = _load_merged(path)
@@ -307,8 +319,22 @@ def load_grid(path: str | Path, profile: str | None = None) -> GridSpec:
         if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles"}):
             raise ConfigError(f"{path}: profiles.{profile}: must be a mapping of grid keys, got {override!r}")
         doc = deep_merge(doc, override)
-    axes = _check_axes(path, doc.get("grid"))
+    seeds = _check_seeds(path, doc.get("seeds") if seeds is None else seeds, "--seeds" if seeds else "seeds")
     fixed = _check_fixed(path, doc.get("fixed"))
+    search = None
+    if doc.get("search") is not None:
+        search = check_search(path, _search_with_grid_values(path, doc), fixed)
+        if seeds is not None:
+            search = replace(search, seeds=seeds)
+        axes = {**{k: list(v) for k, v in search.choices.items()}, "dataset": ["synthetic"], "seed": [0]}
+        doc.setdefault("metric", {"name": search.trained_objective, "mode": search.objectives.get(
+            search.trained_objective or "", "min")})
+    else:
+        axes = _check_axes(path, doc.get("grid"))
+        if seeds is not None:
+            if "seed" in (doc.get("grid") or {}):
+                raise ConfigError(f"{path}: seeds: give `seeds: N` or a `seed` axis, not both")
+            axes["seed"] = list(range(seeds))
     metric, mode = _check_metric(path, doc.get("metric"))
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
@@ -318,11 +344,43 @@ def load_grid(path: str | Path, profile: str | None = None) -> GridSpec:
         raise ConfigError(f"{path}: name: {name!r} must be a string")
     spec = GridSpec(
         name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
-        fixed=fixed, exclude=_check_exclude(path, doc.get("exclude"), axes),
-        resolved={**doc, "profile": profile},
+        fixed=fixed, exclude=[] if search else _check_exclude(path, doc.get("exclude"), axes),
+        resolved={**doc, "profile": profile}, search=search,
     )
-    spec.expand()
+    if search is None:
+        spec.expand()
+    else:
+        from orchestrator.search import check_budget
+
+        check_budget(search, spec)
     return spec
+
+
+def _search_with_grid_values(path: Path, doc: Mapping[str, Any]) -> Any:
+    """The ``search:`` section, with single values that a ``grid:`` (an included base file) fixes.
+
+    A search file may include the same base files as a grid: their one-value ``backbone``, ``frames``,
+    ``dataset`` and ``seed`` axes fill what the space leaves open; anything else there is refused.
+    """
+    grid, raw = doc.get("grid") or {}, doc["search"]
+    if not isinstance(grid, Mapping) or not isinstance(raw, Mapping) or not isinstance(raw.get("space"), Mapping):
+        return raw
+    space = dict(raw["space"])
+    for axis, value in grid.items():
+        values = _as_list(value)
+        if axis not in ("backbone", "frames", "dataset", "seed") or len(values) != 1:
+            raise ConfigError(f"{path}: grid.{axis}: a search file takes its axes from `search.space`; a "
+                              f"`grid:` (e.g. from an include) may only fix one backbone, frames, dataset or seed")
+        space.setdefault(axis, values[0])
+    return {**raw, "space": space}
+
+
+def _check_seeds(path: Path, raw: Any, where: str) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise ConfigError(f"{path}: {where}: {raw!r} must be a whole number of seeds, at least 1")
+    return raw
 
 
 def campaign_name(grid: GridSpec, override: str | None = None) -> str:

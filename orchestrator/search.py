@@ -8,9 +8,11 @@ leaderboard *before* Tune sees it. Over-budget or invalid proposals are told to 
 grid or an earlier search) are told their stored values without training. The rest train in batches
 through the same launcher, sink and MLflow logging as a grid.
 
-The study lives in the leaderboard's database (table names prefixed by Optuna), named after the campaign,
-so ``optuna-dashboard <db url>`` watches it live and a killed driver resumes with the sampler's state: trials
-it had asked but not told are trained (or read back) first, never sampled again.
+The study is named after the campaign and stored beside the leaderboard, in Optuna's own namespace
+(Optuna's schema has a table called ``trials`` too): on PostgreSQL the schema ``optuna`` of the same
+database, on SQLite the file ``<leaderboard>.optuna.sqlite`` next to it (:func:`study_url`). So
+``optuna-dashboard <study url>`` watches it live, and a killed driver resumes with the sampler's state:
+trials it had asked but not told are trained (or read back) first, never sampled again.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def cheapest_gflops(search: SearchSpec, grid: GridSpec) -> float:
     Every schedule the space allows runs each block on at least as many tokens as this one.
     """
     schedule = f"{search.layers[0]}:{search.tokens[0]}"
-    costs = [spec_gflops(grid._spec({"backbone": b, "pruner": p, "recoverer": r, "schedule": schedule,
+    costs = [spec_gflops(grid.spec_for({"backbone": b, "pruner": p, "recoverer": r, "schedule": schedule,
                                      "dataset": "synthetic", "seed": 0, **search.fixed_axes}))
              for b in search.choices["backbone"] for p in search.choices["pruner"]
              for r in search.choices["recoverer"]]
@@ -83,14 +85,36 @@ def check_budget(search: SearchSpec, grid: GridSpec) -> None:
                           f"{search.layers[0]}:{search.tokens[0]}); raise the cap or widen the space")
 
 
+#: the PostgreSQL schema holding the studies (a constant, never user input)
+OPTUNA_SCHEMA = "optuna"
+
+
+def study_url(db_url: str | None) -> str:
+    """Where the studies of the leaderboard at ``db_url`` live (see the module docstring)."""
+    from sqlalchemy.engine import make_url
+
+    from results.db import resolve_url
+
+    url = make_url(resolve_url(db_url))
+    if url.get_backend_name() == "sqlite":
+        db = url.database or ""
+        return url.set(database=f"{db.removesuffix('.sqlite')}.optuna.sqlite").render_as_string(
+            hide_password=False)
+    return url.update_query_dict({"options": f"-csearch_path={OPTUNA_SCHEMA}"}).render_as_string(
+        hide_password=False)
+
+
 def _storage(db_url: str | None) -> Any:
     import optuna
+    from sqlalchemy import text
 
-    from results.db import make_engine, resolve_url
+    from results.db import make_engine
 
-    url = resolve_url(db_url)
-    make_engine(url)  # creates/upgrades the leaderboard first, so both live in one database
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    engine = make_engine(db_url)  # the leaderboard first: created or upgraded
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}"))
+    return optuna.storages.RDBStorage(study_url(db_url), engine_kwargs={"pool_pre_ping": True})
 
 
 def _sampler(search: SearchSpec) -> Any:
@@ -126,8 +150,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
         trial = study.ask()
         combo = {"dataset": "synthetic", "seed": 0, **search.sample(trial)}
         try:
-            base = grid._spec({k: v for k, v in combo.items() if k != "train"})
-            spec = replace(base, train={**dict(base.train), **combo["train"]})
+            spec = grid.spec_for(combo)
         except H2OTError as exc:
             trial.set_user_attr(REJECTED, f"invalid: {exc}")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -16,7 +16,7 @@ from orchestrator.console import err, out, user_errors
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
     from orchestrator.grid import GridSpec
-    from orchestrator.launcher import CampaignOutcome
+    from orchestrator.launcher import CampaignOutcome, LaunchOptions
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Run ablation grids on Ray Tune; resume; status.")
 
@@ -44,12 +44,28 @@ def _print_wide(table: Table) -> None:
     Console(width=max(out.width, 160), soft_wrap=True).print(table)
 
 
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="seeds 0..N-1 of every configuration "
+                                                              "(overrides the file's seeds: N)")]
+
+
+def _search_summary(grid: GridSpec) -> str:
+    search = grid.search
+    assert search is not None
+    cap = f", at most {search.max_gflops} GFLOPs" if search.max_gflops is not None else ""
+    objectives = ", ".join(f"{k} {v}" for k, v in search.objectives.items())
+    return (f"search of {search.trials} configuration(s) x {search.seeds} seed(s) by {search.sampler} "
+            f"(seed {search.sampler_seed}){cap}; objectives {objectives}")
+
+
 @user_errors
-def validate(grid_path: GridArg, profile: ProfileOpt = None) -> None:
-    """Check a grid (every name and combination) and print its expanded trials."""
+def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None) -> None:
+    """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
     from orchestrator.grid import load_grid
 
-    grid = load_grid(grid_path, profile)
+    grid = load_grid(grid_path, profile, seeds=seeds)
+    if grid.search is not None:
+        err.print(f"{grid_path}: valid, {_search_summary(grid)}")
+        return
     specs = grid.expand()
     _print_wide(_trials_table(grid, specs))
     err.print(f"{grid_path}: valid, {len(specs)} trials")
@@ -73,8 +89,12 @@ def run(
     asha: Annotated[bool, typer.Option("--asha", help="stop poor trials early (ASHA on the metric)")] = False,
     db_url: DbUrlOpt = None,
     name: Annotated[str | None, typer.Option(help="campaign name (default: grid name[-profile])")] = None,
+    seeds: SeedsOpt = None,
 ) -> None:
     """Train every trial of GRID not yet complete in the leaderboard (re-run to resume after a crash).
+
+    A search file (``search:`` instead of ``grid:``) proposes its trials with Optuna until its budget is
+    spent; re-running it resumes the study.
 
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
     bad grid or option.
@@ -85,8 +105,13 @@ def run(
     if cpus_per_trial <= 0 or gpus_per_trial < 0 or retries < 0 or (max_concurrent is not None and max_concurrent < 1):
         raise typer.BadParameter("--cpus-per-trial > 0, --gpus-per-trial >= 0, --retries >= 0, "
                                  "--max-concurrent >= 1")
-    grid = load_grid(grid_path, profile)
+    grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
+    if grid.search is not None:
+        _run_search(grid, campaign, LaunchOptions(
+            address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+            max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url), dry_run)
+        return
     if dry_run:
         todo, done = partition(grid.expand(), db_url=db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         _print_wide(_trials_table(grid, grid.expand(), {s.trial_key for s in done}))
@@ -100,6 +125,23 @@ def run(
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {campaign}`; run the same command again to retry them")
+        raise typer.Exit(outcome.exit_code)
+
+
+def _run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, dry_run: bool) -> None:
+    from orchestrator.search import run_search
+
+    err.print(f"campaign {campaign}: {_search_summary(grid)}")
+    if dry_run:
+        return
+    outcome, counts = run_search(grid, campaign, opts)
+    _print_outcome(outcome)
+    err.print(f"proposals rejected before training: {counts['over_budget']} over max_gflops, "
+              f"{counts['invalid']} invalid; {counts['reused']} read back from the leaderboard")
+    _print_best(campaign, grid.metric, opts.db_url)
+    if outcome.exit_code:
+        err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; run the same "
+                  f"command again to resume the search")
         raise typer.Exit(outcome.exit_code)
 
 

@@ -258,6 +258,23 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch(tmp_path, data_dir, mo
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.model.items())
 
 
+def test_the_pipeline_field_runs_a_seq2seq_backbone_as_seq2frame(tmp_path, data_dir):
+    from h2ot_core.api import run_trial
+    from h2ot_core.checkpoint import build_from_config, load_native
+
+    spec = replace(TINY, pipeline="seq2frame", pruner="tpc", schedule="1:9",
+                   train={**TINY.train, "epochs": 1, "max_test_windows": 4})
+    assert spec.model == TINY.model  # the pipeline is a field, never a model setting
+    result = run_trial(spec, workdir=tmp_path, data_dir=data_dir)
+    model, config = load_native(result.checkpoint_uri)
+    assert result.status == "complete" and model.pipeline == config["pipeline"] == "seq2frame"
+    assert "pipeline" not in config["model"]
+    # a configuration that stored the pipeline among the model settings still builds
+    old = {**config, "model": {**config["model"], "pipeline": "seq2frame"}}
+    del old["pipeline"]
+    assert build_from_config(old).pipeline == "seq2frame"
+
+
 def test_bad_settings_fail_before_training(tmp_path, data_dir):
     from h2ot_core.api import run_trial
 
