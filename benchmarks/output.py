@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -48,7 +49,7 @@ def measured_line(module: str, threads: int | None = None, device: str = "cpu") 
             skip = not skip and "=" not in arg
             continue
         args.append(arg)
-    command = " ".join(["python -m", module, *args])
+    command = " ".join(["python -m", module, shlex.join(args)]).rstrip()
     threads = threads if threads is not None else torch.get_num_threads()
     return (f"Measured {datetime.date.today().isoformat()} with `{command}` (torch {torch.__version__}, "
             f"{threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores, {device}; "

@@ -138,7 +138,7 @@ _TYPE_WORDS = {str: "a string", int: "an integer", Mapping: "a mapping"}
 #: field enters the canonical JSON only when it differs from this value
 ADDED_FIELDS: dict[str, Any] = {"pipeline": None}
 #: settings inside ``model``/``train``/``data`` added later, likewise left out of the key at their default
-ADDED_SETTINGS: dict[tuple[str, str], Any] = {}
+ADDED_SETTINGS: dict[tuple[str, str], Any] = {("train", "precision"): "fp32"}
 
 
 def _native_pipeline(backbone: str) -> str | None:
@@ -303,7 +303,9 @@ class Cost:
         params: parameter count.
         gflops: the papers' convention, 2 x multiply-adds of Linear and Conv layers (GFLOPs per clip).
         gflops_total: every matmul including attention, from ``torch.utils.flop_counter``.
-        latency_ms: median CPU latency of a batch-1 forward pass (``None`` when not measured).
+        latency_ms: median latency of a forward pass (``None`` when not measured), per batch of
+            ``latency_batch`` clips on ``latency_device``, in the trial's precision;
+            ``latency_contended`` when other trials shared the CPU while it was timed.
     """
 
     params: int
@@ -311,6 +313,9 @@ class Cost:
     gflops_total: float
     latency_ms: float | None = None
     counter: str = "torch.utils.flop_counter"
+    latency_batch: int | None = None
+    latency_device: str | None = None
+    latency_contended: bool | None = None
 
 
 @dataclass
@@ -332,6 +337,7 @@ class TrialResult:
     error: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from_epoch: int = 0
 
     def metric(self, name: str, split: str = "test", action: str = "avg") -> float | None:
         for m in self.metrics:

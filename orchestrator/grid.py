@@ -52,7 +52,7 @@ from h2ot_core.schedule import format_schedule, parse_schedule
 from orchestrator.search_space import SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
-                      "exclude",
+                      "exclude", "default_profile",
                       "profiles"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
@@ -310,14 +310,20 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     profiles = doc.pop("profiles", None) or {}
     if not isinstance(profiles, Mapping):
         raise ConfigError(f"{path}: `profiles:` must map names to overrides, got {profiles!r}")
-    if profile is not None:
+    # Without --profile, the grid's `default_profile:` runs (the paper grids: `paper`, the published setup).
+    default_profile = doc.pop("default_profile", None)
+    if default_profile is not None and default_profile not in profiles:
+        raise ConfigError(f"{path}: default_profile: {unknown_message('profile', default_profile, profiles)}")
+    applied = profile if profile is not None else default_profile
+    if applied is not None:
         if not profiles:
-            raise ConfigError(f"{path}: --profile: {profile!r} given, but the grid defines no profiles")
-        if profile not in profiles:
-            raise ConfigError(f"{path}: --profile: {unknown_message('profile', profile, profiles)}")
-        override = profiles[profile] or {}
-        if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles"}):
-            raise ConfigError(f"{path}: profiles.{profile}: must be a mapping of grid keys, got {override!r}")
+            raise ConfigError(f"{path}: --profile: {applied!r} given, but the grid defines no profiles")
+        if applied not in profiles:
+            raise ConfigError(f"{path}: --profile: {unknown_message('profile', applied, profiles)}")
+        override = profiles[applied] or {}
+        if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles",
+                                                                               "default_profile"}):
+            raise ConfigError(f"{path}: profiles.{applied}: must be a mapping of grid keys, got {override!r}")
         doc = deep_merge(doc, override)
     seeds = _check_seeds(path, doc.get("seeds") if seeds is None else seeds, "--seeds" if seeds else "seeds")
     fixed = _check_fixed(path, doc.get("fixed"))
@@ -345,7 +351,8 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     spec = GridSpec(
         name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
         fixed=fixed, exclude=[] if search else _check_exclude(path, doc.get("exclude"), axes),
-        resolved={**doc, "profile": profile}, search=search,
+        resolved={**doc, "profile": profile, **({"default_profile": default_profile} if default_profile else {})},
+        search=search,
     )
     if search is None:
         spec.expand()

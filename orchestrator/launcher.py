@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,68 @@ UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-inf
                    ".ruff_cache", "data", "paper_tables"]
 
 
+#: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
+#: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups
+ADDRESS_ENV = ("RAY_ADDRESS", "H2OT_RAY_ADDRESS")
+#: the error text of a trial ended by ``h2ot campaign stop`` (resumable: re-run by the next run of its grid),
+#: unlike a trial the scheduler stopped early ("stopped early by the scheduler", kept on re-runs)
+USER_STOPPED = "stopped by campaign stop"
+#: set by Ray's job supervisor in a job's driver: the job's runtime_env (working_dir included) and submission id
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
 class ClusterError(H2OTError):
     """The Ray cluster named by ``--address`` cannot be reached."""
+
+
+def resolve_address(explicit: str | None) -> str | None:
+    """The cluster to join: ``explicit`` (``--address``), else ``RAY_ADDRESS``, else ``H2OT_RAY_ADDRESS``;
+    ``None`` (or ``local``) means a local Ray instance."""
+    if explicit:
+        return None if explicit == "local" else explicit
+    for var in ADDRESS_ENV:
+        value = os.environ.get(var, "").strip()
+        if value:
+            return None if value == "local" else value
+    return None
+
+
+def _address_source(opts_address: str | None) -> str:
+    if opts_address:
+        return "--address"
+    return next((v for v in ADDRESS_ENV if os.environ.get(v, "").strip()), "--address")
+
+
+def current_job_id() -> str | None:
+    """The Ray job's submission id when this process is a Ray job's driver, else ``None``."""
+    import json
+
+    raw = os.environ.get(JOB_CONFIG_ENV)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw).get("metadata", {}).get("job_submission_id") or None
+    except (ValueError, AttributeError):
+        return None
+
+
+def in_ray_job() -> bool:
+    """Whether this process is a Ray job's driver: the cluster already shipped its working_dir and env."""
+    return bool(os.environ.get(JOB_CONFIG_ENV))
+
+
+def check_address(address: str, source: str = "--address") -> None:
+    """Refuse addresses ``campaign run`` cannot drive a campaign through, with what to use instead."""
+    if address.startswith("ray://"):
+        raise ClusterError(
+            f"{source} {address!r}: Ray Client addresses are not supported: under Ray Client Tune's bookkeeping, "
+            f"the leaderboard sink and the progress display would all run on the head, not here; submit the "
+            f"campaign as a Ray job instead: h2ot campaign submit GRID --address http://HEAD:8265")
+    if address.startswith(("http://", "https://")):
+        raise ClusterError(
+            f"{source} {address!r} is a dashboard (Job Submission) address: `h2ot campaign submit GRID --address "
+            f"{address}` runs the campaign there as a Ray job; `campaign run` joins a cluster by its own address "
+            f"(auto, or HEAD:6379)")
 
 
 @dataclass(frozen=True)
@@ -45,10 +105,12 @@ class LaunchOptions:
     """How a campaign runs.
 
     Attributes:
-        address: ``None`` for a local Ray instance, else ``auto``, ``host:port`` or ``ray://host:port``.
-        num_cpus: CPUs of the local instance (default: all of this machine's).
+        address: the cluster to join, ``auto`` or ``host:port``; ``None``: ``RAY_ADDRESS`` or ``H2OT_RAY_ADDRESS``
+            when set (a Ray job's driver always has ``RAY_ADDRESS``), else a local Ray instance.
+        num_cpus: CPUs of a local instance (default: what Ray detects, container limits included); refused
+            with a cluster, whose CPUs ``ray start`` sets.
         cpus_per_trial, gpus_per_trial: Tune resources of one trial (fractions allowed; GPU shares are
-            logical, Ray does not cap memory).
+            logical, Ray does not cap memory). ``gpus_per_trial=None``: 1 when the cluster has GPUs, else 0.
         max_concurrent: most trials at once (``None``: as many as resources allow).
         retries: times a crashed trial is restarted (from its last checkpoint).
         asha: stop poor trials early with ASHA on the grid's metric.
@@ -60,7 +122,7 @@ class LaunchOptions:
     address: str | None = None
     num_cpus: int | None = None
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float | None = None
     max_concurrent: int | None = None
     retries: int = 2
     asha: bool = False
@@ -107,7 +169,7 @@ def _split_host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def _auto_address() -> str:
-    env = os.environ.get("RAY_ADDRESS")
+    env = os.environ.get("RAY_ADDRESS", "").strip()
     if env and env != "auto":
         return env
     current = Path("/tmp/ray/ray_current_cluster")
@@ -137,33 +199,74 @@ def _worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
 
 
+def preflight(opts: LaunchOptions) -> None:
+    """Everything about where the campaign runs that can be refused before anything is written."""
+    address = resolve_address(opts.address)
+    if address is None:
+        return
+    source = _address_source(opts.address)
+    check_address(address, source)
+    if opts.num_cpus is not None:
+        raise ClusterError(f"--num-cpus sizes a local Ray instance; the cluster at {source} {address!r} has the "
+                           f"CPUs its nodes were started with (`ray start --num-cpus`)")
+    check_reachable(address, opts.connect_timeout_s)
+
+
 @contextlib.contextmanager
 def ray_session(opts: LaunchOptions) -> Iterator[None]:
-    """``ray.init`` with explicit resources (local) or an explicit, pre-checked address (cluster)."""
+    """Join the cluster (``--address``, ``RAY_ADDRESS``, ``H2OT_RAY_ADDRESS``), or start a local instance.
+
+    A local instance gets the CPUs and GPUs Ray detects (container limits included) unless ``--num-cpus``
+    says otherwise. Joining never sizes anything (Ray refuses resources for an existing cluster). From
+    outside the cluster the repository is uploaded as the runtime_env's ``working_dir``; a Ray job's driver
+    already runs in the job's uploaded working_dir with its env, so it joins with nothing more.
+    """
     import ray
 
     if ray.is_initialized():  # an embedding caller owns the session
         yield
         return
     common: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False)
-    if opts.address:
-        check_reachable(opts.address, opts.connect_timeout_s)
-        runtime_env = {"working_dir": str(REPO_ROOT), "excludes": UPLOAD_EXCLUDES, "env_vars": _worker_env()}
+    address = resolve_address(opts.address)
+    if address:
+        preflight(opts)
+        if in_ray_job():
+            runtime_env = None  # the job's runtime_env (working_dir, env_vars) is inherited by every worker
+        else:
+            runtime_env = {"working_dir": str(REPO_ROOT), "excludes": UPLOAD_EXCLUDES, "env_vars": _worker_env()}
         try:
-            ray.init(address=opts.address, runtime_env=runtime_env, **common)
+            ray.init(address=address, runtime_env=runtime_env, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ClusterError(
-                f"--address {opts.address!r}: could not join the Ray cluster: {exc}. An explicit host:port "
-                f"needs token auth on Ray >= 2.59: export RAY_AUTH_MODE=token (the token is read from "
+                f"{_address_source(opts.address)} {address!r}: could not join the Ray cluster: {exc}. An explicit "
+                f"host:port needs token auth on Ray >= 2.59: export RAY_AUTH_MODE=token (the token is read from "
                 f"~/.ray/auth_token or RAY_AUTH_TOKEN), or use --address auto on the head node"
             ) from None
     else:
-        ray.init(num_cpus=opts.num_cpus or os.cpu_count() or 1, include_dashboard=False,
+        # address="local": never Ray's own look-up of RAY_ADDRESS or /tmp/ray/ray_current_cluster
+        ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False,
                  runtime_env={"env_vars": _worker_env()}, **common)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def trial_resources(opts: LaunchOptions) -> tuple[LaunchOptions, str]:
+    """``opts`` with ``gpus_per_trial`` decided (``None``: 1 when the joined cluster has GPUs, else 0), and the
+    plan line saying so. Call inside :func:`ray_session`."""
+    import ray
+
+    gpus_total = float(ray.cluster_resources().get("GPU", 0) or 0)
+    gpus = opts.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if gpus_total > 0 else 0.0
+        why = (f" (the cluster has {gpus_total:g} GPU(s); --gpus-per-trial 0 trains on CPU)" if gpus
+               else " (the cluster has no GPU)")
+    else:
+        why = f" (the cluster has {gpus_total:g} GPU(s))" if gpus_total else ""
+    line = f"{opts.cpus_per_trial:g} CPU + {gpus:g} GPU per trial{why}"
+    return replace(opts, gpus_per_trial=gpus), line
 
 
 def _trial_name(trial: Any) -> str:
@@ -238,27 +341,47 @@ def partition(specs: list[TrialSpec], *, db_url: str | None = None, rerun: bool 
               rerun_stopped: bool = False) -> tuple[list[TrialSpec], list[TrialSpec]]:
     """``(to_run, kept)`` by the leaderboard's record of each ``trial_key`` (read only).
 
-    Kept: complete trials, and trials stopped early on purpose unless ``rerun_stopped``; ``rerun`` keeps none.
+    Kept: complete trials, and trials the scheduler (ASHA) stopped early on purpose unless ``rerun_stopped``;
+    ``rerun`` keeps none. Trials a user stopped (``h2ot campaign stop``: error :data:`USER_STOPPED`) were cut
+    short, not judged, so they are always trained again.
     """
     from results.store import LeaderboardStore
 
     kept_statuses = set() if rerun else KEPT_ON_RERUN - ({"stopped"} if rerun_stopped else set())
-    done = LeaderboardStore(db_url).keys_with_status([s.trial_key for s in specs], kept_statuses) \
-        if kept_statuses else set()
+    store = LeaderboardStore(db_url)
+    keys = [s.trial_key for s in specs]
+    done = store.keys_with_status(keys, kept_statuses) if kept_statuses else set()
+    if "stopped" in kept_statuses:
+        done -= user_stopped_keys(store, keys)
     return [s for s in specs if s.trial_key not in done], [s for s in specs if s.trial_key in done]
+
+
+def user_stopped_keys(store: Any, trial_keys: list[str]) -> set[str]:
+    """The subset of ``trial_keys`` whose rows are ``stopped`` by ``h2ot campaign stop`` (not by ASHA)."""
+    from sqlalchemy import select
+
+    from results.schema import Trial
+
+    found: set[str] = set()
+    with store.engine.connect() as conn:
+        for i in range(0, len(trial_keys), 500):
+            found.update(conn.execute(select(Trial.trial_key).where(
+                Trial.trial_key.in_(trial_keys[i:i + 500]), Trial.status == "stopped",
+                Trial.error.like(f"{USER_STOPPED}%"))).scalars())
+    return found
 
 
 def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: bool = False,
                  rerun_stopped: bool = False) -> CampaignOutcome:
     """Train every trial of ``grid`` not yet complete in the leaderboard; returns each trial's status."""
-    if opts.address:  # before anything is written: a typo in --address should leave no trace
-        check_reachable(opts.address, opts.connect_timeout_s)
+    preflight(opts)  # before anything is written: a typo in --address should leave no trace
     _quiet_ray_env()
     from results.store import LeaderboardStore
 
     store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml,
-                          version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha())
+                          version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha(),
+                          ray_job_id=current_job_id())
     todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun, rerun_stopped=rerun_stopped)
     store.link(campaign, [s.trial_key for s in done])
     stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})
@@ -281,6 +404,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
 
     Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
     """
+    from orchestrator.console import err
     from orchestrator.progress import CampaignProgress
     from orchestrator.sink import ResultsSink
     from orchestrator.tracking import init_store
@@ -289,5 +413,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     sink = ResultsSink(campaign, experiment, db_url=opts.db_url, tracking_uri=uri, tags=tags)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
     with ray_session(opts):
+        opts, plan = trial_resources(opts)
+        err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
         _fit(campaign, specs, opts, [sink, progress], metric=metric, mode=mode)
     return sink

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from results import migrations
 from results.errors import ResultsError
@@ -91,16 +91,87 @@ def _is_locked(exc: OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text or "deadlock detected" in text
 
 
-def retry_locked(fn: Callable[[], T], *, attempts: int = 20) -> T:
-    """Run ``fn`` again (with jittered backoff) while the database reports a lock conflict."""
-    for attempt in range(attempts):
+#: seconds a leaderboard write keeps retrying while the database cannot be reached (env override)
+RETRY_ENV_VAR = "H2OT_DB_RETRY_S"
+DEFAULT_RETRY_S = 60.0
+#: SQLSTATEs of a lost or refused connection (class 08) and of a server shutting down or starting (57P0x)
+_DISCONNECT_STATES = frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"})
+_DISCONNECT_TEXT = ("connection refused", "could not connect", "server closed the connection", "connection failed",
+                    "terminating connection", "the database system is starting up",
+                    "the database system is shutting down", "connection is closed", "connection timed out",
+                    "connection reset", "no connection to the server", "ssl syscall error", "broken pipe")
+
+
+class DatabaseUnavailable(ResultsError):
+    """The leaderboard could not be reached for the whole retry window (a write was not made)."""
+
+
+def retry_window_s() -> float:
+    """``$H2OT_DB_RETRY_S`` (seconds a write retries while the database is unreachable), default 60."""
+    raw = os.environ.get(RETRY_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_RETRY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ResultsError(f"{RETRY_ENV_VAR}={raw!r}: expected a number of seconds >= 0")
+    return value
+
+
+def _is_disconnect(exc: DBAPIError) -> bool:
+    """A connection refused, dropped or shut down by the server (not a bad statement)."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _DISCONNECT_STATES:
+        return True
+    text = str(exc.orig).lower()
+    return any(part in text for part in _DISCONNECT_TEXT)
+
+
+def _reason(exc: DBAPIError) -> str:
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
+
+
+def retry_locked(fn: Callable[[], T], *, attempts: int = 20, label: str | None = None,
+                 window_s: float | None = None) -> T:
+    """Run ``fn`` again (with jittered backoff) while the database reports a lock conflict.
+
+    With ``window_s`` (writes pass :func:`retry_window_s`), also while the database cannot be reached (refused,
+    dropped or shut-down connections, e.g. a server restart): ``fn`` is retried with backoff for up to
+    ``window_s`` seconds, then :class:`DatabaseUnavailable` names the database (``label``, a masked URL).
+    ``fn`` must be one transaction, so a failed attempt leaves nothing behind.
+    """
+    locked = 0
+    deadline: float | None = None
+    delay = 0.25
+    while True:
         try:
             return fn()
-        except OperationalError as exc:
-            if not _is_locked(exc) or attempt == attempts - 1:
+        except DBAPIError as exc:
+            if isinstance(exc, OperationalError) and _is_locked(exc):
+                locked += 1
+                if locked >= attempts:
+                    raise
+                time.sleep(min(2.0, 0.02 * 2**locked) * (0.5 + random.random()))
+                continue
+            if window_s is None or not _is_disconnect(exc):
                 raise
-            time.sleep(min(2.0, 0.02 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + window_s
+                log.warning("leaderboard %s unreachable (%s); retrying for up to %g s (%s)",
+                            label or "database", _reason(exc), window_s, RETRY_ENV_VAR)
+            if now >= deadline:
+                raise DatabaseUnavailable(
+                    f"Leaderboard {label or 'database'} unreachable for {window_s:g} s ({RETRY_ENV_VAR}); "
+                    f"the write was not made: {_reason(exc)}") from exc
+            time.sleep(min(delay * (0.5 + random.random()), deadline - now))
+            delay = min(5.0, delay * 2)
 
 
 def _open_schema(engine: Engine, url: str, *, notice: bool = True) -> SchemaChange | None:
@@ -177,7 +248,9 @@ def _engine(url: str, *, upgrade: bool = True) -> Engine:
         _sqlite_events(engine)
     else:
         driver = _DRIVERS[backend] if parsed.drivername == backend else parsed.drivername
-        engine = create_engine(parsed.set(drivername=driver), pool_pre_ping=True)
+        # pre-ping replaces a connection the server dropped (restart); a silent host fails in 10 s, not never
+        engine = create_engine(parsed.set(drivername=driver), pool_pre_ping=True,
+                               connect_args={"connect_timeout": 10})
     if upgrade:
         _guarded(engine, url, lambda: _open_schema(engine, url))
     log.debug("leaderboard engine ready: %s", mask_url(url))

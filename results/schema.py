@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -42,6 +43,8 @@ class Campaign(Base):
     mode: Mapped[str] = mapped_column(String(8), default="min")
     git_sha: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    ray_job_id: Mapped[str | None] = mapped_column(String(128))
+    storage: Mapped[str | None] = mapped_column(Text)
 
 
 class Trial(Base):
@@ -84,6 +87,11 @@ class Trial(Base):
     gflops: Mapped[float | None]
     gflops_total: Mapped[float | None]
     latency_ms: Mapped[float | None]
+    latency_batch: Mapped[int | None] = mapped_column(Integer)
+    latency_device: Mapped[str | None] = mapped_column(String(64))
+    latency_contended: Mapped[bool | None] = mapped_column(Boolean)
+    precision: Mapped[str] = mapped_column(String(8), default="fp32", server_default="fp32")
+    resumed_from_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     git_sha: Mapped[str | None] = mapped_column(String(64))
     torch_version: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(64))

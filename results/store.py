@@ -66,6 +66,7 @@ def spec_columns(spec: TrialSpec) -> dict[str, Any]:
         "layer": layer, "stages": stages, "model_json": _json(dict(spec.model)),
         "train_json": _json(dict(spec.train)), "data_json": _json(dict(spec.data)),
         "spec_json": spec.canonical_json(), "selection": spec.selection,
+        "precision": str(spec.train.get("precision", "fp32")),
     }
 
 
@@ -86,14 +87,16 @@ def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
     cols = {**spec_columns(spec), "status": result.status, "error": result.error,
             "selection": result.selection or spec.selection, "best_epoch": result.best_epoch,
             "epochs_run": int(result.epochs_run), "checkpoint_uri": result.checkpoint_uri,
+            "resumed_from_epoch": int(result.resumed_from_epoch),
             "torch_version": prov.pop("torch", None)}
     for key, column in _PROVENANCE_COLUMNS.items():
         value = prov.pop(key, None)
         cols[column] = None if value is None else str(value)
     cols["package_versions"] = _json(prov)
     cost = result.cost
-    cols.update(params=cost.params if cost else None, gflops=cost.gflops if cost else None,
-                gflops_total=cost.gflops_total if cost else None, latency_ms=cost.latency_ms if cost else None)
+    for column in ("params", "gflops", "gflops_total", "latency_ms", "latency_batch", "latency_device",
+                   "latency_contended"):
+        cols[column] = getattr(cost, column) if cost else None
     stamp = now()
     cols.update(created_at=stamp, started_at=stamp, finished_at=None if result.status == "running" else stamp)
     return cols
@@ -124,15 +127,18 @@ class LeaderboardStore:
 
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,
-                        metric: str = "mpjpe", mode: str = "min", git_sha: str | None = None) -> int:
-        """The id of campaign ``name``, created if new (an existing campaign's grid and SHA are refreshed)."""
+                        metric: str = "mpjpe", mode: str = "min", git_sha: str | None = None,
+                        ray_job_id: str | None = None, storage: str | None = None) -> int:
+        """The id of campaign ``name``, created if new (an existing campaign's grid and SHA are refreshed;
+        its Ray job id and storage only when given)."""
         values = dict(name=name, grid_path=grid_path, grid_yaml=grid_yaml, version=version, metric=metric,
-                      mode=mode, git_sha=git_sha, created_at=now())
+                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage)
 
         def write(conn: Connection) -> int:
             stmt = self._insert(Campaign).values(values)
             refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode")}
-            refresh["git_sha"] = func.coalesce(stmt.excluded.git_sha, Campaign.git_sha)
+            for kept in ("git_sha", "ray_job_id", "storage"):
+                refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
             conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
             return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar_one()
 

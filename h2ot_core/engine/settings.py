@@ -41,6 +41,11 @@ class TrainSettings:
         flip_train: mirror a random half of every training batch. flip_test: average with the mirrored pass.
         max_train_windows / max_test_windows: caps per epoch for small CPU runs (``None``: all).
         num_threads: ``torch.set_num_threads`` for the trial (``None``: leave as is).
+        precision: ``fp32``, ``bf16`` (CPU or GPU) or ``fp16`` (GPU, with a loss scaler): autocast for
+            training, evaluation and the latency figure (:mod:`h2ot_core.device`). Part of the trial's key
+            unless fp32. The device is not a setting: the trainable or the CLI passes it to ``run_trial``.
+        latency: time the trained model's forward pass (on the trial's device, in its precision).
+        latency_batch: clips per timed pass. latency_repeats: timed passes (median reported).
     """
 
     loss: Mapping[str, float]
@@ -60,6 +65,10 @@ class TrainSettings:
     max_train_windows: int | None = None
     max_test_windows: int | None = None
     num_threads: int | None = None
+    precision: str = "fp32"
+    latency: bool = True
+    latency_batch: int = 1
+    latency_repeats: int = 10
 
     def strides(self, frames: int, pipeline: str) -> tuple[int, int]:
         """``(train_stride, test_stride)`` in frames for clips of ``frames`` on ``pipeline``."""

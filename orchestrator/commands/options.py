@@ -22,7 +22,7 @@ from orchestrator.console import TABLE_FORMATS, fail
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL", show_default=False,
-                                              help="leaderboard URL (default: SQLite under results/runs)")]
+                                              help="leaderboard URL (default: leaderboard.sqlite in $H2OT_RUNS_DIR, else results/runs)")]
 
 
 def _check_format(value: str) -> str:

@@ -1,7 +1,6 @@
 """A paper grid without --profile is the published configuration on Human3.6M: the ``paper`` profile's trials.
 
-Needs ``default_profile:`` support in ``orchestrator.grid`` (skipped until then) and
-``default_profile: paper`` in ``search_spaces/_base/campaign.yaml``.
+The paper grids include ``search_spaces/_base/campaign.yaml``, whose ``default_profile: paper`` does it.
 """
 
 from __future__ import annotations
@@ -10,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import grid as grid_module
 from orchestrator.grid import campaign_name, load_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_GRIDS = sorted((ROOT / "search_spaces" / "paper").glob("*.yaml"))
 
-pytestmark = pytest.mark.skipif("default_profile" not in grid_module.TOP_KEYS,
-                                reason="orchestrator.grid has no default_profile yet")
 
 
 @pytest.mark.parametrize("path", PAPER_GRIDS, ids=lambda p: p.stem)

@@ -1,0 +1,434 @@
+"""Campaign storage: where Ray's experiment folders, trial checkpoints and final models live.
+
+A storage is named by one URI: a local or network path (``/mnt/shared/h2ot``, ``file:///...``), or a bucket
+prefix ``s3://bucket/prefix`` / ``gs://bucket/prefix`` reached through :mod:`pyarrow.fs`. The default is the
+runs folder (``H2OT_RUNS_DIR`` or ``results/runs``); ``H2OT_STORAGE`` overrides it. An S3 endpoint other than
+AWS comes from the standard ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; credentials from the standard
+AWS variables (or the node's role), read by the AWS SDK itself and never by this module.
+
+Layout, keyed by ``trial_key``::
+
+    <storage>/ray/<campaign>/...                    Ray Tune's experiment folders
+    <storage>/trials/<key>/checkpoint/MANIFEST.json the latest complete epoch: {"epoch", "dir", "files"}
+    <storage>/trials/<key>/checkpoint/epoch-000003/ that epoch's files (state.pt)
+    <storage>/trials/<key>/model.pt                 the selected weights (the leaderboard's checkpoint_uri)
+    <storage>/trials/<key>/worker.pid               which process trains the trial now (for operators)
+
+A checkpoint is published files first, manifest last (:func:`publish_checkpoint`); a reader trusts only what
+a manifest lists, with the sizes it records (:func:`fetch_checkpoint`), so a half-uploaded epoch is never
+taken for a complete one. Single files (the manifest, the model) are replaced atomically: a temporary name
+and a rename on a file system, one object PUT on a bucket (which never shows half an object).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from h2ot_core.errors import H2OTError
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "H2OT_STORAGE"
+#: schemes a storage URI may have (no scheme: a local or network path)
+SCHEMES = ("file", "s3", "gs", "gcs")
+REMOTE_SCHEMES = ("s3", "gs", "gcs")
+TRIALS_DIR = "trials"
+RAY_DIR = "ray"
+CHECKPOINT_DIR = "checkpoint"
+MODEL_FILE = "model.pt"
+MANIFEST = "MANIFEST.json"
+MANIFEST_FORMAT = "h2ot-checkpoint-manifest"
+#: bytes per read/write when streaming a file to or from storage
+CHUNK = 8 << 20
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HOW = "use a local or network path, s3://bucket/prefix or gs://bucket/prefix"
+
+
+class StorageError(H2OTError):
+    """A storage URI that cannot be used: unknown scheme, malformed, unreachable or not writable."""
+
+
+def _runs_dir() -> Path:
+    from orchestrator.provenance import runs_dir
+
+    return runs_dir()
+
+
+def scheme(uri: str) -> str:
+    """``s3``, ``gs``, ``file`` ... of ``uri``; ``""`` for a plain path."""
+    match = _SCHEME.match(uri)
+    return match.group(1).lower() if match else ""
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` names a bucket (not a path on this machine's file system)."""
+    return scheme(uri) in REMOTE_SCHEMES
+
+
+def normalize(uri: str) -> str:
+    """The canonical form of a storage URI: an absolute path, or ``scheme://bucket/prefix`` without a trailing
+    slash. An unknown scheme or a bucket URI without a bucket is a :class:`StorageError`."""
+    text = str(uri).strip()
+    if not text:
+        raise StorageError(f"storage {uri!r}: empty; {_HOW}")
+    found = scheme(text)
+    if found and found not in SCHEMES:
+        raise StorageError(f"storage {text!r}: unknown scheme {found!r}; {_HOW}")
+    if found == "file":
+        text = text[len("file://"):]
+        if not text.startswith("/"):
+            raise StorageError(f"storage {uri!r}: a file:// URI needs an absolute path (file:///...)")
+    if found in REMOTE_SCHEMES:
+        rest = text[len(found) + 3:].strip("/")
+        bucket = rest.partition("/")[0]
+        if not bucket or "?" in rest:
+            raise StorageError(f"storage {text!r}: expected {found}://bucket/prefix (a bucket name, no query "
+                               f"string; the endpoint comes from AWS_ENDPOINT_URL)")
+        return f"{found}://{rest}"
+    return str(Path(text).expanduser().resolve())
+
+
+def resolve(uri: str | None = None) -> str:
+    """``uri``, else ``$H2OT_STORAGE``, else the runs folder; normalised (:func:`normalize`)."""
+    return normalize(uri or os.environ.get(ENV_VAR) or str(_runs_dir()))
+
+
+def join(uri: str, *parts: str) -> str:
+    """``uri`` with ``parts`` appended, ``/``-separated (a path stays a plain path)."""
+    clean = [p.strip("/") for p in parts if p and p.strip("/")]
+    return "/".join([uri.rstrip("/"), *clean]) if clean else uri
+
+
+def trial_uri(root: str, trial_key: str, *parts: str) -> str:
+    """``<root>/trials/<trial_key>/<parts...>``."""
+    return join(root, TRIALS_DIR, trial_key, *parts)
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint of the environment: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (None: AWS)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """``(pyarrow FileSystem, path inside it)`` for a normalised URI."""
+    import pyarrow.fs as pafs
+
+    found = scheme(uri)
+    if found == "s3":
+        path = uri[len("s3://"):]
+        endpoint = s3_endpoint()
+        if endpoint is None:  # AWS itself: let pyarrow resolve the bucket's region
+            try:
+                fs, _ = pafs.FileSystem.from_uri(uri)
+            except (OSError, ValueError) as exc:
+                raise StorageError(f"storage {uri}: {_first_line(exc)}; check the bucket name, AWS_REGION "
+                                   f"and the AWS credentials (or set AWS_ENDPOINT_URL)") from None
+            return fs, path
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        fs = pafs.S3FileSystem(endpoint_override=endpoint, region=region, connect_timeout=10,
+                               retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3))
+        return fs, path
+    if found in ("gs", "gcs"):
+        try:
+            fs, path = pafs.FileSystem.from_uri(uri)
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"storage {uri}: {_first_line(exc)}; check the bucket and the Google "
+                               f"credentials (GOOGLE_APPLICATION_CREDENTIALS)") from None
+        return fs, path
+    return pafs.LocalFileSystem(), uri
+
+
+def tune_storage(uri: str) -> tuple[str, Any]:
+    """``(storage_path, storage_filesystem)`` for Ray Tune's RunConfig: ``<storage>/ray``."""
+    ray_uri = join(uri, RAY_DIR)
+    if not is_remote(ray_uri):
+        return ray_uri, None
+    fs, path = filesystem(ray_uri)
+    return path, fs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(uri: str, what: str, exc: BaseException) -> StorageError:
+    hint = ""
+    if scheme(uri) == "s3":
+        endpoint = s3_endpoint()
+        hint = (f"; check that the bucket exists, the endpoint ({endpoint or 'AWS'}; AWS_ENDPOINT_URL) answers "
+                f"and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are set")
+    elif scheme(uri) in ("gs", "gcs"):
+        hint = "; check the bucket and GOOGLE_APPLICATION_CREDENTIALS"
+    else:
+        hint = "; check that the folder exists or can be created and is writable (--storage or H2OT_STORAGE)"
+    return StorageError(f"storage {uri}: cannot {what} ({_first_line(exc)}){hint}")
+
+
+def check(uri: str) -> str:
+    """Prove ``uri`` usable before anything starts: write and delete a small marker object under it.
+
+    Returns the normalised URI; an unknown scheme or storage that cannot be reached or written is one
+    :class:`StorageError` line naming the storage and how to fix it. Leaves nothing behind.
+    """
+    uri = normalize(uri)
+    marker = join(uri, f".h2ot-write-check-{uuid.uuid4().hex[:12]}")
+    try:
+        fs, path = filesystem(marker)
+        if not is_remote(uri):
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        with fs.open_output_stream(path) as out:
+            out.write(b"h2ot storage check\n")
+        fs.delete_file(path)
+    except StorageError:
+        raise
+    except Exception as exc:  # pyarrow raises OSError for most, ArrowInvalid (ValueError) for some
+        raise _fail(uri, "write a test object", exc) from None
+    return uri
+
+
+# -- files and directories ---------------------------------------------------------------------------------
+
+def exists(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def size(uri: str) -> int | None:
+    """Size of the file at ``uri`` (``None`` when there is no such file)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    return info.size if info.type == pafs.FileType.File else None
+
+
+@contextlib.contextmanager
+def open_input(uri: str) -> Iterator[Any]:
+    """A readable binary stream of the file at ``uri``."""
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def open_output(uri: str) -> Iterator[Any]:
+    """A writable binary stream to ``uri`` (parents created); not atomic on a file system: see :func:`put_file`."""
+    fs, path = filesystem(uri)
+    if not is_remote(uri):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with fs.open_output_stream(path) as stream:
+        yield stream
+
+
+def _copy_stream(src: Any, dst: Any) -> None:
+    while chunk := src.read(CHUNK):
+        dst.write(chunk)
+
+
+def _replace(uri: str, write: Any) -> None:
+    """Run ``write(stream)`` into ``uri`` so that readers see the old file or the new one, never half.
+
+    A file system: a temporary name beside it, then a rename. A bucket: one object PUT, shown whole or not
+    at all (pyarrow completes the upload only when the stream closes without an error).
+    """
+    if is_remote(uri):
+        with open_output(uri) as out:
+            write(out)
+        return
+    target = Path(uri)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open_output(str(tmp)) as out:
+            write(out)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def put_bytes(data: bytes, uri: str) -> None:
+    """Write ``data`` to ``uri`` atomically."""
+    _replace(uri, lambda out: out.write(data))
+
+
+def get_bytes(uri: str) -> bytes:
+    with open_input(uri) as stream:
+        return stream.read()
+
+
+def put_file(local: str | Path, uri: str) -> None:
+    """Upload (or copy) the local file ``local`` to ``uri`` atomically."""
+    with open(local, "rb") as src:
+        _replace(uri, lambda out: _copy_stream(src, out))
+
+
+def get_file(uri: str, local: str | Path) -> Path:
+    """Download (or copy) the file at ``uri`` to ``local``; returns ``local``."""
+    local = Path(local)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with open_input(uri) as src, open(local, "wb") as dst:
+        _copy_stream(src, dst)
+    return local
+
+
+def _listing(uri: str) -> list[tuple[str, int]]:
+    """``(relative path, size)`` of every file under the directory ``uri`` (empty if there is none)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    base = path.rstrip("/") + "/"
+    return sorted((i.path[len(base):], i.size) for i in infos if i.type == pafs.FileType.File)
+
+
+def put_dir(local_dir: str | Path, uri: str) -> dict[str, int]:
+    """Upload every file under ``local_dir`` to the directory ``uri``; returns ``{relative path: size}``."""
+    local_dir = Path(local_dir)
+    sent: dict[str, int] = {}
+    for file in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        rel = file.relative_to(local_dir).as_posix()
+        with open(file, "rb") as src, open_output(join(uri, rel)) as out:
+            _copy_stream(src, out)
+        sent[rel] = file.stat().st_size
+    return sent
+
+
+def get_dir(uri: str, local_dir: str | Path) -> Path:
+    """Download every file under the directory ``uri`` into ``local_dir``; returns ``local_dir``."""
+    local_dir = Path(local_dir)
+    for rel, _ in _listing(uri):
+        get_file(join(uri, rel), local_dir / rel)
+    return local_dir
+
+
+def delete_dir(uri: str) -> None:
+    """Remove the directory ``uri`` and everything under it (nothing when it does not exist)."""
+    fs, path = filesystem(uri)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_dir(path)
+
+
+@contextlib.contextmanager
+def local_copy(uri: str | Path, what: str = "file") -> Iterator[Path]:
+    """A local path to read ``uri`` from: the path itself, or a temporary download of a bucket object.
+
+    A missing object is a one-line :class:`StorageError` naming it.
+    """
+    text = str(uri)
+    if not _SCHEME.match(text):
+        yield Path(text)
+        return
+    uri = normalize(text)
+    if not is_remote(uri):
+        yield Path(uri)
+        return
+    try:
+        if size(uri) is None:
+            raise StorageError(f"{uri}: no such {what} in the storage")
+        with tempfile.TemporaryDirectory(prefix="h2ot-download-") as tmp:
+            local = get_file(uri, Path(tmp) / Path(uri).name)
+            yield local
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise _fail(uri, f"read the {what}", exc) from None
+
+
+# -- epoch checkpoints -------------------------------------------------------------------------------------
+
+def _epoch_dir(epoch: int) -> str:
+    return f"epoch-{epoch:06d}"
+
+
+def publish_checkpoint(local_dir: str | Path, uri: str, *, epoch: int, trial_key: str) -> None:
+    """Publish the epoch checkpoint in ``local_dir`` under the checkpoint directory ``uri``.
+
+    Files go to ``<uri>/epoch-<N>/`` first; then ``MANIFEST.json`` (epoch, folder, file sizes) replaces the
+    previous one atomically; only then are older epoch folders removed. A crash at any point leaves the
+    previous manifest, and the files it lists, intact.
+    """
+    folder = _epoch_dir(epoch)
+    target = join(uri, folder)
+    delete_dir(target)  # leftovers of an interrupted upload of the same epoch
+    files = put_dir(local_dir, target)
+    manifest = {"format": MANIFEST_FORMAT, "version": 1, "trial_key": trial_key, "epoch": int(epoch),
+                "dir": folder, "files": files}
+    put_bytes(json.dumps(manifest, sort_keys=True).encode(), join(uri, MANIFEST))
+    for rel, _ in _listing(uri):
+        top = rel.partition("/")[0]
+        if top.startswith("epoch-") and top != folder and "/" in rel:
+            with contextlib.suppress(OSError):
+                delete_dir(join(uri, top))
+
+
+def read_manifest(uri: str) -> dict[str, Any] | None:
+    """The manifest of the checkpoint directory ``uri`` when it lists a complete checkpoint, else ``None``.
+
+    Complete: the manifest parses and every file it lists exists with the size it records. Anything else (no
+    manifest, a foreign or truncated file) is logged and ignored: the trial then starts from scratch.
+    """
+    manifest_uri = join(uri, MANIFEST)
+    try:
+        if size(manifest_uri) is None:
+            return None
+        manifest = json.loads(get_bytes(manifest_uri))
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            log.warning("%s: not an H2OT checkpoint manifest; ignored", manifest_uri)
+            return None
+        for rel, expected in dict(manifest["files"]).items():
+            found = size(join(uri, manifest["dir"], rel))
+            if found != expected:
+                log.warning("%s: %s/%s is %s bytes, the manifest says %s; checkpoint ignored", uri,
+                            manifest["dir"], rel, found, expected)
+                return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable checkpoint manifest (%s); ignored", uri, _first_line(exc))
+        return None
+    return manifest
+
+
+def fetch_checkpoint(uri: str, local_dir: str | Path) -> tuple[Path, int] | None:
+    """Download the complete checkpoint under ``uri`` into ``local_dir``: ``(local_dir, epoch)``, or ``None``."""
+    manifest = read_manifest(uri)
+    if manifest is None:
+        return None
+    local_dir = Path(local_dir)
+    if local_dir.exists():
+        shutil.rmtree(local_dir)
+    for rel in manifest["files"]:
+        get_file(join(uri, manifest["dir"], rel), local_dir / rel)
+    return local_dir, int(manifest["epoch"])
+
+
+@dataclass(frozen=True)
+class TrialStorage:
+    """The storage folder of one trial: ``<root>/trials/<trial_key>``."""
+
+    root: str
+    trial_key: str
+
+    @property
+    def uri(self) -> str:
+        return trial_uri(self.root, self.trial_key)
+
+    @property
+    def checkpoint(self) -> str:
+        return join(self.uri, CHECKPOINT_DIR)
+
+    @property
+    def model(self) -> str:
+        return join(self.uri, MODEL_FILE)
