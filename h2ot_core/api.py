@@ -4,7 +4,8 @@ A trial loads its dataset, builds clip windows and the hourglass model, counts t
 then for every epoch trains, evaluates on the test split, checkpoints (``workdir/checkpoint/state.pt``) and
 calls ``report``. The result carries the selected epoch's per-action metrics and a native checkpoint of its
 weights (``workdir/model.pt``). Runs are deterministic for a seed on CPU, and a resumed run ends exactly
-where an uninterrupted one does.
+where an uninterrupted one does; it reports only the epochs after the checkpoint's, and its result records
+that epoch in ``resumed_from_epoch``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ import torch
 
 from h2ot_core.checkpoint import load_native, save_native
 from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, metric_key
-from h2ot_core.cost import count_cost
+from h2ot_core.cost import count_cost, latency_fields
 from h2ot_core.data.base import PoseData
 from h2ot_core.data.loading import load_dataset
 from h2ot_core.data.windows import ClipWindows
+from h2ot_core.device import check_precision_on, grad_scaler, inference_model, resolve_device
 from h2ot_core.engine.evaluate import Evaluation, evaluate
 from h2ot_core.engine.losses import WeightedLoss
 from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
@@ -61,10 +63,10 @@ def eval_windows(data: PoseData, model: HourglassModel, stride: int) -> ClipWind
 
 
 def _evaluate(model: HourglassModel, windows: ClipWindows, data: PoseData, dataset: str, *, flip: bool,
-              batch_size: int, max_windows: int | None) -> Evaluation:
+              batch_size: int, max_windows: int | None, precision: str = "fp32") -> Evaluation:
     return evaluate(model, windows, batch_size=batch_size, flip=flip, joints_left=data.joints_left,
                     joints_right=data.joints_right, root_joint=data.root_joint, pck_joints=dataset_info(dataset).pck_joints,
-                    max_windows=max_windows)
+                    max_windows=max_windows, precision=precision)
 
 
 @dataclass
@@ -81,6 +83,8 @@ class _Run:
     generator: torch.Generator
     train: ClipWindows
     test: ClipWindows
+    device: torch.device
+    scaler: torch.amp.GradScaler  # fp16 loss scaling (a pass-through otherwise); restarts on resume
 
     def state(self, epoch: int, history: list[dict[str, Any]], selected: dict[str, Any] | None) -> TrainState:
         return TrainState(self.spec.trial_key, epoch, self.model.state_dict(), self.optimizer.state_dict(),
@@ -98,7 +102,7 @@ class _Run:
         self.generator.set_state(state.shuffle_rng)
 
 
-def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: str) -> _Run:
+def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: torch.device) -> _Run:
     data = load_dataset(spec.dataset, data_dir, **data_options(spec))
     model_kwargs = {"num_frames": spec.frames, "num_joints": data.num_joints, **spec.model}
     config = model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
@@ -112,7 +116,8 @@ def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None
     train = ClipWindows(data.train, spec.frames, stride=train_stride, pipeline=model.pipeline,
                         joints_left=data.joints_left, joints_right=data.joints_right)
     return _Run(spec, settings, data, model, config, optimizer, scheduler,
-                torch.Generator().manual_seed(spec.seed), train, eval_windows(data, model, test_stride))
+                torch.Generator().manual_seed(spec.seed), train, eval_windows(data, model, test_stride), device,
+                grad_scaler(device, settings.precision))
 
 
 def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any], Evaluation] | None:
@@ -121,12 +126,13 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any]
     lr = run.optimizer.param_groups[0]["lr"]
     stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
                             generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
-                            joints_right=run.data.joints_right, max_windows=s.max_train_windows)
+                            joints_right=run.data.joints_right, max_windows=s.max_train_windows,
+                            precision=s.precision, scaler=run.scaler)
     if stats.diverged:
         return None
     run.scheduler.step()
     ev = _evaluate(run.model, run.test, run.data, run.spec.dataset, flip=s.flip_test,
-                   batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows)
+                   batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows, precision=s.precision)
     row = {"epoch": epoch, metric_key("train", "loss"): stats.loss, "lr": lr, "train_windows": stats.windows, **ev.flat()}
     return row, ev
 
@@ -153,14 +159,21 @@ def run_trial(
     workdir: str | Path,
     data_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
 ) -> TrialResult:
     """Train and evaluate ``spec``; see the module docstring.
 
-    A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings raise
-    :class:`~h2ot_core.errors.ConfigError` before any training; anything else propagates.
+    ``device`` is ``auto`` (the accelerator this process was given, else the CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``; it is not part of the trial's identity. ``train.precision`` picks autocast (and fp16 loss
+    scaling); the latency is timed after training, on ``device`` in that precision.
+
+    A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings (an
+    unknown precision, fp16 on a CPU, CUDA where there is none) raise :class:`~h2ot_core.errors.ConfigError`
+    before anything is built; anything else propagates.
     """
     settings = resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
+    device = resolve_device(str(device))
+    check_precision_on(device, settings.precision, f"trial {spec.trial_key}: train.precision")
     check_combination(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
                       model={"num_frames": spec.frames, **spec.model})
     threads_before = torch.get_num_threads()
@@ -173,11 +186,11 @@ def run_trial(
 
 
 def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, workdir: Path,
-         data_dir: str | Path | None, resume_from: str | Path | None, device: str) -> TrialResult:
+         data_dir: str | Path | None, resume_from: str | Path | None, device: torch.device) -> TrialResult:
     run = _build(spec, settings, data_dir, device)
     with torch.random.fork_rng(devices=[]):  # cost counting runs the pruners, which may draw noise
-        # batch-1 CPU latency beside the FLOPs, so the leaderboard shows time saved, not only FLOPs saved
-        cost = count_cost(run.model.cpu(), spec.frames, latency=True)
+        # FLOPs now, on the CPU as the papers count them; the latency is timed after training (_result)
+        cost = count_cost(run.model.cpu(), spec.frames)
     run.model.to(device)
     loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, run.data.num_joints))
     ckpt_dir = workdir / CHECKPOINT_DIR
@@ -205,11 +218,23 @@ def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, work
         log.info("trial %s epoch %d: %s", spec.trial_key, epoch, row)
         if report is not None:
             report(row, str(ckpt_dir))
-    return _result(run, status, cost, history, selected, workdir, last_state, device)
+    result = _result(run, status, cost, history, selected, workdir, last_state, device)
+    result.resumed_from_epoch = start  # the epoch this run continued after (0: it ran through)
+    return result
+
+
+def _timed(run: _Run, cost: Any) -> Any:
+    """``cost`` with the latency of the trained model on the trial's device and precision, at
+    ``train.latency_batch`` (the leaderboard shows time saved beside FLOPs saved)."""
+    s = run.settings
+    with torch.random.fork_rng(devices=[]):
+        timing = latency_fields(run.model, run.spec.frames, batch=s.latency_batch, repeats=s.latency_repeats,
+                                precision=s.precision)
+    return replace(cost, **timing)
 
 
 def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], selected: dict[str, Any] | None,
-            workdir: Path, last_state: str | Path | None, device: str) -> TrialResult:
+            workdir: Path, last_state: str | Path | None, device: torch.device) -> TrialResult:
     spec = run.spec
     checkpoint_uri = None
     if selected is not None:
@@ -223,7 +248,10 @@ def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], se
         path = save_native(workdir / MODEL_FILE, run.model, run.config, trial_key=spec.trial_key,
                            spec=spec.to_dict(), epoch=selected["epoch"])
         checkpoint_uri = str(path.resolve())
-    provenance = {"torch": torch.__version__, "python": platform.python_version(), "device": device,
+        if run.settings.latency:
+            cost = _timed(run, cost)
+    provenance = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+                  "precision": run.settings.precision,
                   "data_fingerprint": run.data.fingerprint, "num_threads": torch.get_num_threads()}
     return TrialResult(
         trial_key=spec.trial_key, spec=spec.to_dict(), status=status,
@@ -242,10 +270,16 @@ def evaluate_checkpoint(
     flip: bool = True,
     batch_size: int = 8,
     max_windows: int | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> Evaluation:
-    """Evaluate a native checkpoint on ``dataset``'s test split (stride F, or every frame for seq2frame)."""
+    """Evaluate a native checkpoint on ``dataset``'s test split (stride F, or every frame for seq2frame),
+    on ``device`` (``auto``, ``cpu``, ``cuda[:N]``) in ``precision`` (checked before anything is loaded)."""
+    dev = resolve_device(str(device))
+    check_precision_on(dev, precision)
     model, _ = load_native(checkpoint)
+    model = inference_model(model.to(dev), precision)
     data = load_dataset(dataset, data_dir, **dict(data_options or {}))
     stride = model.num_frames if model.pipeline == "seq2seq" else 1
     return _evaluate(model, eval_windows(data, model, stride), data, dataset, flip=flip, batch_size=batch_size,
-                     max_windows=max_windows)
+                     max_windows=max_windows, precision=precision)

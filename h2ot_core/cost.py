@@ -1,4 +1,4 @@
-"""Model cost: parameters, FLOPs in the papers' convention and in full, CPU latency.
+"""Model cost: parameters, FLOPs in the papers' convention and in full, latency on a device and precision.
 
 Conventions (see ``reference/h2ot-method.md`` §9):
 
@@ -10,6 +10,8 @@ Conventions (see ``reference/h2ot-method.md`` §9):
 - ``gflops_total`` — what our implementation executes: every matmul, attention included, from
   ``torch.utils.flop_counter.FlopCounterMode`` with SDPA forced to its math kernel (the fused CPU
   kernel is not in the counter's registry). Hoisted work is not in it.
+- ``latency_ms`` — median time of a forward pass of ``latency_batch`` clips on ``latency_device`` in a
+  precision (CUDA events on a GPU), with ``latency_contended`` saying whether the CPU was shared.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from h2ot_core.contracts import Cost
+from h2ot_core.device import autocast, cpu_contended, device_label, inference_model, synchronize
 
 
 def count_params(model: nn.Module) -> int:
@@ -74,27 +78,75 @@ def count_flops(model: nn.Module, x: Tensor) -> tuple[float, float]:
 
 
 @torch.inference_mode()
-def measure_latency_ms(model: nn.Module, x: Tensor, *, repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall-clock milliseconds of a forward pass (eval mode, after ``warmup`` passes)."""
+def measure_latency_ms(model: nn.Module, x: Tensor, *, repeats: int = 10, warmup: int = 2,
+                       precision: str = "fp32") -> float:
+    """Median milliseconds of a forward pass on ``x``'s device under ``precision``'s autocast (eval mode,
+    after ``warmup`` passes).
+
+    On the CPU each pass is timed with ``perf_counter``; on CUDA with a pair of CUDA events around it and
+    one synchronisation after the last pass, so the figure is the GPU's time, not the launch time.
+    """
+    device = x.device
     was_training = model.training
     model.eval()
     try:
-        for _ in range(warmup):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - t0) * 1e3)
+        with autocast(device, precision):
+            for _ in range(warmup):
+                model(x)
+            if device.type == "cuda":
+                synchronize(device)
+                events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                          for _ in range(repeats)]
+                for start, end in events:
+                    start.record()
+                    model(x)
+                    end.record()
+                synchronize(device)
+                times = [start.elapsed_time(end) for start, end in events]
+            else:
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    model(x)
+                    times.append((time.perf_counter() - t0) * 1e3)
     finally:
         model.train(was_training)
     return statistics.median(times)
 
 
-def count_cost(model: nn.Module, frames: int | None = None, *, latency: bool = False, repeats: int = 10) -> Cost:
-    """Params and FLOPs for one clip at batch 1; batch-1 CPU latency when ``latency`` is set."""
-    x = example_input(model, 1, frames)
-    gflops, total = count_flops(model, x)
-    ms = measure_latency_ms(model, x, repeats=repeats) if latency else None
-    return Cost(params=count_params(model), gflops=gflops, gflops_total=total, latency_ms=ms,
-                counter=f"linear+conv hooks; torch.utils.flop_counter (torch {torch.__version__})")
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def latency_fields(model: nn.Module, frames: int | None = None, *, batch: int = 1, repeats: int = 10,
+                   precision: str = "fp32", contended: bool | None = None) -> dict[str, Any]:
+    """The latency fields of :class:`Cost`: the median time of a forward pass of ``batch`` clips on the
+    model's device in ``precision``, and how it was measured.
+
+    The pass is timed on a copy prepared as inference runs it (:func:`h2ot_core.device.inference_model`:
+    low-precision Linear/Conv weights under autocast), so ``model`` is left as it was. ``contended`` marks a
+    CPU figure timed while other work shared the CPU (``None``: :func:`h2ot_core.device.cpu_contended`
+    decides; always ``False`` on a GPU).
+    """
+    device = model_device(model)
+    timed = model if precision == "fp32" else inference_model(model, precision, copy_model=True)
+    ms = measure_latency_ms(timed, example_input(model, batch, frames).to(device), repeats=repeats,
+                            precision=precision)
+    if device.type == "cuda":
+        contended = False
+    elif contended is None:
+        contended = cpu_contended(torch.get_num_threads())
+    return {"latency_ms": ms, "latency_batch": batch, "latency_device": device_label(device),
+            "latency_contended": contended}
+
+
+def count_cost(model: nn.Module, frames: int | None = None, *, latency: bool = False, repeats: int = 10,
+               batch: int = 1, precision: str = "fp32", contended: bool | None = None) -> Cost:
+    """Params and FLOPs for one clip at batch 1 (on the model's device; they do not depend on the
+    precision), plus :func:`latency_fields` when ``latency`` is set."""
+    device = model_device(model)
+    gflops, total = count_flops(model, example_input(model, 1, frames).to(device))
+    timing = latency_fields(model, frames, batch=batch, repeats=repeats, precision=precision,
+                            contended=contended) if latency else {}
+    return Cost(params=count_params(model), gflops=gflops, gflops_total=total,
+                counter=f"linear+conv hooks; torch.utils.flop_counter (torch {torch.__version__})", **timing)

@@ -24,7 +24,7 @@ from typing import Any
 from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec, metric_key, parse_metric_key
 from h2ot_core.errors import H2OTError
 from orchestrator.grid import GridSpec
-from orchestrator.provenance import REPO_ROOT, git_sha, runs_dir
+from orchestrator.provenance import REPO_ROOT, git_sha
 from orchestrator.trainable import DATA_DIR_ENV, scheduler_key
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,9 @@ class LaunchOptions:
         asha: stop poor trials early with ASHA on the grid's metric.
         db_url: leaderboard URL (``None``: ``H2OT_DB_URL`` or the default SQLite file).
         connect_timeout_s: how long to wait for a cluster address to answer.
-        storage: Tune storage (default ``results/runs/ray``; NFS or ``s3://`` for multi-node runs).
+        storage: campaign storage URI (:mod:`orchestrator.storage`): Ray's experiment folders under
+            ``<storage>/ray``, trial checkpoints and models under ``<storage>/trials/<trial_key>``; a path, or
+            ``s3://bucket/prefix`` / ``gs://...`` for multi-node runs (``None``: ``H2OT_STORAGE`` or the runs folder).
     """
 
     address: str | None = None
@@ -288,8 +290,11 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches."""
     from ray import tune
 
+    from orchestrator import storage
     from orchestrator.trainable import trainable
 
+    campaign_storage = storage.resolve(opts.storage)
+    tune_path, tune_fs = storage.tune_storage(campaign_storage)
     scheduler = None
     if opts.asha:
         from ray.tune.schedulers import ASHAScheduler
@@ -307,7 +312,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"spec": tune.grid_search([s.to_dict() for s in specs]),
-                     "workdir_root": str(runs_dir() / "trials")},
+                     "storage": campaign_storage},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=opts.max_concurrent,
             # Reusing actors saves ~1 s per trial; GPU trials get fresh processes (clean CUDA state).
@@ -318,7 +323,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
         ),
         run_config=tune.RunConfig(
             name=campaign,
-            storage_path=opts.storage or str(runs_dir() / "ray"),
+            storage_path=tune_path, storage_filesystem=tune_fs,
             failure_config=tune.FailureConfig(max_failures=opts.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -381,7 +386,7 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
     store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml,
                           version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha(),
-                          ray_job_id=current_job_id())
+                          ray_job_id=current_job_id(), storage=opts.storage)
     todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun, rerun_stopped=rerun_stopped)
     store.link(campaign, [s.trial_key for s in done])
     stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})

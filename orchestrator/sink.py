@@ -9,10 +9,17 @@ it in a second call to the worker, and a worker lost in between is resumed from 
 it trains that epoch again. Logged only when committed, every epoch of a resumed trial appears exactly once.
 Leaderboard upserts are idempotent by ``trial_key`` and never overwrite a complete row, so Tune
 re-delivering a finished trial after a restore is harmless.
+
+The leaderboard is the record and MLflow the browser: every MLflow call goes through the tracker's circuit
+breaker (:mod:`orchestrator.tracking`), so a tracking outage costs one warning, not a stalled or failed
+campaign. Each trial's row keeps its per-epoch history (the committed reports, also for a trial stopped or
+failed without a result of its own), and at the end of the campaign MLflow is backfilled from the
+leaderboard with whatever it missed, in this run or an earlier one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -77,6 +84,8 @@ class ResultsSink(Callback):
         self.errors: dict[str, str] = {}
         #: trial_key -> (step, metrics) of the epoch whose checkpoint Tune is still saving
         self.pending: dict[str, tuple[int, dict[str, Any]]] = {}
+        #: trial_key -> step -> committed report, the history of a trial that ends without a TrialResult
+        self.history: dict[str, dict[int, dict[str, Any]]] = {}
         self._store: Any = None
         self._tracker: Any = None
 
@@ -102,11 +111,19 @@ class ResultsSink(Callback):
                                             tags=self.tags)
         return self._tracker
 
-    def _run_id(self, spec: TrialSpec) -> str:
+    def _run_id(self, spec: TrialSpec) -> str | None:
+        """The trial's MLflow run; ``None`` while the tracking server is away (asked again next time)."""
         key = spec.trial_key
         if key not in self.run_ids:
-            self.run_ids[key] = self.tracker.start_trial(spec)
+            run_id = self.tracker.start_trial(spec)
+            if run_id is None:
+                return None
+            self.run_ids[key] = run_id
         return self.run_ids[key]
+
+    def _log_epoch(self, spec: TrialSpec, step: int, reported: dict[str, Any]) -> None:
+        self.history.setdefault(spec.trial_key, {})[step] = reported
+        self.tracker.log_epoch(self._run_id(spec), reported, step)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.from_dict(trial.config["spec"])
@@ -124,7 +141,7 @@ class ResultsSink(Callback):
         if result.get(SHOULD_CHECKPOINT):
             self.pending[spec.trial_key] = (step, reported)
         else:
-            self.tracker.log_epoch(self._run_id(spec), reported, step)
+            self._log_epoch(spec, step, reported)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         self._flush(TrialSpec.from_dict(trial.config["spec"]))
@@ -136,7 +153,7 @@ class ResultsSink(Callback):
     def _flush(self, spec: TrialSpec) -> None:
         if spec.trial_key in self.pending:
             step, reported = self.pending.pop(spec.trial_key)
-            self.tracker.log_epoch(self._run_id(spec), reported, step)
+            self._log_epoch(spec, step, reported)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.from_dict(trial.config["spec"])
@@ -153,17 +170,43 @@ class ResultsSink(Callback):
         self._write(spec, result)
 
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
-        run_id = self._run_id(spec)
-        try:
-            self._flush(spec)  # a trial that ends with no retry left: its last epoch did run
-            self.tracker.finish_trial(run_id, result)
-        except Exception:  # MLflow is the browser, not the record: never lose the leaderboard row for it
-            log.exception("MLflow logging failed for trial %s", spec.trial_key)
+        key = spec.trial_key
+        self._flush(spec)  # a trial that ends with no retry left: its last epoch did run
+        seen = self.history.pop(key, {})
+        if not result.history and seen:  # stopped or failed: keep the epochs it did report
+            result = dataclasses.replace(result, history=[seen[step] for step in sorted(seen)])
+        # MLflow first, guarded (it never raises): the run id goes into the row; the row is the record.
+        run_id = self.tracker.finish_trial(spec, result, run_id=self.run_ids.get(key))
+        if run_id is not None:
+            self.run_ids[key] = run_id
         self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
-        self.outcomes[spec.trial_key] = result.status
+        self.outcomes[key] = result.status
         if result.error:
-            self.errors[spec.trial_key] = result.error.strip().splitlines()[-1]
+            self.errors[key] = result.error.strip().splitlines()[-1]
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self._tracker is not None:
-            self._tracker.close(failed="failed" in self.outcomes.values())
+        tracker = self.tracker
+        self.backfill(tracker)
+        tracker.close(failed="failed" in self.outcomes.values())
+
+    def backfill(self, tracker: Any) -> None:
+        """Give MLflow every finished trial of the campaign it lacks (this run's or an earlier run's)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from orchestrator.tracking import campaign_results, mask_uri, record_run_ids
+        from results.errors import ResultsError
+
+        try:
+            results, _ = campaign_results(self.store.engine, self.campaign)
+            report = tracker.sync(results)
+            record_run_ids(self.store, report.run_ids)
+        except (ResultsError, SQLAlchemyError, OSError) as exc:  # the rows are written; only their MLflow copy waits
+            log.warning("MLflow backfill of campaign %s skipped: %s; run `h2ot campaign sync %s`",
+                        self.campaign, exc, self.campaign)
+            return
+        if report.missed:
+            log.warning("MLflow lacks %d trial(s) of campaign %s (the leaderboard has all of them): run "
+                        "`h2ot campaign sync %s` once %s answers", len(report.missed), self.campaign,
+                        self.campaign, mask_uri(tracker.uri))
+        elif report.changed:
+            log.warning("MLflow backfilled from the leaderboard: %s", report.summary())

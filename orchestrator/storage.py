@@ -10,7 +10,7 @@ Layout, keyed by ``trial_key``::
 
     <storage>/ray/<campaign>/...                    Ray Tune's experiment folders
     <storage>/trials/<key>/checkpoint/MANIFEST.json the latest complete epoch: {"epoch", "dir", "files"}
-    <storage>/trials/<key>/checkpoint/epoch-000003/ that epoch's files (state.pt)
+    <storage>/trials/<key>/checkpoint/epoch-000003-<id>/ that epoch's files (state.pt)
     <storage>/trials/<key>/model.pt                 the selected weights (the leaderboard's checkpoint_uri)
     <storage>/trials/<key>/worker.pid               which process trains the trial now (for operators)
 
@@ -177,13 +177,14 @@ def _fail(uri: str, what: str, exc: BaseException) -> StorageError:
     return StorageError(f"storage {uri}: cannot {what} ({_first_line(exc)}){hint}")
 
 
-def check(uri: str) -> str:
-    """Prove ``uri`` usable before anything starts: write and delete a small marker object under it.
+def check(uri: str | None = None) -> str:
+    """Prove the storage usable before anything starts: write and delete a small marker object under it.
 
-    Returns the normalised URI; an unknown scheme or storage that cannot be reached or written is one
+    ``uri`` is resolved first (:func:`resolve`: ``None`` means ``H2OT_STORAGE`` or the runs folder). Returns
+    the normalised URI; an unknown scheme or storage that cannot be reached or written is one
     :class:`StorageError` line naming the storage and how to fix it. Leaves nothing behind.
     """
-    uri = normalize(uri)
+    uri = resolve(uri)
     marker = join(uri, f".h2ot-write-check-{uuid.uuid4().hex[:12]}")
     try:
         fs, path = filesystem(marker)
@@ -357,20 +358,20 @@ def _epoch_dir(epoch: int) -> str:
 def publish_checkpoint(local_dir: str | Path, uri: str, *, epoch: int, trial_key: str) -> None:
     """Publish the epoch checkpoint in ``local_dir`` under the checkpoint directory ``uri``.
 
-    Files go to ``<uri>/epoch-<N>/`` first; then ``MANIFEST.json`` (epoch, folder, file sizes) replaces the
+    Files go to ``<uri>/epoch-<N>-<id>/`` first; then ``MANIFEST.json`` (epoch, folder, file sizes) replaces the
     previous one atomically; only then are older epoch folders removed. A crash at any point leaves the
     previous manifest, and the files it lists, intact.
     """
-    folder = _epoch_dir(epoch)
-    target = join(uri, folder)
-    delete_dir(target)  # leftovers of an interrupted upload of the same epoch
-    files = put_dir(local_dir, target)
+    # A folder of its own per upload: re-publishing an epoch (a retry) never touches the files the current
+    # manifest lists.
+    folder = f"{_epoch_dir(epoch)}-{uuid.uuid4().hex[:8]}"
+    files = put_dir(local_dir, join(uri, folder))
     manifest = {"format": MANIFEST_FORMAT, "version": 1, "trial_key": trial_key, "epoch": int(epoch),
                 "dir": folder, "files": files}
     put_bytes(json.dumps(manifest, sort_keys=True).encode(), join(uri, MANIFEST))
-    for rel, _ in _listing(uri):
-        top = rel.partition("/")[0]
-        if top.startswith("epoch-") and top != folder and "/" in rel:
+    stale = {rel.partition("/")[0] for rel, _ in _listing(uri) if "/" in rel} - {folder}
+    for top in sorted(stale):
+        if top.startswith("epoch-"):
             with contextlib.suppress(OSError):
                 delete_dir(join(uri, top))
 

@@ -1,20 +1,32 @@
 """The Ray Tune function trainable: one TrialSpec in, per-epoch reports out, one TrialResult back.
 
-Runs on a worker. It only adapts :func:`h2ot_core.api.run_trial` to Tune: ``ray.tune.report`` with the
-epoch's checkpoint directory, resume from ``tune.get_checkpoint()`` after a retry, and a final report
-carrying the TrialResult JSON under :data:`RESULT_KEY` for the driver's sink. It never writes the
-leaderboard or MLflow (the driver is the single writer).
+Runs on a worker. It adapts :func:`h2ot_core.api.run_trial` to Tune and to the campaign storage
+(:mod:`orchestrator.storage`): training writes to a local scratch folder; after each epoch the checkpoint is
+published to ``<storage>/trials/<trial_key>/checkpoint/`` (files, then the manifest) and only then reported
+with ``ray.tune.report``; at the end the model goes to ``<storage>/trials/<trial_key>/model.pt``, whose
+storage URI becomes the result's ``checkpoint_uri``. A trial starts from ``tune.get_checkpoint()`` after a Tune
+retry, else from the storage's checkpoint when a complete one exists (a new Tune run after a killed driver),
+else from scratch. A final report carries the TrialResult JSON under :data:`RESULT_KEY` for the driver's
+sink. It never writes the leaderboard or MLflow (the driver is the single writer).
+
+Because an epoch is published before it is reported, and the sink logs an epoch to MLflow only once Tune has
+registered its checkpoint, every epoch MLflow has is in the storage: a resumed run reports from the next
+epoch on and never logs a step twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import shutil
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.contracts import ReportFn, TrialSpec
+from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +36,25 @@ RESULT_KEY = "h2ot_result"
 SCHEDULER_PREFIX = "sched_"
 #: env var naming the datasets root on workers: one folder per dataset (``h36m/``, ``mpi_inf_3dhp/``)
 DATA_DIR_ENV = "H2OT_DATA_DIR"
+#: env var naming the node-local folder trials train in (default: the system's temporary folder)
+SCRATCH_ENV = "H2OT_SCRATCH_DIR"
+#: the trial config key naming the campaign storage root (a URI; see :mod:`orchestrator.storage`)
+STORAGE_KEY = "storage"
 
 
-def trial_workdir(config: dict[str, Any], spec: TrialSpec) -> Path:
-    """``<workdir_root>/<trial_key>`` when the launcher names a root, else Tune's trial directory.
+def scratch_dir(spec: TrialSpec) -> Path:
+    """A fresh node-local folder for one attempt of a trial: ``$H2OT_SCRATCH_DIR`` or the temp folder."""
+    root = Path(os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "h2ot-scratch")
+    folder = root / f"{spec.trial_key}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
 
-    The launcher's root (``results/runs/trials``) outlives Ray's session folders, so the selected model's
-    ``checkpoint_uri`` in the leaderboard stays valid; one folder per key also means a retried or resumed
-    attempt finds its predecessor's files.
-    """
-    from ray import tune
 
-    root = config.get("workdir_root")
-    return Path(root) / spec.trial_key if root else Path(tune.get_context().get_trial_dir())
+def storage_root(config: dict[str, Any]) -> str:
+    """The campaign storage the launcher named (``config["storage"]``), else ``H2OT_STORAGE`` or the runs folder."""
+    from orchestrator import storage
+
+    return storage.resolve(config.get(STORAGE_KEY))
 
 
 def data_dir(dataset: str) -> Path | None:
@@ -55,19 +73,26 @@ def scheduler_key(metric_key: str) -> str:
     return f"{SCHEDULER_PREFIX}{metric_key}"
 
 
-def tune_reporter(spec: TrialSpec) -> ReportFn:
+def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None) -> ReportFn:
     """``run_trial``'s report callable: ``ray.tune.report`` with the epoch's checkpoint directory.
 
+    With ``checkpoint_uri`` (the trial's checkpoint folder in the campaign storage) the epoch's checkpoint is
+    published there first (:func:`orchestrator.storage.publish_checkpoint`); a failed upload fails the
+    attempt (Tune retries it from its last checkpoint) rather than report an epoch the storage lacks.
     Test metrics are also reported under :func:`scheduler_key` names, except in the last epoch: a scheduler
     (ASHA) stopping a trial there would throw away the finished trial's result, which comes after it.
     """
     from ray import tune
 
     from h2ot_core.engine.recipes import resolve_settings
+    from orchestrator import storage
 
     last_epoch = resolve_settings(spec.backbone, spec.train).epochs
 
     def report(metrics: dict[str, float], checkpoint_dir: str | None) -> None:
+        if checkpoint_dir and checkpoint_uri:
+            storage.publish_checkpoint(checkpoint_dir, checkpoint_uri, epoch=int(metrics["epoch"]),
+                                       trial_key=spec.trial_key)
         flat = dict(metrics)
         if flat.get("epoch", last_epoch) < last_epoch:
             flat.update({scheduler_key(k): v for k, v in metrics.items() if k.startswith("test_")})
@@ -77,14 +102,28 @@ def tune_reporter(spec: TrialSpec) -> ReportFn:
     return report
 
 
+def cuda_index(gpu_id: str, visible: str | None) -> int:
+    """The ``cuda:N`` index of Ray's GPU ``gpu_id`` in a process whose ``CUDA_VISIBLE_DEVICES`` is ``visible``.
+
+    Ray normally sets ``CUDA_VISIBLE_DEVICES`` to the trial's GPUs, so the assigned one is found in that list;
+    with the variable unset (``RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES``) Ray's id is the physical index.
+    """
+    listed = [v.strip() for v in (visible or "").split(",") if v.strip()]
+    if gpu_id in listed:
+        return listed.index(gpu_id)
+    return int(gpu_id) if not listed and gpu_id.isdigit() else 0
+
+
 def _device() -> str:
+    """The GPU Ray assigned to this trial as ``cuda:N``, else ``cpu`` (``run_trial``'s ``device``)."""
     import ray
 
-    if ray.get_gpu_ids():
+    gpu_ids = ray.get_gpu_ids()
+    if gpu_ids:
         import torch
 
         if torch.cuda.is_available():
-            return "cuda"
+            return f"cuda:{cuda_index(str(gpu_ids[0]), os.environ.get('CUDA_VISIBLE_DEVICES'))}"
     return "cpu"
 
 
@@ -97,24 +136,59 @@ def _torch_threads() -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def trainable(config: dict[str, Any]) -> None:
-    """Tune entry point: ``config["spec"]`` is ``TrialSpec.to_dict()``; optional ``config["workdir_root"]``."""
+def _start_from(spec: TrialSpec, trial: Any, scratch: Path, stack: contextlib.ExitStack) -> Path | None:
+    """The checkpoint folder this attempt starts from: Tune's (a retry), else the storage's, else ``None``."""
     from ray import tune
 
+    from orchestrator import storage
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        resume_from = Path(stack.enter_context(checkpoint.as_directory()))
+        log.info("trial %s resumes from Tune's checkpoint %s", spec.trial_key, resume_from)
+        return resume_from
+    found = storage.fetch_checkpoint(trial.checkpoint, scratch / "resume")
+    if found is None:
+        return None
+    log.info("trial %s resumes after epoch %d from %s", spec.trial_key, found[1], trial.checkpoint)
+    return found[0]
+
+
+def publish_result(result: TrialResult, trial: Any) -> TrialResult:
+    """Upload the result's model to the trial's storage folder; the result then names that URI."""
+    from orchestrator import storage
+
+    if not result.checkpoint_uri:
+        return result
+    storage.put_file(result.checkpoint_uri, trial.model)
+    return dataclasses.replace(result, checkpoint_uri=trial.model)
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Tune entry point: ``config["spec"]`` is ``TrialSpec.to_dict()``; optional ``config["storage"]`` (a URI)."""
     from h2ot_core.api import run_trial
+    from orchestrator import storage
 
     spec = TrialSpec.from_dict(config["spec"])
-    workdir = trial_workdir(config, spec)
-    workdir.mkdir(parents=True, exist_ok=True)
-    # Written for operators (and the kill/retry test): which process trains this trial right now.
-    (workdir / "worker.pid").write_text(str(os.getpid()))
+    trial = storage.TrialStorage(storage_root(config), spec.trial_key)
+    # Written for operators (and the kill/retry tests): which process trains this trial right now.
+    storage.put_bytes(str(os.getpid()).encode(), storage.join(trial.uri, "worker.pid"))
     _torch_threads()
-    checkpoint = tune.get_checkpoint()
-    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext(None) as resume_from:
-        if resume_from:
-            log.info("trial %s resumes from %s", spec.trial_key, resume_from)
-        result = run_trial(spec, tune_reporter(spec), workdir=workdir, data_dir=data_dir(spec.dataset),
-                           resume_from=resume_from, device=_device())
+    scratch = scratch_dir(spec)
+    try:
+        with contextlib.ExitStack() as stack:
+            resume_from = _start_from(spec, trial, scratch, stack)
+            result = run_trial(spec, tune_reporter(spec, trial.checkpoint), workdir=scratch / "work",
+                               data_dir=data_dir(spec.dataset), resume_from=resume_from, device=_device())
+        result = publish_result(result, trial)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _final_report(result)
+
+
+def _final_report(result: TrialResult) -> None:
+    from ray import tune
+
     final = dict(result.history[-1]) if result.history else {}
     tune.report({**{k: v for k, v in final.items() if isinstance(v, int | float)},
                  RESULT_KEY: result.to_json()})

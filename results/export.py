@@ -24,14 +24,18 @@ from results.schema import Campaign, CampaignTrial, Metric, Trial
 _STRING = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "dataset", "pipeline",
            "selection", "error", "checkpoint_uri", "mlflow_run_id", "git_sha", "torch_version", "device",
            "data_fingerprint", "model_json", "train_json", "data_json", "spec_json", "package_versions")
-_INT = ("frames", "seed", "tokens", "layer", "stages", "epochs_run", "best_epoch", "params")
+_INT = ("frames", "seed", "tokens", "layer", "stages", "epochs_run", "best_epoch", "params", "resumed_from_epoch")
 _FLOAT = ("gflops", "gflops_total", "latency_ms")
+#: how ``latency_ms`` was measured (and the trial's precision)
+_LATENCY = (("precision", pa.string()), ("latency_batch", pa.int64()), ("latency_device", pa.string()),
+            ("latency_contended", pa.bool_()))
 _TIME = ("created_at", "started_at", "finished_at")
 #: fixed columns and their Arrow types, in output order (wide metric columns follow, float64)
 BASE_SCHEMA = pa.schema(
     [pa.field(c, pa.string()) for c in _STRING[:9]]
     + [pa.field(c, pa.int64()) for c in _INT]
     + [pa.field(c, pa.float64()) for c in _FLOAT]
+    + [pa.field(c, t) for c, t in _LATENCY]
     + [pa.field(c, pa.string()) for c in _STRING[9:]]
     + [pa.field("campaigns", pa.string())]
     + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]

@@ -18,29 +18,15 @@ from typing import Any, Literal
 from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
-from h2ot_core.contracts import METRICS, parse_metric_key
+from h2ot_core.contracts import METRICS, lower_is_better, parse_metric_key
 from results.errors import ResultsError, unknown
+from results.pareto import pareto_front
 from results.queries import leaderboard
 
 Better = Literal["min", "max"]
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 FORMATS = ("png", "pdf")
 _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}}
-
-
-def pareto_front(points: Sequence[tuple[float, float]], better: tuple[Better, Better] = ("min", "min")
-                 ) -> list[int]:
-    """Indices of the non-dominated points, sorted by x.
-
-    ``points`` are ``(x, y)`` pairs (e.g. GFLOPs, MPJPE); ``better`` gives each axis's direction. A point
-    is dominated when another is at least as good on both axes and strictly better on one. Duplicates
-    of a front point are all kept.
-    """
-    sign = tuple(1.0 if b == "min" else -1.0 for b in better)
-    scored = [(sign[0] * x, sign[1] * y) for x, y in points]
-    front = [i for i, (x, y) in enumerate(scored)
-             if not any(ox <= x and oy <= y and (ox < x or oy < y) for ox, oy in scored)]
-    return sorted(front, key=lambda i: (points[i][0], points[i][1]))
 
 
 def axis_label(name: str) -> str:
@@ -56,12 +42,7 @@ def axis_label(name: str) -> str:
 
 
 def _label(name: str) -> str:
-    # ``GFLOPs``, not ``GFLOPs (GFLOPs)``: no unit suffix when the name already says it
-    metric = METRICS[name]
-    suffix = f" ({metric.unit})"
-    if metric.unit and metric.label.endswith(suffix) and metric.unit in metric.label[:-len(suffix)]:
-        return metric.label[:-len(suffix)]
-    return metric.label
+    return METRICS[name].label
 
 
 def _save(fig: Figure, stem: str | Path) -> list[Path]:
@@ -80,30 +61,40 @@ def _config(row: Mapping[str, Any]) -> str:
 
 
 def pareto_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric: str = "mpjpe",
-                 cost: str = "gflops", better: Better = "min", title: str = "") -> list[Path]:
-    """Accuracy vs cost: one marker per pruner+recoverer, unpruned baselines circled, Pareto front drawn.
+                 cost: str = "gflops", better: Better = "min", title: str = "", note: str = "") -> list[Path]:
+    """Accuracy vs cost: one marker per pruner+recoverer, the Pareto front drawn and its points solid,
+    dominated points faded, unpruned baselines outlined in black.
 
     ``rows`` are leaderboard rows (need ``pruner``, ``recoverer``, ``metric`` and ``cost``); rows missing
-    either value are left out. Returns the PNG and PDF paths.
+    either value are left out. ``note`` (e.g. the hypervolume) goes under the title. Returns the PNG and
+    PDF paths.
     """
     usable = [r for r in rows if r.get(metric) is not None and r.get(cost) is not None]
     if not usable:
         raise ResultsError(f"No trial has both {metric!r} and {cost!r}: nothing to plot")
+    points = [(float(r[cost]), float(r[metric])) for r in usable]
+    on_front = set(pareto_front(points, (lower_is_better(cost), better == "min")))
     configs = sorted({_config(r) for r in usable})
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for i, config in enumerate(configs):
-        pts = [(r[cost], r[metric]) for r in usable if _config(r) == config]
-        baseline = config == "unpruned"
-        ax.scatter(*zip(*pts, strict=True), marker=MARKERS[i % len(MARKERS)], label=config,
-                   s=70 if baseline else 40, edgecolors="black" if baseline else "none", zorder=3)
-    points = [(float(r[cost]), float(r[metric])) for r in usable]
-    front = pareto_front(points, ("min", better))
-    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front",
-            zorder=2)
+        for front in (True, False):
+            pts = [p for j, (p, r) in enumerate(zip(points, usable, strict=True))
+                   if _config(r) == config and (j in on_front) == front]
+            if not pts:
+                continue
+            baseline = config == "unpruned"
+            ax.scatter(*zip(*pts, strict=True), marker=MARKERS[i % len(MARKERS)], color=f"C{i}",
+                       label=config if front or not any(_config(usable[j]) == config for j in on_front) else None,
+                       s=70 if baseline else 40, edgecolors="black" if baseline else "none",
+                       alpha=1.0 if front else 0.3, zorder=3 if front else 2)
+    line = sorted(points[j] for j in on_front)
+    ax.plot([p[0] for p in line], [p[1] for p in line], "k--", lw=1, label="Pareto front", zorder=2)
     ax.set_xlabel(axis_label(cost))
     ax.set_ylabel(axis_label(metric))
-    ax.set_title(title or f"{axis_label(metric)} vs {axis_label(cost)}")
+    ax.set_title(title or f"{axis_label(metric)} vs {axis_label(cost)}", fontsize=10)
+    if note:
+        fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=6, wrap=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, stem)

@@ -29,16 +29,20 @@ INT_AXES = frozenset({"frames", "seed", "tokens", "layer", "stages"})
 #: numeric trial columns a leaderboard can sort on besides metrics
 COST_COLUMNS: tuple[str, ...] = ("params", "gflops", "gflops_total", "latency_ms")
 DERIVED_COLUMNS: tuple[str, ...] = ("speedup_flops", "speedup_latency", "gflops_change_pct")
+#: how a row's latency was measured (every row carries them, for ``speedup_latency``)
+LATENCY_COLUMNS: tuple[str, ...] = ("precision", "latency_batch", "latency_device", "latency_contended")
 #: metrics shown next to the sort metric in every leaderboard row
 DEFAULT_METRICS: tuple[str, ...] = ("mpjpe", "p_mpjpe")
 # Trial columns every row carries, in output order.
-_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, "epochs_run", "best_epoch", "error",
+_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, "epochs_run", "best_epoch", "resumed_from_epoch", "error",
                 "mlflow_run_id", "checkpoint_uri", "git_sha", "torch_version", "device", "data_fingerprint",
                 "model_json", "train_json", "data_json", "package_versions", "created_at", "started_at",
                 "finished_at")
 _BASELINE_KEY = ("backbone", "pipeline", "frames", "dataset", "model_json")
+#: latencies compare like with like: also the same precision, device and batch (NULL: older batch-1 CPU rows)
+_LATENCY_KEY = (*_BASELINE_KEY, "precision", "latency_device", "latency_batch")
 #: the columns aggregations need (tables, grouped leaderboards): cheaper to fetch than every column
-LEAN_COLUMNS: tuple[str, ...] = ("trial_key", "status", *AXES, *COST_COLUMNS, "model_json")
+LEAN_COLUMNS: tuple[str, ...] = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, "model_json")
 
 
 def _cast(axis: str, value: Any) -> Any:
@@ -133,19 +137,20 @@ def fetch_trials(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None 
         return [dict(zip(names, row, strict=True)) for row in conn.execute(stmt)]
 
 
-def _baselines(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, Any]]:
-    """``(backbone, pipeline, frames, dataset, model_json) -> (mean gflops, mean latency_ms)`` of unpruned
-    trials."""
+def _baselines(engine: Engine, rows: Sequence[Mapping[str, Any]], key: Sequence[str] = _BASELINE_KEY
+               ) -> dict[tuple[Any, ...], tuple[Any, Any]]:
+    """``key values -> (mean gflops, mean latency_ms)`` of unpruned trials; ``key`` is :data:`_BASELINE_KEY`
+    (FLOPs) or :data:`_LATENCY_KEY` (latencies: same precision, latency device and batch too)."""
     if not rows:
         return {}
-    stmt = (select(*(getattr(Trial, k) for k in _BASELINE_KEY), func.avg(Trial.gflops), func.avg(Trial.latency_ms))
+    stmt = (select(*(getattr(Trial, k) for k in key), func.avg(Trial.gflops), func.avg(Trial.latency_ms))
             .where(Trial.pruner == "none", Trial.status == "complete",
                    Trial.backbone.in_(sorted({r["backbone"] for r in rows})),
                    Trial.dataset.in_(sorted({r["dataset"] for r in rows})),
                    Trial.frames.in_(sorted({r["frames"] for r in rows})))
-            .group_by(*(getattr(Trial, k) for k in _BASELINE_KEY)))
+            .group_by(*(getattr(Trial, k) for k in key)))
     with engine.connect() as conn:
-        n = len(_BASELINE_KEY)
+        n = len(key)
         return {tuple(r[:n]): (r[n], r[n + 1]) for r in conn.execute(stmt)}
 
 
@@ -156,8 +161,10 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 def add_speedups(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Set ``speedup_flops``, ``speedup_latency``, ``gflops_change_pct`` and ``is_baseline`` on ``rows``."""
     base = _baselines(engine, rows)
+    base_latency = _baselines(engine, rows, _LATENCY_KEY)
     for r in rows:
-        flops, latency = base.get(tuple(r[k] for k in _BASELINE_KEY), (None, None))
+        flops, _ = base.get(tuple(r[k] for k in _BASELINE_KEY), (None, None))
+        _, latency = base_latency.get(tuple(r.get(k) for k in _LATENCY_KEY), (None, None))
         r["speedup_flops"] = _ratio(flops, r["gflops"])
         r["speedup_latency"] = _ratio(latency, r["latency_ms"])
         change = _ratio(r["gflops"], flops)
@@ -175,11 +182,39 @@ def _check_sort(engine: Engine, sort: str) -> None:
     raise unknown("sort metric", sort, [*metric_names(engine), *COST_COLUMNS, *DERIVED_COLUMNS])
 
 
+def seed_values(members: Sequence[Mapping[str, Any]], column: str) -> dict[int, float]:
+    """``seed -> value`` of ``column`` (the mean when several members share a seed)."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for m in members:
+        if m.get(column) is not None:
+            by_seed[int(m["seed"])].append(float(m[column]))
+    return {seed: statistics.fmean(v) for seed, v in by_seed.items()}
+
+
+def _baseline_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    model = row.get("model", row.get("model_json"))
+    model_key = model if isinstance(model, str) else json.dumps(model or {}, sort_keys=True)
+    return (row["backbone"], row.get("pipeline"), row["frames"], row["dataset"], model_key)
+
+
 def _group(rows: list[dict[str, Any]], group_by: Sequence[str], sort: str, agg: Agg, lower: bool,
            value_columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Collapse rows by ``group_by``: the best member (``best``), or means with std (``mean``).
+
+    A ``mean`` group also gets the 95 % bootstrap interval of the sort metric over its seeds
+    (``<sort>_ci_low``/``_ci_high``) and ``p_vs_baseline``: the p-value of a paired test (same seeds) of
+    the sort metric against the unpruned trials of the same model among ``rows`` (``None`` for the
+    baseline itself, without shared seeds, or when the baseline is not among the rows).
+    """
+    from results.stats import compare, summarize
+
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[tuple(r[g] for g in group_by)].append(r)
+    baselines: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("pruner") == "none" and r.get(sort) is not None:
+            baselines[_baseline_of(r)].append(r)
     out = []
     for key, members in groups.items():
         scored = [m for m in members if m.get(sort) is not None]
@@ -196,6 +231,14 @@ def _group(rows: list[dict[str, Any]], group_by: Sequence[str], sort: str, agg: 
                 continue
             row[c] = statistics.fmean(values)
             row[f"{c}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        seeds = seed_values(scored, sort)
+        summary = summarize(list(seeds.values())) if seeds else None
+        row[f"{sort}_ci_low"] = summary.ci_low if summary else None
+        row[f"{sort}_ci_high"] = summary.ci_high if summary else None
+        base = baselines.get(_baseline_of(members[0]), [])
+        is_base = all(m.get("pruner") == "none" for m in members)
+        row["p_vs_baseline"] = None if is_base or not base or not seeds else \
+            compare(seeds, seed_values(base, sort)).p_value
         row["trial_keys"] = ",".join(sorted(m["trial_key"] for m in members))
         out.append(row)
     return out

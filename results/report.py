@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import Engine, select
 
 from h2ot_core.contracts import STATUSES
@@ -17,8 +18,8 @@ from results.render import markdown_table, to_markdown, write_table
 from results.schema import Campaign
 from results.tables import build_table, load_spec, resolve_specs, spec_paths, stored_campaigns
 
-_LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "mpjpe", "p_mpjpe", "gflops",
-                   "speedup_flops")
+_LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
+                   "speedup_flops", "latency_ms", "speedup_latency")
 _PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
@@ -62,6 +63,8 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
              "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
     lines += _tables_section(engine, campaign, out)
+    if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
+        lines += _front_section(engine, campaign, out)
     lines += _plots_section(rows, histories, out)
     complete = [r for r in rows if r["status"] == "complete"]
     lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [[r.get(c) for c in _LEADER_COLUMNS]
@@ -83,6 +86,19 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     path = out / f"{campaign}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     return path
+
+
+def _front_section(engine: Engine, campaign: str, out: Path) -> list[str]:
+    """A search campaign's Pareto front (MPJPE vs GFLOPs): its trials, hypervolume and plot."""
+    from results.front import campaign_front, front_text, write_front
+
+    try:
+        front = campaign_front(engine, campaign)
+    except ResultsError as exc:
+        return ["## Pareto front", "", str(exc), ""]
+    write_front(front, out / "figures", "front")
+    return ["## Pareto front", "", front_text(front, "markdown").rstrip(), "",
+            "![Pareto front: MPJPE vs GFLOPs](figures/front.png)", ""]
 
 
 def _versions(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -97,6 +97,8 @@ class Trial(Base):
     device: Mapped[str | None] = mapped_column(String(64))
     data_fingerprint: Mapped[str | None] = mapped_column(String(128))
     package_versions: Mapped[str] = mapped_column(Text, default="{}")
+    #: per-epoch reports (JSON list), kept so MLflow can be backfilled after a tracking outage
+    history_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import TrialResult, TrialSpec
-from results.db import make_engine, mask_url, resolve_url, retry_locked
+from results.db import make_engine, mask_url, resolve_url, retry_locked, retry_window_s
 from results.errors import ResultsError, unknown
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
@@ -93,6 +93,7 @@ def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
         value = prov.pop(key, None)
         cols[column] = None if value is None else str(value)
     cols["package_versions"] = _json(prov)
+    cols["history_json"] = _json(result.history) if result.history else None
     cost = result.cost
     for column in ("params", "gflops", "gflops_total", "latency_ms", "latency_batch", "latency_device",
                    "latency_contended"):
@@ -119,11 +120,13 @@ class LeaderboardStore:
         return f"LeaderboardStore({self.url!r})"
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        """``fn`` in one transaction, retried while the database is locked, and while it cannot be reached
+        for up to ``$H2OT_DB_RETRY_S`` (a server restart); then :class:`results.db.DatabaseUnavailable`."""
         def attempt() -> Any:
             with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
                 return fn(conn)
 
-        return retry_locked(attempt)
+        return retry_locked(attempt, label=self.url, window_s=retry_window_s())
 
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,

@@ -49,6 +49,7 @@ import yaml
 from sqlalchemy import Engine, select
 
 from h2ot_core.config import read_yaml
+from h2ot_core.contracts import lower_is_better
 from results.errors import ResultsError, unknown
 from results.queries import (
     AXES,
@@ -58,9 +59,10 @@ from results.queries import (
     add_speedups,
     check_campaign,
     fetch_trials,
-    lower_is_better,
+    seed_values,
 )
 from results.schema import Campaign
+from results.stats import ALPHA, significantly_better, summarize
 
 #: where ``h2ot tables build`` looks when given no spec
 SPEC_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "tables"
@@ -284,21 +286,29 @@ def resolve_specs(engine: Engine, paths: Sequence[str | Path], *, campaign: str 
 
 @dataclass
 class Cell:
-    """One aggregated number: mean over the trials (seeds) of a cell, sample std, count."""
+    """One aggregated number: mean over the trials (seeds) of a cell, sample std, count, and over seeds the
+    95 % bootstrap interval and the ``seed -> value`` pairs the bold rule compares."""
 
     mean: float | None = None
     std: float | None = None
     n: int = 0
-    rank: int | None = None  # 1 = best in its column, 2 = second
+    rank: int | None = None  # 1 = best in its column and significantly so, 2 = the runner-up it beat
+    ci_low: float | None = None
+    ci_high: float | None = None
+    by_seed: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Cell:
+    def of(cls, values: Sequence[float], by_seed: Mapping[int, float] | None = None) -> Cell:
         if not values:
             return cls()
         mean = math.fsum(values) / len(values)
         # sample std in floats (statistics.stdev is exact but ~50x slower on large tables)
         std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-        return cls(mean, std, len(values))
+        low = high = None
+        if by_seed is not None and len(by_seed) > 1:
+            summary = summarize(list(by_seed.values()))
+            low, high = summary.ci_low, summary.ci_high
+        return cls(mean, std, len(values), None, low, high, dict(by_seed or {}))
 
 
 @dataclass
@@ -324,13 +334,16 @@ class Table:
         return str(self.spec.labels.get("axes", {}).get(axis, axis))
 
     def text(self, cell: Cell, fmt: str, *, with_std: bool = True) -> str:
-        """``41.0 ± 1.4`` (std only for ``mean_std`` tables and more than one seed), ``–`` when empty."""
+        """``41.0 ± 1.4 [40.2, 41.9]`` (std and 95 % interval only for ``mean_std`` tables and more than one
+        seed), ``–`` when empty."""
         if cell.mean is None:
             return MISSING
-        text = fmt.format(cell.mean).replace("-", MINUS)
+        text = fmt.format(cell.mean)
         if with_std and self.spec.aggregate == "mean_std" and cell.std is not None:
             text += " ± " + fmt.format(cell.std)
-        return text
+            if cell.ci_low is not None and cell.ci_high is not None:
+                text += f" [{fmt.format(cell.ci_low)}, {fmt.format(cell.ci_high)}]"
+        return text.replace("-", MINUS)
 
     def delta_text(self, value: float | None) -> str:
         if value is None:
@@ -345,16 +358,26 @@ def _ordered(spec: TableSpec, axis: str, values: set[Any]) -> list[Any]:
     return [*preferred, *rest]
 
 
-def _rank(table: Table) -> None:
+def _rank(table: Table) -> bool:
+    """Bold a column's best cell only where a test over seeds says it beats the runner-up (α = ALPHA);
+    the runner-up it beat is underlined. Returns whether any column had two filled cells to compare."""
     lower = table.spec.better == "min"
+    compared = False
     for col in table.col_keys:
-        means = sorted({c.mean for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None},
-                       reverse=not lower)
-        for r in table.row_keys:
-            cell = table.cells[(r, col)]
-            if cell.mean is not None and len(means) > 1:
-                position = means.index(cell.mean) + 1
-                cell.rank = position if position <= 2 else None
+        filled = [c for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None]
+        if len(filled) < 2:
+            continue
+        compared = True
+        best, runner_up = sorted(filled, key=lambda c: c.mean if lower else -c.mean)[:2]  # type: ignore[operator]
+        if best.mean != runner_up.mean and significantly_better(best.by_seed, runner_up.by_seed,
+                                                                lower_is_better=lower):
+            best.rank, runner_up.rank = 1, 2
+    return compared
+
+
+BOLD_RULE = (f"Bold: a column's best value, only where it beats the runner-up (underlined) in a paired t-test "
+             f"over seeds (Welch's t-test when they share no seed), two-sided, α = {ALPHA}; a single seed or a "
+             f"difference within noise is never bold.")
 
 
 def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
@@ -376,7 +399,8 @@ def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
         notes.append(f"Incomplete: {sum(incomplete.values())} of {len(selected)} source trials are not "
                      f"complete ({counts}); their cells are missing ({MISSING}) or averaged over fewer seeds.")
     if spec.aggregate == "mean_std":
-        notes.append("Cells: mean ± sample std over seeds where more than one seed ran.")
+        notes.append("Cells: mean ± sample std [95 % bootstrap interval of the mean] over seeds where more than "
+                     "one seed ran.")
     return notes
 
 
@@ -406,7 +430,8 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
     for rk in row_keys:
         for ck in col_keys:
             members = grouped.get((rk, ck[:-1]), [])
-            cells[(rk, ck)] = Cell.of([float(m[ck[-1]]) for m in members if m[ck[-1]] is not None])
+            values = [m for m in members if m[ck[-1]] is not None]
+            cells[(rk, ck)] = Cell.of([float(m[ck[-1]]) for m in values], seed_values(values, ck[-1]))
     by_row: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in complete:
         by_row[tuple(r[a] for a in spec.rows)].append(r)
@@ -424,5 +449,6 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
                 deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)
     table = Table(spec, spec.rows, row_keys, col_keys, cells, extras, deltas, _notes(spec, selected),
                   len(selected))
-    _rank(table)
+    if _rank(table):
+        table.notes.append(BOLD_RULE)
     return table

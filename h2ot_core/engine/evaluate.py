@@ -3,7 +3,8 @@
 Every real frame is scored once: seq2seq windows tile each sequence at stride F, seq2frame windows are
 centred on every frame. The predicted root joint is set to 0 before scoring (targets are root-relative),
 and per-frame values are averaged within each action, then without weights over actions (``avg``).
-MPJVE needs consecutive output frames, so seq2frame models report no MPJVE.
+MPJVE needs consecutive output frames, so seq2frame models report no MPJVE. The forward passes run on the
+model's device under ``precision``'s autocast; the metrics are computed in float32.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from h2ot_core.data.windows import flip_poses
+from h2ot_core.device import autocast, to_device
 from h2ot_core.engine.losses import align_to_output
 from h2ot_core.hourglass import HourglassModel
 from h2ot_core.metrics import FRAME_METRICS, ActionAccumulator, auc, mpjve, pck
@@ -58,19 +60,21 @@ def match_channels(x: Tensor, in_chans: int) -> Tensor:
 
 
 def predict(model: HourglassModel, x: Tensor, *, flip: bool, joints_left: Sequence[int],
-            joints_right: Sequence[int]) -> Tensor:
-    """``x [B, F, J, C]`` → ``[B, F or 1, J, 3]``; ``flip`` averages in the mirrored pass, mirrored back.
+            joints_right: Sequence[int], precision: str = "fp32") -> Tensor:
+    """``x [B, F, J, C]`` → float32 ``[B, F or 1, J, 3]``; ``flip`` averages in the mirrored pass, mirrored back.
 
-    seq2frame models replay the unflipped pass's frame selection on the mirrored input, as HoT does.
+    seq2frame models replay the unflipped pass's frame selection on the mirrored input, as HoT does. The
+    passes run under ``precision``'s autocast.
     """
     left, right = tuple(joints_left), tuple(joints_right)
     x = match_channels(x, model.backbone.in_chans)
-    out = model(x)
-    if not flip:
-        return out.pose3d
-    replay = out.stage_positions if model.pipeline == "seq2frame" else None
-    mirrored = model(flip_poses(x, left, right), replay=replay).pose3d
-    return (out.pose3d + flip_poses(mirrored, left, right)) / 2
+    with autocast(x.device, precision):
+        out = model(x)
+        if not flip:
+            return out.pose3d.float()
+        replay = out.stage_positions if model.pipeline == "seq2frame" else None
+        mirrored = model(flip_poses(x, left, right), replay=replay).pose3d
+    return (out.pose3d.float() + flip_poses(mirrored.float(), left, right)) / 2
 
 
 def _window_subset(n: int, cap: int | None) -> np.ndarray:
@@ -92,12 +96,14 @@ def evaluate(
     root_joint: int = 0,
     pck_joints: Sequence[int] | None = None,
     max_windows: int | None = None,
+    precision: str = "fp32",
 ) -> Evaluation:
     """Score ``model`` on every real frame of ``windows``.
 
     Args:
         pck_joints: when given, PCK (150 mm) and AUC (0–150 mm) are added over these joints.
         max_windows: evaluate an evenly spaced subset of at most this many windows (quick CPU runs).
+        precision: autocast precision of the forward passes (``fp32``, ``bf16``, ``fp16``).
     """
     was_training = model.training
     model.eval()
@@ -108,8 +114,9 @@ def evaluate(
     try:
         for start in range(0, len(index), batch_size):
             chunk = index[start : start + batch_size]
-            x, y, mask = (t.to(device) for t in windows.get(chunk))
-            pred = predict(model, x, flip=flip, joints_left=joints_left, joints_right=joints_right).clone()
+            x, y, mask = (to_device(t, device) for t in windows.get(chunk))
+            pred = predict(model, x, flip=flip, joints_left=joints_left, joints_right=joints_right,
+                           precision=precision).clone()
             pred[..., root_joint, :] = 0.0
             target, m = align_to_output(pred, y, mask)
             action = torch.as_tensor(windows.window_action[chunk], dtype=torch.long, device=device)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from h2ot_core.device import PRECISIONS
 from h2ot_core.engine.losses import LOSS_TERMS
 from h2ot_core.engine.settings import LR_RULES, TrainSettings
 from h2ot_core.errors import ConfigError
@@ -30,10 +31,11 @@ OPTIMIZERS: dict[str, OptimizerFactory] = {
 }
 
 _POSITIVE_INT = ("epochs", "batch_size", "train_stride_div", "train_stride", "test_stride", "eval_batch_size",
-                 "max_train_windows", "max_test_windows", "num_threads")
+                 "max_train_windows", "max_test_windows", "num_threads", "latency_batch", "latency_repeats")
 _NON_NEGATIVE_FLOAT = ("lr", "weight_decay", "lr_decay")
-_BOOL = ("flip_train", "flip_test")
-_CHOICES: dict[str, Mapping[str, Any]] = {"optimizer": OPTIMIZERS, "lr_rule": LR_RULES}
+_BOOL = ("flip_train", "flip_test", "latency")
+_CHOICES: dict[str, Mapping[str, Any]] = {"optimizer": OPTIMIZERS, "lr_rule": LR_RULES,
+                                          "precision": dict.fromkeys(PRECISIONS)}
 
 
 def _check_value(key: str, value: Any, source: str) -> Any:
@@ -75,5 +77,6 @@ def resolve_settings(backbone: str, overrides: Mapping[str, Any] | None = None, 
         if bad:
             raise ConfigError(f"{source}: field 'train.loss' has unknown term(s) {', '.join(bad)}; "
                               f"known: {', '.join(sorted(LOSS_TERMS))}")
-    required = {"loss", "optimizer", "lr", "weight_decay", "lr_decay", "epochs", "batch_size"}
+    required = {"loss", "optimizer", "lr", "weight_decay", "lr_decay", "epochs", "batch_size", "precision",
+                "latency", "latency_batch", "latency_repeats"}
     return replace(recipe, **{k: v for k, v in checked.items() if v is not None or k not in required})

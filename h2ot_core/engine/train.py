@@ -3,6 +3,12 @@
 Windows are visited in an order drawn from a dedicated ``torch.Generator``, so an epoch is a pure function
 of the model, the optimiser and that generator's state (plus the global RNG for dropout and pruner
 tie-breaks): saving both states makes a resumed run repeat an uninterrupted one exactly.
+
+The loop never waits for the device per step: batches are copied through pinned memory without blocking,
+the loss is summed on the device, and the host reads it (:func:`_to_host`, the loop's only synchronising
+call) every ``check_every`` steps and once at the end of the epoch. A NaN or infinite loss is therefore
+noticed at the next check, not at its step; the trial then ends as ``diverged`` and the run falls back to
+the last completed epoch's checkpoint, so the steps taken in between are never kept.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 from torch import Tensor
 
 from h2ot_core.data.windows import flip_poses
+from h2ot_core.device import autocast, to_device
 from h2ot_core.engine.evaluate import Windows, match_channels
 from h2ot_core.engine.losses import align_to_output
 from h2ot_core.hourglass import HourglassModel
@@ -30,7 +37,7 @@ class EpochStats:
     """Attributes:
     loss: mean training loss over the epoch's windows (``nan`` when it diverged).
     windows: training windows seen. steps: optimiser steps taken.
-    diverged: a loss was NaN or infinite; the step was not taken and the epoch stopped there.
+    diverged: a loss was NaN or infinite; the epoch stopped at the next check after it.
     """
 
     loss: float
@@ -47,6 +54,15 @@ def _mirror_half(x: Tensor, y: Tensor, generator: torch.Generator, left: tuple[i
     return torch.where(sel, flip_poses(x, left, right), x), torch.where(sel, flip_poses(y, left, right), y)
 
 
+#: steps between two host reads of the running loss (the divergence check); the epoch's end always checks
+CHECK_EVERY = 100
+
+
+def _to_host(value: Tensor) -> float:
+    """The loop's one synchronising call: read a device scalar on the host."""
+    return float(value)
+
+
 def train_one_epoch(
     model: HourglassModel,
     windows: Windows,
@@ -59,10 +75,15 @@ def train_one_epoch(
     joints_left: Sequence[int],
     joints_right: Sequence[int],
     max_windows: int | None = None,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    check_every: int | None = CHECK_EVERY,
 ) -> EpochStats:
     """Shuffle ``windows`` with ``generator`` (at most ``max_windows`` of them) and take one step per batch.
 
-    A non-finite loss stops the epoch before its step and returns ``diverged=True``.
+    The forward pass and the loss run under ``precision``'s autocast; ``scaler`` (fp16) scales the loss and
+    skips steps whose gradients overflowed. A non-finite loss ends the epoch at the next check (every
+    ``check_every`` steps; ``None``: at the end only) with ``diverged=True``.
     """
     model.train()
     order = torch.randperm(len(windows), generator=generator)
@@ -70,23 +91,36 @@ def train_one_epoch(
         order = order[:max_windows]
     left, right = tuple(joints_left), tuple(joints_right)
     device = next(model.parameters()).device
-    total, seen, steps = 0.0, 0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss x clips, on the device
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    seen, steps = 0, 0
     for chunk in order.split(batch_size):
         x, y, mask = windows.get(chunk.numpy())
         if flip:
             x, y = _mirror_half(x, y, generator, left, right)
-        x, y, mask = x.to(device), y.to(device), mask.to(device)
-        pred = model(match_channels(x, model.backbone.in_chans)).pose3d
+        x, y, mask = to_device(x, device), to_device(y, device), to_device(mask, device)
+        with autocast(device, precision):
+            pred = model(match_channels(x, model.backbone.in_chans)).pose3d
+        pred = pred.float()
         target, m = align_to_output(pred, y, mask)
         loss = loss_fn(pred, target, m)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            log.warning("non-finite training loss %s after %d steps; stopping", value, steps)
-            return EpochStats(float("nan"), seen, steps, diverged=True)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += value * len(chunk)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        detached = loss.detach()
+        finite &= torch.isfinite(detached)
+        total += detached.double() * len(chunk)
         seen += len(chunk)
         steps += 1
-    return EpochStats(total / max(seen, 1), seen, steps)
+        if check_every and steps % check_every == 0 and not _to_host(finite):
+            break
+    mean = _to_host(total) / max(seen, 1)
+    if not math.isfinite(mean):
+        log.warning("non-finite training loss after at most %d steps; stopping", steps)
+        return EpochStats(float("nan"), seen, steps, diverged=True)
+    return EpochStats(mean, seen, steps)

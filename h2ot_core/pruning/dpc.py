@@ -18,7 +18,15 @@ def dpc_knn_scores(features: Tensor, k: int = 2) -> Tensor:
 
     Returns:
         ``[N, T]`` scores; cluster centres are the top-scoring tokens.
+
+    Precision-independent: autocast is off here and the features are taken in float32 (the Gram matmul)
+    and float64 (the rest), so a bf16/fp16 run keeps the frames fp32 keeps for the same features.
     """
+    with torch.autocast(features.device.type, enabled=False):
+        return _dpc_knn_scores(features.float(), k)
+
+
+def _dpc_knn_scores(features: Tensor, k: int) -> Tensor:
     t, d = features.shape[1:]
     # Squared distances from one Gram matmul in the features' own precision (torch.cdist spends
     # more time concatenating padded copies than multiplying); the O(T^2) rest in float64, where

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, user_errors
 
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Official HoT/H2OT checkpoints.")
@@ -30,16 +31,24 @@ def convert(
 
 @user_errors
 def predict(
-    ckpt: Annotated[Path, typer.Argument(help="native checkpoint")],
+    ckpt: Annotated[str, typer.Argument(help="native checkpoint: a path, or a storage URI (s3://..., gs://...)")],
     input_npy: Annotated[Path, typer.Argument(help="(N, F, J, C) normalised 2D keypoints")],
     output_npy: Annotated[Path, typer.Argument(help="where to write (N, F, J, 3) (seq2frame: (N, 1, J, 3))")],
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = False,
     batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 16,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
 ) -> None:
-    """Run a native checkpoint on a NumPy array of 2D keypoints."""
+    """Run a native checkpoint on a NumPy array of 2D keypoints (bf16: about 1.5-2x faster on a CPU with
+    AVX512-BF16, see benchmarks/results/precision.md)."""
     from h2ot_core.inference import predict_file
 
-    shape = predict_file(ckpt, input_npy, output_npy, flip=flip, batch_size=batch_size)
+    dev = device_for(device, precision)
+    from orchestrator.storage import local_copy
+
+    with local_copy(ckpt, "checkpoint") as path:
+        shape = predict_file(path, input_npy, output_npy, flip=flip, batch_size=batch_size, device=str(dev),
+                             precision=precision)
     err.print(f"wrote {output_npy} {shape}")
 
 

@@ -9,6 +9,22 @@ import typer
 from orchestrator.commands.options import FormatOpt
 from orchestrator.console import print_record, print_rows, user_errors
 
+#: ``--device`` of train, evaluate, predict and profile
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (the GPU this process was given, else the CPU), "
+                                                         "cpu, cuda or cuda:N")]
+#: ``--precision`` of evaluate, predict and profile (train: ``train.precision``)
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, bf16 (CPU or GPU) or fp16 (GPU)")]
+
+
+def device_for(device: str, precision: str, source: str = "--precision"):  # -> torch.device
+    """The device of ``--device``, checked to run ``precision``: a user error (exit 2) before anything is built."""
+    from h2ot_core.device import check_precision, check_precision_on, resolve_device
+
+    check_precision(precision, source)
+    resolved = resolve_device(device)
+    check_precision_on(resolved, precision, source)
+    return resolved
+
 
 def ls(fmt: FormatOpt = "table") -> None:
     """List the registries: backbones, pruners, recoverers, datasets, official architectures."""
@@ -38,24 +54,31 @@ def profile(
     depth: Annotated[int | None, typer.Option(help="blocks")] = None,
     heads: Annotated[int | None, typer.Option(help="attention heads")] = None,
     pipeline: Annotated[str | None, typer.Option(help="seq2seq or seq2frame")] = None,
-    repeats: Annotated[int, typer.Option(help="timed forward passes (median reported)")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="timed forward passes (median reported)")] = 10,
+    batch: Annotated[int, typer.Option(min=1, help="clips per timed forward pass")] = 1,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     fmt: FormatOpt = "table",
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json: one JSON object")] = False,
 ) -> None:
-    """Params, FLOPs (papers' convention and total) and batch-1 CPU latency of one configuration."""
+    """Params, FLOPs (papers' convention and total) and the latency of one configuration on a device and
+    precision (fp32 and batch 1 by default)."""
     from h2ot_core.cost import count_cost
     from h2ot_core.factory import create_model
 
+    dev = device_for(device, precision)
     model = create_model(backbone, pruner, recoverer, schedule, pipeline=pipeline,
-                         num_frames=frames, dim=dim, depth=depth, num_heads=heads)
-    cost = count_cost(model, latency=True, repeats=repeats)
+                         num_frames=frames, dim=dim, depth=depth, num_heads=heads).to(dev)
+    cost = count_cost(model, latency=True, repeats=repeats, batch=batch, precision=precision)
     frames_out = model.num_frames if model.pipeline == "seq2seq" else 1
     row = {
         "backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
         "pipeline": model.pipeline, "frames": model.num_frames,
         "params": cost.params, "gflops": round(cost.gflops, 4), "gflops_total": round(cost.gflops_total, 4),
         "gflops_per_output_frame": round(cost.gflops / frames_out, 5),
-        "latency_ms": round(cost.latency_ms or 0.0, 3), "counter": cost.counter,
+        "latency_ms": round(cost.latency_ms or 0.0, 3), "latency_batch": cost.latency_batch,
+        "latency_device": cost.latency_device, "precision": precision,
+        "latency_contended": cost.latency_contended, "counter": cost.counter,
     }
     print_record(row, "json" if as_json else fmt)
 

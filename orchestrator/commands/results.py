@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.commands.options import DbUrlOpt, FormatOpt, TrialFilter, split_list, with_trial_filter
-from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.console import err, fail, out, print_rows, user_errors
 
 tables_app = typer.Typer(no_args_is_help=True, help="Paper tables (Markdown, LaTeX, CSV) from table specs.")
 
@@ -26,7 +26,8 @@ def _columns(rows: list[dict[str, Any]], sort: str, group_by: list[str]) -> list
     if group_by:
         first = rows[0] if rows else {}
         base = [*group_by, "n", sort, *(c for c in SHOWN if c not in group_by and c != sort)]
-        return [c for c in dict.fromkeys(base) if c in first] + [c for c in (f"{sort}_std",) if c in first]
+        stats = (f"{sort}_std", f"{sort}_ci_low", f"{sort}_ci_high", "p_vs_baseline")
+        return [c for c in dict.fromkeys(base) if c in first] + [c for c in stats if c in first]
     return list(dict.fromkeys([*SHOWN[:9], sort, *SHOWN[9:]]))
 
 
@@ -42,7 +43,8 @@ def leaderboard(
                                                     help="default: the metric's direction")] = None,
     top: Annotated[int | None, typer.Option(help="show the best N rows")] = None,
     group_by: Annotated[str | None, typer.Option("--group-by", help="axes, comma-separated")] = None,
-    agg: Annotated[str, typer.Option(help="per group: best trial or mean (with _std)")] = "best",
+    agg: Annotated[str, typer.Option(help="per group: best trial, or mean (with _std, a 95% bootstrap CI over seeds and the "
+                                             "paired-test p-value against the unpruned baseline)")] = "best",
     fmt: FormatOpt = "table",
     db_url: DbUrlOpt = None,
 ) -> None:
@@ -145,7 +147,44 @@ def plots(
         out.print(str(path), highlight=False)
 
 
+@user_errors
+def pareto(
+    campaign: Annotated[str, typer.Option("--campaign", help="campaign name", show_default=False)],
+    x: Annotated[str, typer.Option("--x", help="cost axis (metric or cost column)")] = "gflops",
+    y: Annotated[str, typer.Option("--y", help="accuracy axis (test split, avg)")] = "mpjpe",
+    ref: Annotated[str | None, typer.Option(help="hypervolume reference point X,Y (default: the worst "
+                                                 "values pushed out by 10% of their range)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="also write pareto.md/.tex/.csv/.png/.pdf here")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown, latex or csv")] = "markdown",
+    db_url: DbUrlOpt = None,
+) -> None:
+    """The campaign's non-dominated trials in (X, Y) and the hypervolume they dominate."""
+    from results.db import make_engine
+    from results.front import campaign_front, front_text, hypervolume_note, write_front
+
+    if fmt not in ("markdown", "latex", "csv"):
+        raise fail(f"--format {fmt!r}: expected markdown, latex or csv")
+    front = campaign_front(make_engine(db_url), campaign, x, y, _point(ref))
+    out.print(front_text(front, fmt), end="", highlight=False, markup=False)
+    if out_dir is not None:
+        for path in write_front(front, out_dir):
+            err.print(str(path), highlight=False)
+    err.print(hypervolume_note(front), highlight=False)
+
+
+def _point(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise fail(f"--ref {text!r}: expected two numbers X,Y, e.g. 0.05,600") from None
+    return x, y
+
+
 def register(app: typer.Typer) -> None:
+    app.command("pareto")(pareto)
     app.command("leaderboard")(leaderboard)
     tables_app.command("build")(build)
     app.add_typer(tables_app, name="tables")

@@ -14,6 +14,7 @@ from rich.table import Table
 from h2ot_core.config import deep_merge, read_yaml
 from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError
+from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, out, user_errors
 
 
@@ -79,6 +80,9 @@ def train(
     depth: Annotated[int | None, typer.Option(help="blocks")] = None,
     heads: Annotated[int | None, typer.Option(help="attention heads")] = None,
     minutes: Annotated[float | None, typer.Option(help="synthetic data: minutes to generate")] = None,
+    precision: Annotated[str | None, typer.Option(help="train.precision: fp32, bf16 (CPU or GPU) or fp16 (GPU); "
+                                                       "bf16/fp16 trials have their own keys")] = None,
+    device: DeviceOpt = "auto",
     sets: Annotated[list[str] | None, typer.Option("--set", help="any field, e.g. --set train.flip_test=false")]
     = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
@@ -95,8 +99,10 @@ def train(
         "dataset": dataset, "seed": seed, "selection": selection, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.lr": lr, "train.max_train_windows": max_train_windows,
         "train.max_test_windows": max_test_windows, "model.dim": dim, "model.depth": depth,
-        "model.num_heads": heads, "data.minutes": minutes}, sets or [])
-    total = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line")).epochs
+        "model.num_heads": heads, "data.minutes": minutes, "train.precision": precision}, sets or [])
+    settings = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line"))
+    total = settings.epochs
+    dev = device_for(device, settings.precision, "--precision" if precision else "train.precision")
     workdir = workdir or Path("runs") / spec.trial_key
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
@@ -110,7 +116,7 @@ def train(
             info = f"loss {loss:.4f}  test MPJPE {mpjpe:.2f} mm"
             progress.update(task, completed=metrics["epoch"], info=info)
 
-        result = run_trial(spec, report, workdir=workdir, data_dir=data_dir, resume_from=resume_from)
+        result = run_trial(spec, report, workdir=workdir, data_dir=data_dir, resume_from=resume_from, device=dev)
 
     err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
               f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
@@ -129,30 +135,36 @@ def train(
 
 @user_errors
 def evaluate(
-    ckpt: Annotated[Path, typer.Argument(help="native checkpoint (h2ot train writes WORKDIR/model.pt)")],
+    ckpt: Annotated[str, typer.Argument(help="native checkpoint (h2ot train writes WORKDIR/model.pt), or a "
+                                             "storage URI (s3://..., gs://...)")],
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
     batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
+    dev = device_for(device, precision)
     from h2ot_core.api import data_options, evaluate_checkpoint
     from h2ot_core.checkpoint import read_native
+    from orchestrator.storage import local_copy
 
-    trained = read_native(ckpt).get("extra", {}).get("spec")
-    options: dict[str, Any] = {}
-    if trained and dataset in (None, trained["dataset"]):
-        # Same dataset as in training: reuse its options (synthetic seed and length) unless overridden.
-        options = data_options(TrialSpec.from_dict(trained))
-        dataset = trained["dataset"]
-    if dataset is None:
-        raise ConfigError(f"{ckpt}: the checkpoint does not record its dataset; pass --dataset")
-    options.update(_parse_sets(sets or []))
-    ev = evaluate_checkpoint(ckpt, dataset, data_dir=data_dir, data_options=options, flip=flip,
-                             batch_size=batch_size)
+    with local_copy(ckpt, "checkpoint") as path:  # a storage URI: a temporary download
+        trained = read_native(path).get("extra", {}).get("spec")
+        options: dict[str, Any] = {}
+        if trained and dataset in (None, trained["dataset"]):
+            # Same dataset as in training: reuse its options (synthetic seed and length) unless overridden.
+            options = data_options(TrialSpec.from_dict(trained))
+            dataset = trained["dataset"]
+        if dataset is None:
+            raise ConfigError(f"{ckpt}: the checkpoint does not record its dataset; pass --dataset")
+        options.update(_parse_sets(sets or []))
+        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
+                                 batch_size=batch_size, device=dev, precision=precision)
     err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'})")
-    out.print(metrics_table(ev.metrics, f"{ckpt.name} on {dataset}: test metrics (mm, PCK/AUC %)"))
+    out.print(metrics_table(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,8 @@ from smoke_data import SMOKE_VALUES
 
 from results.errors import ResultsError
 from results.export import export_table, write_export
-from results.plots import learning_curves, pareto_chart, pareto_front, tokens_chart
+from results.pareto import pareto_front
+from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import leaderboard
 from results.store import LeaderboardStore
 
@@ -24,7 +25,7 @@ POINTS = [(1.0, 50.0), (1.5, 52.0), (2.0, 45.0), (4.0, 40.0), (2.5, 46.0), (4.0,
 def test_pareto_front_hand_made() -> None:
     assert pareto_front(POINTS) == [0, 2, 3, 5]
     # maximising y (e.g. PCK): the highest y at each cost wins
-    assert pareto_front([(1.0, 0.5), (2.0, 0.9), (3.0, 0.8)], ("min", "max")) == [0, 1]
+    assert pareto_front([(1.0, 0.5), (2.0, 0.9), (3.0, 0.8)], (True, False)) == [0, 1]
     assert pareto_front([]) == []
 
 

@@ -57,18 +57,52 @@ def test_mean_and_std_over_seeds(smoke_store: LeaderboardStore) -> None:
     assert cell.n == len(tpc_tra) == 2
     assert cell.mean == pytest.approx(statistics.fmean(tpc_tra))
     assert cell.std == pytest.approx(statistics.stdev(tpc_tra))
-    assert table.text(cell, "{:.2f}") == f"{statistics.fmean(tpc_tra):.2f} ± {statistics.stdev(tpc_tra):.2f}"
+    # two seeds: the 95 % percentile-bootstrap interval of their mean spans exactly the two values
+    assert table.text(cell, "{:.2f}") == (f"{statistics.fmean(tpc_tra):.2f} ± {statistics.stdev(tpc_tra):.2f} "
+                                          f"[{min(tpc_tra):.2f}, {max(tpc_tra):.2f}]")
     # the unpruned row has no TRI trial: a missing cell, shown as a dash
     assert table.cells[(("none",), ("tri", "mpjpe"))].mean is None
-    assert "| Unpruned | **41.0 ± 1.4** | – |" in to_markdown(table)
+    # 41.0 vs 42.5 over two paired seeds (differences 1 and 3 mm): p = 0.2, a tie within noise, not bold
+    assert "| Unpruned | 41.0 ± 1.4 [40.0, 42.0] | – |" in to_markdown(table)
     # GFLOPs change vs the unpruned row: TPC row mean (1.2 + 1.2 + 1.1) / 3 against 2.0
     assert table.deltas[(("tpc",), "gflops")] == pytest.approx(100 * ((1.2 + 1.2 + 1.1) / 3 / 2.0 - 1))
 
 
-def test_best_bold_second_underlined(smoke_store: LeaderboardStore) -> None:
-    tex = to_latex(build_table(smoke_store.engine, load_spec(SMOKE_SPEC)))
-    assert r"\textbf{41.0 $\pm$ 1.4}" in tex and r"\underline{42.5 $\pm$ 2.1}" in tex
+def test_best_is_not_bold_when_the_runner_up_is_within_noise(smoke_store: LeaderboardStore) -> None:
+    table = build_table(smoke_store.engine, load_spec(SMOKE_SPEC))
+    tex = to_latex(table)
+    assert r"\textbf" not in tex and r"\underline" not in tex
     assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert any("α = 0.05" in n and "paired t-test" in n for n in table.notes)
+
+
+def _seeded(store: LeaderboardStore, values: dict[str, list[float]]) -> None:
+    """Campaign ``smoke``: per pruner (TRA), one complete trial per seed with these MPJPEs."""
+    store.ensure_campaign("smoke")
+    for pruner, per_seed in values.items():
+        for seed, mpjpe in enumerate(per_seed):
+            spec = smoke_spec(pruner, "tra", "" if pruner == "none" else "1:9", seed)
+            store.upsert_result(complete(spec, mpjpe, mpjpe - 10, 2.0, 10.0), campaign="smoke")
+
+
+def test_best_is_bold_only_when_significantly_better(sqlite_url: str) -> None:
+    store = LeaderboardStore(sqlite_url)
+    # TPC beats TPS by 2 mm on every one of four seeds (seed effects shared): paired p << 0.05
+    _seeded(store, {"tpc": [40.0, 41.0, 39.5, 40.4], "tps": [42.0, 43.1, 41.4, 42.5]})
+    table = build_table(store.engine, load_spec(SMOKE_SPEC))
+    best, runner_up = table.cells[(("tpc",), ("tra", "mpjpe"))], table.cells[(("tps",), ("tra", "mpjpe"))]
+    assert (best.rank, runner_up.rank) == (1, 2)
+    md = to_markdown(table)
+    assert "| TPC | **40.2 ± 0.6" in md and "| TPS | _42.2 ± 0.7" in md
+
+
+def test_a_mean_lower_by_chance_is_not_bold(sqlite_url: str) -> None:
+    store = LeaderboardStore(sqlite_url)
+    # lower mean, but the seeds disagree on which is better: paired p > 0.05
+    _seeded(store, {"tpc": [40.0, 43.0, 39.0, 42.0], "tps": [41.0, 41.5, 41.0, 41.0]})
+    table = build_table(store.engine, load_spec(SMOKE_SPEC))
+    assert table.cells[(("tpc",), ("tra", "mpjpe"))].mean < table.cells[(("tps",), ("tra", "mpjpe"))].mean
+    assert all(c.rank is None for c in table.cells.values())
 
 
 def test_footnote_reports_incomplete_trials(smoke_store: LeaderboardStore) -> None:
@@ -157,7 +191,7 @@ def test_spec_reads_a_profiled_campaign_of_its_grid(tiny_store: LeaderboardStore
     assert not skipped and {p.name for p in written} == {"smoke.md", "smoke.tex", "smoke.csv"}
     md = (tmp_path / "smoke.md").read_text()
     assert "Campaign: `smoke-tiny` (profile `tiny`), a run of grid `smoke`." in md
-    assert "| Unpruned | **41.0 ± 1.4** | – |" in md
+    assert "| Unpruned | 41.0 ± 1.4 [40.0, 42.0] | – |" in md
     assert "profile `tiny`" in (tmp_path / "smoke.tex").read_text()
 
 

@@ -1,0 +1,49 @@
+"""``h2ot campaign sync NAME``: backfill MLflow from the leaderboard after a tracking outage.
+
+The leaderboard is the record: every finished trial of the campaign gets its one MLflow run (found by its
+``trial_key``, created if missing) with its params, the per-epoch metrics at their steps (only the steps
+the run lacks), final metrics, cost, provenance and status. Idempotent: a second sync changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orchestrator.commands.options import DbUrlOpt
+from orchestrator.console import err, fail, user_errors
+
+
+@user_errors
+def sync(
+    name: Annotated[str, typer.Argument(help="campaign name (as printed by campaign run)", show_default=False)],
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Backfill MLflow with every finished trial of campaign NAME from the leaderboard (safe to repeat).
+
+    Exit code 0 when MLflow has every finished trial, 1 when the tracking server did not answer (or refused
+    a trial), 2 for an unknown campaign or leaderboard.
+    """
+    from orchestrator.tracking import (
+        CampaignTracker,
+        campaign_results,
+        mask_uri,
+        record_run_ids,
+        tracking_uri,
+    )
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore(db_url)
+    results, experiment = campaign_results(store.engine, name)
+    uri = tracking_uri()
+    # A sync is a foreground request: one probe per attempt is enough, the breaker need not wait to retry.
+    tracker = CampaignTracker(name, experiment, uri=uri, probe_s=0.0)
+    report = tracker.sync(results)
+    record_run_ids(store, report.run_ids)
+    err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {experiment}): {report.summary()}",
+              highlight=False, markup=False)
+    if report.missed:
+        cause = tracker.breaker.first_error or "MLflow refused part of the record"
+        raise fail(f"MLflow at {mask_uri(uri)}: {len(report.missed)} trial(s) of campaign {name} not synced "
+                   f"({cause}); run `h2ot campaign sync {name}` again once it answers", code=1)

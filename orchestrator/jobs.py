@@ -1,0 +1,272 @@
+"""Campaigns as Ray jobs: submit, follow, status and stop through Ray's Job Submission API.
+
+``h2ot campaign submit`` validates the grid here, then submits ``h2ot campaign run GRID ...`` as a Ray job
+whose runtime_env uploads the working directory (without :data:`~orchestrator.launcher.UPLOAD_EXCLUDES`)
+and carries the leaderboard, MLflow, storage and data settings as env vars (names printed, values never).
+The job's driver runs on the cluster (``RAY_ADDRESS`` set by Ray's job supervisor), so a laptop that
+disconnects does not stop the campaign; the job id is recorded on the campaign's leaderboard row.
+
+``h2ot campaign stop`` stops the job and then ends every trial row of the campaign still ``running`` as
+``stopped`` with :data:`~orchestrator.launcher.USER_STOPPED`: resumable, the next run of the grid trains it
+again (the driver that would have written those rows is gone).
+
+The dashboard address is ``--address``, else ``RAY_API_SERVER_ADDRESS``, ``RAY_ADDRESS`` or
+``H2OT_RAY_ADDRESS``: ``http(s)://HEAD:8265`` (a bare ``HEAD:8265`` means http), or ``auto`` on a node of the
+cluster. Ray imports happen inside the functions, so the CLI's help stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from h2ot_core.errors import H2OTError
+from orchestrator.launcher import ADDRESS_ENV, USER_STOPPED, ClusterError
+
+#: settings the campaign's driver and workers need on the cluster, passed as the job's env vars when set here
+JOB_ENV = ("H2OT_DB_URL", "MLFLOW_TRACKING_URI", "H2OT_STORAGE", "H2OT_DATA_DIR", "H2OT_CACHE", "H2OT_RUNS_DIR")
+#: Ray's job states that do not change any more
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+#: dashboard address variables, first set wins (Ray's own first)
+DASHBOARD_ENV = ("RAY_API_SERVER_ADDRESS", *ADDRESS_ENV)
+#: metadata key naming the campaign on every job ``campaign submit`` creates
+CAMPAIGN_META = "h2ot_campaign"
+START_HINT = ("start the head with `ray start --head --dashboard-host 127.0.0.1 --dashboard-port 8265` "
+              "(ray[default] installed there), or forward its port (`ray dashboard cluster.yaml`, "
+              "`kubectl port-forward svc/<cluster>-head-svc 8265`)")
+
+
+class JobError(H2OTError):
+    """A Ray job that does not exist, or a job command that cannot do what was asked."""
+
+
+def dashboard_address(explicit: str | None) -> str:
+    """The dashboard URL to talk to: ``explicit``, else the first of :data:`DASHBOARD_ENV` that is set."""
+    address = explicit or next((os.environ[v].strip() for v in DASHBOARD_ENV if os.environ.get(v, "").strip()),
+                               None)
+    if not address:
+        raise ClusterError("no Ray dashboard address: give --address http://HEAD:8265 (or set RAY_ADDRESS); "
+                           + START_HINT)
+    if address == "auto":
+        return address
+    if address.startswith("ray://"):
+        raise ClusterError(f"--address {address!r}: jobs are submitted to the dashboard, not through Ray Client: "
+                           f"use --address http://HEAD:8265")
+    return address if "://" in address else f"http://{address}"
+
+
+@contextlib.contextmanager
+def _without_address_env() -> Iterator[None]:
+    # JobSubmissionClient lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override the address it is given.
+    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def job_client(address: str | None, timeout_s: float = 10.0) -> Any:
+    """A ``JobSubmissionClient`` for the dashboard at ``address``; one clear line when it does not answer."""
+    url = dashboard_address(address)
+    if url != "auto":
+        parsed = urlparse(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 8265)
+        try:
+            with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout_s):
+                pass
+        except OSError as exc:
+            raise ClusterError(f"Ray dashboard {url}: nothing answers at {parsed.hostname}:{port} ({exc}); "
+                               + START_HINT) from None
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    _quiet_ray_logs()
+
+    try:
+        if url == "auto":
+            return JobSubmissionClient("auto")
+        with _without_address_env():
+            return JobSubmissionClient(url)
+    except AuthenticationError:
+        raise ClusterError(f"Ray dashboard {url} wants the cluster's auth token: export RAY_AUTH_MODE=token with "
+                           f"the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
+    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"Ray dashboard {url}: {first}; {START_HINT}") from None
+
+
+def _quiet_ray_logs() -> None:
+    # The SDK logs every file it leaves out of the upload at INFO; the CLI prints what matters itself.
+    import logging
+
+    for name in ("ray", "ray._private.runtime_env.packaging", "ray.dashboard.modules.dashboard_sdk"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def job_env(db_url: str | None = None) -> dict[str, str]:
+    """The job's env vars: :data:`JOB_ENV` as set here, ``db_url`` (``--db-url``) as ``H2OT_DB_URL``."""
+    env = {k: os.environ[k] for k in JOB_ENV if os.environ.get(k)}
+    if db_url:
+        env["H2OT_DB_URL"] = db_url
+    return env
+
+
+def new_job_id(campaign: str) -> str:
+    """A readable, unique submission id: ``h2ot-<campaign>-<8 hex>``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in campaign)[:60]
+    return f"h2ot-{safe}-{uuid.uuid4().hex[:8]}"
+
+
+def submit(client: Any, entrypoint: str, *, working_dir: Path, env: dict[str, str], campaign: str) -> str:
+    """Submit ``entrypoint`` with ``working_dir`` uploaded and ``env`` set; returns the job id."""
+    from orchestrator.launcher import UPLOAD_EXCLUDES
+
+    runtime_env = {"working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES, "env_vars": env}
+    try:
+        return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
+                                 submission_id=new_job_id(campaign), metadata={CAMPAIGN_META: campaign})
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ClusterError(f"Ray dashboard refused the job: {str(exc).strip().splitlines()[-1]}") from None
+
+
+@dataclass
+class JobState:
+    """A job's state as the dashboard reports it."""
+
+    job_id: str
+    status: str
+    exit_code: int | None
+    message: str
+    campaign: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def job_state(client: Any, job_id: str) -> JobState:
+    """The job's status, exit code and message; :class:`JobError` when no such job exists."""
+    try:
+        info = client.get_job_info(job_id)
+    except RuntimeError as exc:
+        if "does not exist" in str(exc) or "404" in str(exc):
+            raise JobError(f"no Ray job {job_id!r} on this cluster (`ray job list` lists them)") from None
+        raise
+    status = getattr(info.status, "value", str(info.status))
+    return JobState(job_id, status, info.driver_exit_code, info.message or "",
+                    (info.metadata or {}).get(CAMPAIGN_META))
+
+
+def exit_code(state: JobState) -> int:
+    """The campaign's exit code from a finished job: the driver's own (0, 1, 2) when Ray knows it."""
+    if state.exit_code is not None:
+        return int(state.exit_code)
+    return 0 if state.status == "SUCCEEDED" else 1
+
+
+def follow(client: Any, job_id: str, out: Any = None, poll_s: float = 1.0) -> JobState:
+    """Print the job's log as it grows until the job ends; returns its final state."""
+    import asyncio
+
+    stream = out or sys.stdout
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            stream.write(chunk)
+            stream.flush()
+
+    try:
+        asyncio.run(tail())
+    except Exception:  # the log socket broke (proxy, restart): fall back to polling the whole log
+        seen = 0
+        while not job_state(client, job_id).finished:
+            text = client.get_job_logs(job_id)
+            stream.write(text[seen:])
+            stream.flush()
+            seen = len(text)
+            time.sleep(poll_s)
+    return wait_finished(client, job_id, timeout_s=60, poll_s=poll_s)
+
+
+def wait_finished(client: Any, job_id: str, *, timeout_s: float, poll_s: float = 0.5) -> JobState:
+    """Poll until the job is in a terminal state (or ``timeout_s`` passed); returns the last state seen."""
+    deadline = time.monotonic() + timeout_s
+    state = job_state(client, job_id)
+    while not state.finished and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        state = job_state(client, job_id)
+    return state
+
+
+def stop(client: Any, job_id: str, *, timeout_s: float = 60.0) -> JobState:
+    """Ask Ray to stop the job (SIGTERM, then SIGKILL) and wait until it has ended."""
+    state = job_state(client, job_id)
+    if state.finished:
+        return state
+    client.stop_job(job_id)
+    return wait_finished(client, job_id, timeout_s=timeout_s)
+
+
+def end_running_trials(db_url: str | None, campaign: str) -> list[str]:
+    """Trials of ``campaign`` still ``running`` become ``stopped`` with :data:`USER_STOPPED`; returns their keys.
+
+    Only after the job has ended: nothing else writes these rows any more. Their MLflow runs are ended as
+    KILLED (best effort: MLflow is the browser, the leaderboard the record).
+    """
+    from sqlalchemy import select, update
+
+    from results.schema import Campaign, CampaignTrial, Trial
+    from results.store import LeaderboardStore, now
+
+    store = LeaderboardStore(db_url)
+    in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
+                   .where(Campaign.name == campaign))
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id)
+                            .where(Trial.id.in_(in_campaign), Trial.status == "running")).all()
+        if rows:
+            conn.execute(update(Trial).where(Trial.id.in_(in_campaign), Trial.status == "running")
+                         .values(status="stopped", error=USER_STOPPED, finished_at=now()))
+    run_ids = [r.mlflow_run_id for r in rows if r.mlflow_run_id]
+    if run_ids:
+        _kill_mlflow_runs(run_ids)
+    return [r.trial_key for r in rows]
+
+
+def _kill_mlflow_runs(run_ids: list[str]) -> None:
+    import logging
+
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from orchestrator.tracking import tracking_uri
+
+        client = MlflowClient(tracking_uri())
+        for run_id in run_ids:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_terminated(run_id, "KILLED")
+    except Exception as exc:  # a different or unreachable tracking store: the leaderboard is the record
+        logging.getLogger(__name__).info("could not end the MLflow runs of stopped trials: %s", exc)
+
+
+def campaign_row(db_url: str | None, name: str) -> dict[str, Any] | None:
+    """The leaderboard's row of campaign ``name`` (``ray_job_id`` included), or ``None``."""
+    from results.store import LeaderboardStore
+
+    return next((c for c in LeaderboardStore(db_url).campaigns() if c["name"] == name), None)
+
+
+def campaign_of_job(db_url: str | None, job_id: str) -> str | None:
+    """The campaign whose recorded Ray job id is ``job_id``."""
+    from results.store import LeaderboardStore
+
+    return next((c["name"] for c in LeaderboardStore(db_url).campaigns() if c.get("ray_job_id") == job_id), None)
