@@ -178,7 +178,7 @@ def _carried(study: Any) -> list[_Proposal]:
 
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if SPEC not in t.user_attrs:  # killed between ask and the cost check: nothing to train
+        if SPEC not in t.user_attrs:  # killed between ask and the cost check: nothing to train or count
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             continue
         base = TrialSpec.from_dict(json.loads(t.user_attrs[SPEC]))
@@ -189,11 +189,12 @@ def _carried(study: Any) -> list[_Proposal]:
 
 
 def _counted(study: Any) -> int:
-    """Proposals that count against ``budget.trials``: told complete or pruned, or failed in training."""
+    """Proposals that count against ``budget.trials``: priced (they carry a spec), then told complete, pruned
+    or failed in training. Rejected and abandoned ones never got a spec."""
     import optuna
 
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if REJECTED not in t.user_attrs)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if SPEC in t.user_attrs)
 
 
 def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str, dict[str, Any]]) -> str:

@@ -16,8 +16,8 @@ Layout, keyed by ``trial_key``::
 
 A checkpoint is published files first, manifest last (:func:`publish_checkpoint`); a reader trusts only what
 a manifest lists, with the sizes it records (:func:`fetch_checkpoint`), so a half-uploaded epoch is never
-taken for a complete one. Single files (the manifest, the model) are replaced atomically: a temporary name
-and a rename on a file system, one object PUT on a bucket (which never shows half an object).
+taken for a complete one. Single files (the manifest, the model) are replaced atomically: written under a
+temporary name, then renamed (a server-side copy on a bucket).
 """
 
 from __future__ import annotations
@@ -91,9 +91,8 @@ def normalize(uri: str) -> str:
         if not text.startswith("/"):
             raise StorageError(f"storage {uri!r}: a file:// URI needs an absolute path (file:///...)")
     if found in REMOTE_SCHEMES:
-        rest = text[len(found) + 3:].strip("/")
-        bucket = rest.partition("/")[0]
-        if not bucket or "?" in rest:
+        rest = text[len(found) + 3:].rstrip("/")
+        if not rest or rest.startswith("/") or "?" in rest:
             raise StorageError(f"storage {text!r}: expected {found}://bucket/prefix (a bucket name, no query "
                                f"string; the endpoint comes from AWS_ENDPOINT_URL)")
         return f"{found}://{rest}"
@@ -244,21 +243,24 @@ def _copy_stream(src: Any, dst: Any) -> None:
 def _replace(uri: str, write: Any) -> None:
     """Run ``write(stream)`` into ``uri`` so that readers see the old file or the new one, never half.
 
-    A file system: a temporary name beside it, then a rename. A bucket: one object PUT, shown whole or not
-    at all (pyarrow completes the upload only when the stream closes without an error).
+    The data goes to a temporary name beside ``uri`` first, then is renamed over it: a rename on a file
+    system, a server-side copy on a bucket (an object appears whole or not at all). A temporary object left
+    by a failed write is deleted; one left by a killed process is never read (readers go by name).
     """
-    if is_remote(uri):
-        with open_output(uri) as out:
-            write(out)
-        return
-    target = Path(uri)
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+    parent, _, name = uri.rpartition("/")
+    tmp = join(parent, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    fs, tmp_path = filesystem(tmp)
     try:
-        with open_output(str(tmp)) as out:
+        with open_output(tmp) as out:
             write(out)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if is_remote(uri):
+            fs.move(tmp_path, filesystem(uri)[1])
+        else:
+            os.replace(tmp_path, uri)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp_path)
+        raise
 
 
 def put_bytes(data: bytes, uri: str) -> None:

@@ -8,6 +8,7 @@
 # Reads SLURM_JOB_NODELIST (and SLURM_CPUS_PER_TASK, SLURM_GPUS_ON_NODE when set). Settings, all optional:
 #   H2OT_RAY_PORT (6379)  H2OT_RAY_DASHBOARD_PORT (8265)  H2OT_RAY_HEAD_IP (the head node's address)
 #   H2OT_RAY_TEMP_DIR (Ray's default)  H2OT_RAY_WAIT_S (180: how long to wait for the nodes)
+#   H2OT_PYTHON (python: the environment with ray installed)
 # Sets H2OT_RAY_ADDRESS=HEAD_IP:PORT and H2OT_RAY_NODES (the node count). Token auth (Ray >= 2.59) is on:
 # every node reads the token from ~/.ray/auth_token (a shared home) or RAY_AUTH_TOKEN, which srun passes on.
 
@@ -37,7 +38,7 @@ _h2ot_wait_port() {  # host port seconds
 }
 
 _h2ot_wait_nodes() {  # address count seconds
-    python - "$1" "$2" "$3" <<'EOF'
+    "${H2OT_PYTHON:-python}" - "$1" "$2" "$3" <<'EOF'
 import sys, time
 import ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
@@ -84,9 +85,9 @@ h2ot_ray_start() {
 
 h2ot_ray_stop() {
     # SIGTERM to each `srun ... ray start --block` step: Ray stops that node's processes and the step ends.
-    local pid
-    for pid in "${H2OT_RAY_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
+    local pid i
+    for ((i = ${#H2OT_RAY_PIDS[@]} - 1; i >= 0; i--)); do  # workers first, the head last
+        kill -TERM "${H2OT_RAY_PIDS[i]}" 2>/dev/null || true
     done
     for pid in "${H2OT_RAY_PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true

@@ -104,9 +104,9 @@ def run(
     rerun: RerunOpt = False,
     rerun_stopped: RerunStoppedOpt = False,
     address: Annotated[str | None, typer.Option(
-        "--address", envvar=["RAY_ADDRESS", "H2OT_RAY_ADDRESS"], show_default=False,
-        help="join a Ray cluster: auto or HEAD:6379 (default: a local instance; a Ray job's driver joins its "
-             "cluster)")] = None,
+        "--address", show_default=False,
+        help="join a Ray cluster: auto or HEAD:6379 (default: RAY_ADDRESS, then H2OT_RAY_ADDRESS, else a local "
+             "instance; a Ray job's driver has RAY_ADDRESS)")] = None,
     num_cpus: Annotated[int | None, typer.Option(
         "--num-cpus", help="CPUs of the local Ray instance (default: what Ray detects)", show_default=False)] = None,
     cpus_per_trial: CpusOpt = 1.0,
@@ -139,7 +139,10 @@ def run(
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
     if not dry_run:  # once, before Ray starts or anything is written: a bad --storage leaves no trace
+        from orchestrator.launcher import preflight
         from orchestrator.storage import check as check_storage
+
+        preflight(LaunchOptions(address=address, num_cpus=num_cpus))  # a bad address neither (check writes)
 
         storage = check_storage(storage)
     if grid.search is not None:
@@ -237,9 +240,10 @@ def submit(
         rerun_stopped=rerun_stopped, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         max_concurrent=max_concurrent, retries=retries, asha=asha))
     env = jobs.job_env(db_url)
-    client = jobs.job_client(address)
+    client = jobs.job_client(address)  # an unreachable dashboard fails here, before anything is written
+    store = LeaderboardStore(db_url)  # schema created before the job's driver opens the same database
     job_id = jobs.submit(client, entrypoint, working_dir=root, env=env, campaign=campaign)
-    LeaderboardStore(db_url).ensure_campaign(
+    store.ensure_campaign(
         campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,
         metric=grid.metric, mode=grid.mode, git_sha=git_sha(), ray_job_id=job_id)
     out.print(job_id, highlight=False, markup=False)

@@ -1,0 +1,166 @@
+"""A trial resumes where it stopped: after its driver is SIGKILLed during epoch 3, running the same command again
+continues the trial after epoch 2 from the campaign storage (model, optimizer, scheduler and RNG state),
+re-training only the epoch that was in flight; MLflow holds every epoch once and the leaderboard one row.
+
+``h2ot campaign run`` runs as a real subprocess (its own local Ray) in its own process group, so the kill hits
+exactly the processes the test started (the pattern of ``test_campaign_recovery``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from csv import DictReader
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from h2ot_core.api import run_trial
+from orchestrator.grid import load_grid
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
+#: slow enough epochs (about 5 s on one core) that the kill reliably lands inside epoch 3
+TRAIN = {"epochs": 4, "max_train_windows": 600}
+DATA = {"minutes": 3}
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
+           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch")}
+    env.pop("H2OT_STORAGE", None)
+    return env
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "campaign", "run", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"campaign did not finish in {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, out, err
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"campaign ended (rc {proc.returncode}) before {what}:\n{proc.stderr.read()[-3000:]}")
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def manifest_epoch(checkpoint_dir: Path) -> int | None:
+    """The epoch of the trial's complete checkpoint in the storage (``None``: none yet)."""
+    try:
+        return int(json.loads((checkpoint_dir / "MANIFEST.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def live_steps(env: dict[str, str], key: str) -> list[int]:
+    """``train_loss`` steps a running campaign has logged for the trial (read-only SQL on MLflow's SQLite file)."""
+    path = env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
+    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    metrics = sa.table("metrics", sa.column("run_uuid"), sa.column("key"), sa.column("step"))
+    tags = sa.table("tags", sa.column("run_uuid"), sa.column("key"), sa.column("value"))
+    query = (sa.select(metrics.c.step).select_from(metrics.join(tags, metrics.c.run_uuid == tags.c.run_uuid))
+             .where(metrics.c.key == "train_loss", tags.c.key == "h2ot.trial_key", tags.c.value == key))
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+    except sa.exc.OperationalError:  # no database or no tables yet
+        return []
+    finally:
+        engine.dispose()
+
+
+def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of the trial's ``train_loss`` in MLflow, sorted, duplicates kept."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train_loss"))
+
+
+def trial_rows(env: dict[str, str], key: str) -> list[dict]:
+    engine = sa.create_engine(env["H2OT_DB_URL"])
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(
+                "select status, epochs_run, resumed_from_epoch, checkpoint_uri from trials where trial_key = :k"),
+                {"k": key}).mappings()]
+    finally:
+        engine.dispose()
+
+
+def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
+    doc = {"name": "resume", "include": str(TINY),
+           "grid": {"pruner": "tps", "recoverer": "tri", "schedule": "1:9"}, "fixed": {"train": TRAIN, "data": DATA}}
+    path = tmp_path / "resume.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    (spec,) = load_grid(path).expand()
+    key = spec.trial_key
+    trial_dir = tmp_path / "runs" / "trials" / key  # the default storage: the runs folder
+    args = [str(path), "--retries", "0"]
+
+    proc = start(args, env)
+    # Epoch 2 is complete in the storage and in MLflow, so the worker is training epoch 3.
+    wait_for(lambda: manifest_epoch(trial_dir / "checkpoint") == 2 and live_steps(env, key) == [1, 2], proc,
+             what="epoch 2's checkpoint in the storage")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    in_flight = manifest_epoch(trial_dir / "checkpoint") + 1
+    assert in_flight == 3  # the kill landed inside epoch 3
+    assert [r["status"] for r in trial_rows(env, key)] == ["running"]
+    assert not (trial_dir / "model.pt").exists()
+
+    rc, out, err = finish(start(args, env))
+    assert rc == 0, err[-3000:]
+    (row,) = trial_rows(env, key)  # one row: none lost, none duplicated
+    assert row == {"status": "complete", "epochs_run": 4, "resumed_from_epoch": 2,
+                   "checkpoint_uri": str(trial_dir / "model.pt")}
+    retrained = in_flight - row["resumed_from_epoch"]
+    assert retrained == 1  # only the epoch in flight at the kill is trained again
+
+    history = train_loss_history(env, "resume", key)
+    assert [step for step, _ in history] == [1, 2, 3, 4]  # every epoch once: none duplicated, none missing
+
+    # Resumed with its optimizer, scheduler and RNG state: the same losses as a run that was never stopped.
+    with tempfile.TemporaryDirectory() as work:
+        ref = run_trial(spec, workdir=work)
+    assert [v for _, v in history] == pytest.approx([h["train_loss"] for h in ref.history], rel=1e-5)
+
+    # The column reaches the leaderboard's JSON and the export.
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli", "leaderboard", "--campaign", "resume",
+                            "--format", "json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert [r["resumed_from_epoch"] for r in json.loads(shown.stdout)] == [2]
+    csv = tmp_path / "export.csv"
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", "export", "--out", str(csv), "--format", "csv"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with csv.open(newline="") as f:
+        assert [r["resumed_from_epoch"] for r in DictReader(f)] == ["2"]

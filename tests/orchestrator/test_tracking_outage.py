@@ -1,0 +1,223 @@
+"""A tracking outage loses nothing: a real ``mlflow server`` SIGKILLed mid-campaign.
+
+The campaign (a real ``h2ot campaign run`` subprocess, its own local Ray) keeps training with the server
+gone, ends with exit 0 and a complete leaderboard, and says once on stderr what it did not log. Restarted
+on the same port and store, ``h2ot campaign sync`` backfills MLflow from the leaderboard: one run per trial,
+every epoch step exactly once; a second sync changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from orchestrator.grid import load_grid
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
+MLFLOW = Path(sys.executable).parent / "mlflow"
+EPOCHS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1:``port`` over one SQLite store, in its own process group."""
+
+    def __init__(self, root: Path, port: int):
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> None:
+        log = (self.root / "mlflow_server.log").open("a")
+        self.proc = subprocess.Popen(
+            [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+             "--default-artifact-root", str(self.root / "artifacts")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited {self.proc.returncode}:\n"
+                            f"{(self.root / 'mlflow_server.log').read_text()[-3000:]}")
+            if self.answers():
+                return
+            time.sleep(0.5)
+        self.kill()
+        pytest.fail("mlflow server did not answer")
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the server and its uvicorn workers
+        self.proc.wait()
+        self.proc = None
+        deadline = time.monotonic() + 30
+        while self.answers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = MlflowServer(tmp_path, free_port())
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def grid_file(tmp_path: Path) -> Path:
+    doc = {"name": "outage", "include": str(TINY),
+           "grid": {"pruner": ["tpc", "tps"], "recoverer": ["tra", "tri"], "schedule": "1:9"},
+           "fixed": {"train": {"epochs": EPOCHS}}}
+    path = tmp_path / "outage.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def cli(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{proc.args[3:]} did not finish in {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, out, err
+
+
+def trial_rows(db_url: str) -> dict[str, list[tuple[str, str | None, str | None]]]:
+    """trial_key -> [(status, history_json, mlflow_run_id)] (a list, so duplicate rows would show)."""
+    engine = sa.create_engine(db_url)
+    trials = sa.table("trials", sa.column("trial_key"), sa.column("status"), sa.column("history_json"),
+                      sa.column("mlflow_run_id"))
+    found: dict[str, list] = {}
+    try:
+        with engine.connect() as conn:
+            for key, *rest in conn.execute(sa.select(trials.c.trial_key, trials.c.status, trials.c.history_json,
+                                                     trials.c.mlflow_run_id)):
+                found.setdefault(key, []).append(tuple(rest))
+    except sa.exc.OperationalError:  # no leaderboard yet
+        return {}
+    finally:
+        engine.dispose()
+    return found
+
+
+def mlflow_state(url: str, experiment: str) -> dict:
+    """Everything the sync may write: per trial run its id, status, params, tags and full metric histories."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'", max_results=1000)
+    state: dict[str, list] = {}
+    for run in runs:
+        histories = {name: sorted((m.step, m.value, m.timestamp) for m in client.get_metric_history(run.info.run_id, name))
+                     for name in run.data.metrics}
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.log-model")}
+        state.setdefault(run.data.tags["h2ot.trial_key"], []).append(
+            {"run_id": run.info.run_id, "status": run.info.status, "params": dict(run.data.params),
+             "tags": tags, "metrics": histories,
+             "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id))})
+    return state
+
+
+def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server):
+    path = grid_file(tmp_path)
+    keys = [s.trial_key for s in load_grid(path).expand()]
+    assert len(keys) == 4
+    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": db_url,
+           "MLFLOW_TRACKING_URI": server.url, "RAY_AIR_NEW_OUTPUT": "0", "RAY_USAGE_STATS_ENABLED": "0",
+           "H2OT_MLFLOW_PROBE_S": "30"}
+
+    started = time.monotonic()
+    proc = cli(["campaign", "run", str(path), "--max-concurrent", "1", "--retries", "0"], env)
+    deadline = time.monotonic() + 400
+    while not any(r[0][0] == "complete" for r in trial_rows(db_url).values()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"no first complete trial (rc {proc.poll()}):\n{proc.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    server.kill()  # SIGKILL, with one trial complete and three to go
+    rc, _, err = finish(proc)
+    elapsed = time.monotonic() - started
+    print(f"\ncampaign with the tracking server killed after trial 1: {elapsed:.1f} s")
+
+    # The campaign went on: exit 0, every trial complete once, each with its per-epoch history.
+    assert rc == 0, err[-3000:]
+    rows = trial_rows(db_url)
+    assert sorted(rows) == sorted(keys)
+    assert all(len(r) == 1 and r[0][0] == "complete" for r in rows.values()), rows
+    for key, ((_, history, _),) in rows.items():
+        assert [row["epoch"] for row in json.loads(history)] == list(range(1, EPOCHS + 1)), key
+    # One warning for the outage, not a traceback per call; the end of the run says how to backfill.
+    assert err.count("MLflow tracking server") == 1, err[-3000:]
+    assert "unreachable" in err and "Traceback" not in err, err[-3000:]
+    assert "h2ot campaign sync outage" in err, err[-3000:]
+
+    # A sync while the server is still down: exit 1, one line naming the server, nothing else tried for long.
+    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=120)
+    assert rc == 1 and "Traceback" not in err, err[-3000:]
+    assert f"Error: MLflow at {server.url}: 4 trial(s) of campaign outage not synced" in " ".join(err.split())
+
+    server.start()
+    before = mlflow_state(server.url, "outage")
+    assert len(before) < len(keys)  # MLflow did miss trials
+
+    rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
+    assert rc == 0, err[-3000:]
+    after = mlflow_state(server.url, "outage")
+    assert sorted(after) == sorted(keys)
+    for key, runs in after.items():
+        assert len(runs) == 1, (key, runs)  # one run per trial_key
+        (run,) = runs
+        assert run["status"] == "FINISHED" and run["tags"]["h2ot.status"] == "complete"
+        assert run["tags"]["h2ot.logged"] == "complete"
+        assert run["params"]["pruner"] in ("tpc", "tps") and run["params"]["schedule"] == "1:9"
+        for name in ("epoch", "train_loss", "test_mpjpe"):
+            assert [s for s, _, _ in run["metrics"][name]] == list(range(1, EPOCHS + 1)), (key, name)
+        assert len(run["metrics"]["final.test_mpjpe"]) == 1 and len(run["metrics"]["cost.gflops"]) == 1
+        assert "spec.json" in run["artifacts"]
+    # The run logged before the outage kept its id; the leaderboard names each trial's run.
+    for key, runs in before.items():
+        assert after[key][0]["run_id"] == runs[0]["run_id"]
+    assert {k: r[0][2] for k, r in trial_rows(db_url).items()} == {k: r[0]["run_id"] for k, r in after.items()}
+    assert "0 run(s) created" not in err
+
+    rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
+    assert rc == 0, err[-3000:]
+    assert "4 already in MLflow, 0 run(s) created, 0 updated" in err, err
+    assert mlflow_state(server.url, "outage") == after  # idempotent: nothing changed
+
