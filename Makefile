@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint bench bench-core bench-data bench-engine bench-orchestration bench-results claim readme clean
+.PHONY: demo test lint bench bench-core bench-data bench-engine bench-orchestration bench-results bench-search claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-results: $(STAMP)
 
 bench-orchestration: $(STAMP)
 	$(BIN)/python -m benchmarks.orchestration
+
+# Search vs hand-picked schedules at the same number of trained trials (~30 min on 2 cores).
+bench-search: $(STAMP)
+	$(BIN)/python -m benchmarks.search
 
 # The paper's claim on a CPU budget (a few minutes): unpruned vs HoT vs H2OT vs TPS+TRI on synthetic data.
 claim: $(STAMP)

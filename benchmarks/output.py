@@ -29,11 +29,10 @@ def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """A GitHub Markdown table as lines (cells ``str()``-ed, ``|`` escaped)."""
-    def line(cells: Iterable[object]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    """A GitHub Markdown table as lines (:func:`results.render.markdown_table`, the one emitter)."""
+    from results.render import markdown_table
 
-    return [line(header), "|" + "|".join("---" for _ in header) + "|", *(line(r) for r in rows)]
+    return markdown_table(header, rows).splitlines()
 
 
 def measured_line(module: str, threads: int | None = None, device: str = "cpu") -> str:

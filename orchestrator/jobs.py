@@ -38,6 +38,8 @@ JOB_ENV = ("H2OT_DB_URL", "MLFLOW_TRACKING_URI", "H2OT_STORAGE", "H2OT_DATA_DIR"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 #: dashboard address variables, first set wins (Ray's own first)
 DASHBOARD_ENV = ("RAY_API_SERVER_ADDRESS", *ADDRESS_ENV)
+#: how long a submission waits for a freshly started head's job agent
+AGENT_WAIT_S = 60.0
 #: metadata key naming the campaign on every job ``campaign submit`` creates
 CAMPAIGN_META = "h2ot_campaign"
 START_HINT = ("start the head with `ray start --head --dashboard-host 127.0.0.1 --dashboard-port 8265` "
@@ -131,11 +133,18 @@ def submit(client: Any, entrypoint: str, *, working_dir: Path, env: dict[str, st
     from orchestrator.launcher import UPLOAD_EXCLUDES
 
     runtime_env = {"working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES, "env_vars": env}
-    try:
-        return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env,
-                                 submission_id=new_job_id(campaign), metadata={CAMPAIGN_META: campaign})
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise ClusterError(f"Ray dashboard refused the job: {str(exc).strip().splitlines()[-1]}") from None
+    job_id = new_job_id(campaign)
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
+                                     metadata={CAMPAIGN_META: campaign})
+        except (RuntimeError, ValueError, OSError) as exc:
+            # A head that just started answers before its job agent is up: "No available agent ...".
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(1)
+                continue
+            raise ClusterError(f"Ray dashboard refused the job: {str(exc).strip().splitlines()[-1]}") from None
 
 
 @dataclass

@@ -204,9 +204,10 @@ class ResultsSink(Callback):
             log.warning("MLflow backfill of campaign %s skipped: %s; run `h2ot campaign sync %s`",
                         self.campaign, exc, self.campaign)
             return
-        if report.missed:
-            log.warning("MLflow lacks %d trial(s) of campaign %s (the leaderboard has all of them): run "
-                        "`h2ot campaign sync %s` once %s answers", len(report.missed), self.campaign,
-                        self.campaign, mask_uri(tracker.uri))
+        if not report.reachable or report.missed:
+            missed = len(report.missed) if report.reachable else len(tracker.partial)
+            what = f"lacks {missed} trial(s)" if missed else "could not be checked for trials"
+            log.warning("MLflow %s of campaign %s (the leaderboard has all of them): run `h2ot campaign sync %s` "
+                        "once %s answers", what, self.campaign, self.campaign, mask_uri(tracker.uri))
         elif report.changed:
             log.warning("MLflow backfilled from the leaderboard: %s", report.summary())

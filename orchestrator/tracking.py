@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -109,8 +110,15 @@ def _flat_numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    """The gist of an error: the OS error of a failed connection, else its first line (shortened)."""
+    text = str(exc).strip()
+    os_error = re.search(r"\[Errno -?\d+\][^'\")\]]*", text)
+    if os_error:
+        return os_error.group(0).strip()
+    if "timed out" in text or "timeout" in text.lower():
+        return "timed out"
+    lines = text.splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _is_request_error(exc: BaseException) -> bool:
@@ -151,7 +159,12 @@ class Breaker:
     def is_open(self) -> bool:
         return self.down_since is not None
 
+    def probe_soon(self) -> None:
+        """Let the next call probe a server found down without waiting for the interval."""
+        self.next_probe = 0.0
+
     def allow(self) -> bool:
+        """Whether a call may go through now."""
         if self.down_since is None:
             return True
         now = time.monotonic()
@@ -214,6 +227,8 @@ class SyncReport:
     duplicates: dict[str, int] = field(default_factory=dict)
     #: trial_key -> its MLflow run, for every trial found in sync or synced now
     run_ids: dict[str, str] = field(default_factory=dict)
+    #: False when the tracking server could not be reached to compare runs at all
+    reachable: bool = True
 
     @property
     def changed(self) -> bool:
@@ -225,7 +240,9 @@ class SyncReport:
                 f"{self.params} param(s) logged)")
         if self.unfinished:
             text += f"; {self.unfinished} unfinished trial(s) left for their campaign run"
-        if self.missed:
+        if not self.reachable:
+            text = f"{self.trials} trial(s): the tracking server did not answer, nothing compared"
+        elif self.missed:
             text += f"; {len(self.missed)} not synced"
         return text
 
@@ -495,12 +512,13 @@ class CampaignTracker:
     def sync(self, results: list[TrialResult]) -> SyncReport:
         """Backfill MLflow from the leaderboard's ``results`` (finished trials; others are counted only)."""
         report = SyncReport(trials=len(results))
+        self.breaker.probe_soon()  # a sync is one request: ask a server found down once more right away
         if not self._ready():
-            report.missed = [r.trial_key for r in results]
+            report.reachable = False
             return report
         state, runs = self._call("listing the experiment's runs", self._trial_runs)
         if state != "ok":
-            report.missed = [r.trial_key for r in results]
+            report.reachable = False
             return report
         for result in results:
             key = result.trial_key

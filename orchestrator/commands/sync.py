@@ -43,7 +43,8 @@ def sync(
     record_run_ids(store, report.run_ids)
     err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {experiment}): {report.summary()}",
               highlight=False, markup=False)
-    if report.missed:
+    if not report.reachable or report.missed:
+        missed = len(report.missed) if report.reachable else len(results) - report.unfinished
         cause = tracker.breaker.first_error or "MLflow refused part of the record"
-        raise fail(f"MLflow at {mask_uri(uri)}: {len(report.missed)} trial(s) of campaign {name} not synced "
+        raise fail(f"MLflow at {mask_uri(uri)}: {missed} trial(s) of campaign {name} not synced "
                    f"({cause}); run `h2ot campaign sync {name}` again once it answers", code=1)

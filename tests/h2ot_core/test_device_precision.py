@@ -4,6 +4,8 @@ precision-independent clustering, latency fields, and no per-step host synchroni
 from __future__ import annotations
 
 import math
+import os
+import sys
 import tempfile
 from dataclasses import replace
 
@@ -163,11 +165,16 @@ def test_dpc_scores_are_float64_work_even_under_autocast():
 
 
 @pytest.fixture(scope="module")
-def trials(tmp_path_factory):
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("synthetic")
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory, data_dir):
     """The tiny trial trained in fp32 and in bf16 on the same data."""
     from h2ot_core.api import run_trial
 
-    data = tmp_path_factory.mktemp("synthetic")
+    data = data_dir
     out = {}
     for precision in ("fp32", "bf16"):
         spec = replace(TINY, train={**TINY.train, "precision": precision})
@@ -218,7 +225,7 @@ def test_bf16_inference_is_close_to_fp32_on_the_same_weights(trials, tmp_path):
     assert np.linalg.norm(a - b) / np.linalg.norm(a) < 2e-2
 
 
-def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path):
+def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path, data_dir):
     import json
 
     np.save(tmp_path / "x.npy", np.zeros((2, 27, 17, 2), np.float32))
@@ -227,8 +234,10 @@ def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path):
                             "bf16", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "y.npy").shape == (2, 27, 17, 3)
-    r = runner.invoke(app, ["evaluate", ckpt, "--precision", "bf16", "--set", "max_windows=2"])
-    assert r.exit_code in (0, 2), r.output  # max_windows is not a dataset option everywhere
+    r = runner.invoke(app, ["evaluate", ckpt, "--precision", "bf16", "--device", "cpu", "--data-dir", str(data_dir),
+                            "--batch-size", "32"])
+    assert r.exit_code == 0, r.output
+    assert "mpjpe" in r.stdout and "avg" in r.stdout
     r = runner.invoke(app, ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "2",
                             "--heads", "2", "--repeats", "2", "--batch", "3", "--precision", "bf16", "--json"])
     assert r.exit_code == 0, r.output
@@ -241,15 +250,17 @@ def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path):
 
 
 class _Syncs:
-    """Counts the tensor → Python conversions (each one waits for the device)."""
+    """Counts the tensor → Python conversions (each one waits for the device), except the optimiser's:
+    Adam keeps its step counter in a host tensor whatever the device, so reading it never waits."""
 
     def __init__(self, monkeypatch):
         self.count = 0
-        for name in ("item", "__float__", "__int__", "__bool__", "tolist"):
+        for name in ("item", "__float__", "__int__", "__bool__", "__index__", "tolist"):
             real = getattr(torch.Tensor, name)
 
             def counted(t, *a, _real=real, **k):
-                self.count += 1
+                if f"torch{os.sep}optim{os.sep}" not in sys._getframe(1).f_code.co_filename:
+                    self.count += 1
                 return _real(t, *a, **k)
 
             monkeypatch.setattr(torch.Tensor, name, counted)

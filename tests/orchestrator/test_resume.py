@@ -137,7 +137,7 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     assert [r["status"] for r in trial_rows(env, key)] == ["running"]
     assert not (trial_dir / "model.pt").exists()
 
-    rc, out, err = finish(start(args, env))
+    rc, _, err = finish(start(args, env))
     assert rc == 0, err[-3000:]
     (row,) = trial_rows(env, key)  # one row: none lost, none duplicated
     assert row == {"status": "complete", "epochs_run": 4, "resumed_from_epoch": 2,

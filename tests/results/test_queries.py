@@ -92,3 +92,18 @@ def test_queries_and_tables_on_postgresql(pg_server_db: str) -> None:
     assert [r["pruner"] for r in grouped] == ["none", "tpc", "tps"]
     table = build_table(store.engine, load_spec(SPEC_DIR / "smoke.yaml"))
     assert table.cells[(("tpc",), ("tra", "mpjpe"))].mean == pytest.approx(42.5)
+
+
+def test_grouped_mean_has_bootstrap_interval_and_paired_p_against_the_baseline(
+        smoke_store: LeaderboardStore) -> None:
+    from scipy.stats import ttest_rel
+
+    rows = leaderboard(smoke_store.engine, {}, status=["complete"], group_by=["pruner", "recoverer"], agg="mean")
+    by = {(r["pruner"], r["recoverer"]): r for r in rows}
+    base = [SMOKE_VALUES[("none", "tra", "", s)][0] for s in (0, 1)]
+    tpc = [SMOKE_VALUES[("tpc", "tra", "1:9", s)][0] for s in (0, 1)]
+    # two seeds: the percentile bootstrap of the mean spans the two values
+    assert (by[("none", "tra")]["mpjpe_ci_low"], by[("none", "tra")]["mpjpe_ci_high"]) == (min(base), max(base))
+    assert by[("tpc", "tra")]["p_vs_baseline"] == pytest.approx(ttest_rel(tpc, base).pvalue)
+    assert by[("none", "tra")]["p_vs_baseline"] is None  # the baseline itself
+    assert by[("tps", "tri")]["p_vs_baseline"] is None  # seed 0 only: no paired test possible
