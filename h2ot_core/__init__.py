@@ -19,11 +19,12 @@ Add a backbone
        ``h2ot_schedule`` at that size, training ``recipe`` (a :class:`~h2ot_core.engine.settings.TrainSettings`)
        and ``tiny`` size.
     3. To read official checkpoints: ``h2ot_core/convert/<name>.py`` and its entry in
-       ``h2ot_core/convert/__init__.py`` (``CONVERTERS``).
-    4. ``tests/h2ot_core/test_backbones_<name>.py``: shapes, pruned-length blocks and the official
-       parameter count (and ``tests/h2ot_core/test_cost_reference.py`` for its published FLOPs). The
-       every-combination tests of ``tests/h2ot_core/test_hourglass.py`` pick the new entry and its tiny
-       size up from the registry.
+       ``h2ot_core/convert/__init__.py`` (``CONVERTERS``), tested in
+       ``tests/h2ot_core/convert/test_convert_<name>.py``.
+    4. ``tests/h2ot_core/models/test_backbones.py``: shapes, pruned-length blocks and the official
+       parameter count (its own behaviour in ``tests/h2ot_core/models/test_<name>.py``, its published
+       FLOPs in ``tests/h2ot_core/test_cost.py``). The every-combination tests of
+       ``tests/h2ot_core/test_hourglass.py`` pick the new entry and its tiny size up from the registry.
 
 Add a pruner
     1. ``h2ot_core/pruning/<name>.py``: a :class:`~h2ot_core.pruning.base.TokenPruner` subclass with
@@ -31,7 +32,7 @@ Add a pruner
        own ``select`` (which must then keep ``ctx.centre`` itself); set ``needs_qk`` to receive the
        preceding block's temporal-attention queries and keys (TPA).
     2. ``h2ot_core/names.py``: ``PRUNERS.register("<name>", "h2ot_core.pruning.<name>:<Class>")``.
-    3. ``tests/h2ot_core/test_pruning_recovering.py``: what it keeps on hand-made tokens; the
+    3. ``tests/h2ot_core/pruning/test_pruning_<name>.py``: what it keeps on hand-made tokens; the
        every-combination tests run it with every backbone by themselves.
 
 Add a recoverer
@@ -39,7 +40,7 @@ Add a recoverer
        with ``stage`` ``"tokens"`` (before the head) or ``"poses"`` (after it), whose constructor takes
        the keywords ``num_frames``, ``dim``, ``num_heads``, ``qkv_bias`` (``**_`` for those it ignores).
     2. ``h2ot_core/names.py``: ``RECOVERERS.register("<name>", "h2ot_core.recovering.<name>:<Class>")``.
-    3. ``tests/h2ot_core/test_pruning_recovering.py``: what it returns for known kept frames.
+    3. ``tests/h2ot_core/recovering/test_recovering_<name>.py``: what it returns for known kept frames.
 
 Add a dataset
     1. ``h2ot_core/data/<name>.py``: ``load_<name>(data_dir: Path | None, **options) -> PoseData``

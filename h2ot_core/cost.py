@@ -1,6 +1,6 @@
 """Model cost: parameters, FLOPs in the papers' convention and in full, latency on a device and precision.
 
-Conventions (see ``reference/h2ot-method.md`` §9):
+Conventions (those of the HoT/H2OT papers' cost columns, and of the official code that produced them):
 
 - ``gflops`` — the papers' column: 2 × multiply-adds of ``nn.Linear`` and ``nn.Conv*`` layers for one
   clip at batch 1 (what thop counted on the official models), so attention matmuls are *not* included.

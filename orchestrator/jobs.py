@@ -52,18 +52,23 @@ class JobError(H2OTError):
 
 
 def dashboard_address(explicit: str | None) -> str:
-    """The dashboard URL to talk to: ``explicit``, else the first of :data:`DASHBOARD_ENV` that is set."""
-    address = explicit or next((os.environ[v].strip() for v in DASHBOARD_ENV if os.environ.get(v, "").strip()),
-                               None)
+    """The dashboard to talk to: ``explicit`` (``HEAD:8265`` means ``http://HEAD:8265``), else the first of
+    :data:`DASHBOARD_ENV` that is set. A variable without a scheme (``RAY_ADDRESS=HEAD:6379`` on a node of
+    the cluster, or ``auto``) is the cluster's own address, from which Ray looks the dashboard up."""
+    source = "--address"
+    address = explicit
+    if not address:
+        source, address = next(((v, os.environ[v].strip()) for v in DASHBOARD_ENV if os.environ.get(v, "").strip()),
+                               (source, None))
     if not address:
         raise ClusterError("no Ray dashboard address: give --address http://HEAD:8265 (or set RAY_ADDRESS); "
                            + START_HINT)
-    if address == "auto":
-        return address
     if address.startswith("ray://"):
-        raise ClusterError(f"--address {address!r}: jobs are submitted to the dashboard, not through Ray Client: "
-                           f"use --address http://HEAD:8265")
-    return address if "://" in address else f"http://{address}"
+        raise ClusterError(f"{source} {address!r}: jobs go to the dashboard, not through Ray Client: use "
+                           f"--address http://HEAD:8265")
+    if address == "auto" or "://" in address or explicit is None:
+        return address
+    return f"http://{address}"
 
 
 @contextlib.contextmanager
@@ -80,8 +85,8 @@ def job_client(address: str | None, timeout_s: float = 10.0) -> Any:
     """A ``JobSubmissionClient`` for the dashboard at ``address``; one clear line when it does not answer."""
     url = dashboard_address(address)
     if url != "auto":
-        parsed = urlparse(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 8265)
+        parsed = urlparse(url if "://" in url else f"ray://{url}")
+        port = parsed.port or (443 if parsed.scheme == "https" else 8265 if parsed.scheme == "http" else 6379)
         try:
             with socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=timeout_s):
                 pass
@@ -94,9 +99,7 @@ def job_client(address: str | None, timeout_s: float = 10.0) -> Any:
     _quiet_ray_logs()
 
     try:
-        if url == "auto":
-            return JobSubmissionClient("auto")
-        with _without_address_env():
+        with _without_address_env():  # the address decided here is the one used
             return JobSubmissionClient(url)
     except AuthenticationError:
         raise ClusterError(f"Ray dashboard {url} wants the cluster's auth token: export RAY_AUTH_MODE=token with "
@@ -187,22 +190,26 @@ def follow(client: Any, job_id: str, out: Any = None, poll_s: float = 1.0) -> Jo
     import asyncio
 
     stream = out or sys.stdout
+    seen = 0  # characters of the log written so far
 
     async def tail() -> None:
+        nonlocal seen
         async for chunk in client.tail_job_logs(job_id):
             stream.write(chunk)
             stream.flush()
+            seen += len(chunk)
 
     try:
         asyncio.run(tail())
-    except Exception:  # the log socket broke (proxy, restart): fall back to polling the whole log
-        seen = 0
+    except Exception:  # the log socket broke (proxy, restart): poll the whole log, write what is new
         while not job_state(client, job_id).finished:
             text = client.get_job_logs(job_id)
             stream.write(text[seen:])
             stream.flush()
             seen = len(text)
             time.sleep(poll_s)
+        stream.write(client.get_job_logs(job_id)[seen:])
+        stream.flush()
     return wait_finished(client, job_id, timeout_s=60, poll_s=poll_s)
 
 

@@ -265,6 +265,8 @@ def trial_resources(opts: LaunchOptions) -> tuple[LaunchOptions, str]:
         gpus = 1.0 if gpus_total > 0 else 0.0
         why = (f" (the cluster has {gpus_total:g} GPU(s); --gpus-per-trial 0 trains on CPU)" if gpus
                else " (the cluster has no GPU)")
+    elif gpus and not gpus_total:
+        why = " (the cluster has no GPU now: trials wait until a GPU node joins)"
     else:
         why = f" (the cluster has {gpus_total:g} GPU(s))" if gpus_total else ""
     line = f"{opts.cpus_per_trial:g} CPU + {gpus:g} GPU per trial{why}"
@@ -312,7 +314,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"spec": tune.grid_search([s.to_dict() for s in specs]),
-                     "storage": campaign_storage},
+                     "storage": campaign_storage, "storage_env": storage.public_env()},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=opts.max_concurrent,
             # Reusing actors saves ~1 s per trial; GPU trials get fresh processes (clean CUDA state).
@@ -388,6 +390,10 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
                           version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha(),
                           ray_job_id=current_job_id(), storage=opts.storage)
     todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+    if rerun:  # train again from scratch, not from the epoch checkpoints of the earlier run
+        from orchestrator.storage import discard_checkpoints
+
+        discard_checkpoints(opts.storage, [s.trial_key for s in todo])
     store.link(campaign, [s.trial_key for s in done])
     stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})
     outcome = CampaignOutcome(campaign, kept={s.trial_key: "stopped" if s.trial_key in stopped else "complete"

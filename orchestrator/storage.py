@@ -120,6 +120,15 @@ def s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+#: where the storage is, never who may use it: forwarded to workers with each trial (no credentials)
+PUBLIC_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def public_env() -> dict[str, str]:
+    """The storage settings of this environment a worker on another node needs too (endpoint, region)."""
+    return {k: os.environ[k] for k in PUBLIC_ENV if os.environ.get(k)}
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """``(pyarrow FileSystem, path inside it)`` for a normalised URI."""
     import pyarrow.fs as pafs
@@ -415,6 +424,13 @@ def fetch_checkpoint(uri: str, local_dir: str | Path) -> tuple[Path, int] | None
     for rel in manifest["files"]:
         get_file(join(uri, manifest["dir"], rel), local_dir / rel)
     return local_dir, int(manifest["epoch"])
+
+
+def discard_checkpoints(root: str | None, trial_keys: list[str]) -> None:
+    """Remove the epoch checkpoints of ``trial_keys`` (``--rerun``: train again from scratch, not resume)."""
+    root = resolve(root)
+    for key in trial_keys:
+        delete_dir(trial_uri(root, key, CHECKPOINT_DIR))
 
 
 @dataclass(frozen=True)

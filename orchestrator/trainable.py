@@ -51,9 +51,15 @@ def scratch_dir(spec: TrialSpec) -> Path:
 
 
 def storage_root(config: dict[str, Any]) -> str:
-    """The campaign storage the launcher named (``config["storage"]``), else ``H2OT_STORAGE`` or the runs folder."""
+    """The campaign storage the launcher named (``config["storage"]``), else ``H2OT_STORAGE`` or the runs folder.
+
+    The driver's endpoint and region (``config["storage_env"]``, never credentials) fill in what this node's
+    environment lacks, so a worker on another node reaches the same S3-compatible server.
+    """
     from orchestrator import storage
 
+    for key, value in dict(config.get("storage_env") or {}).items():
+        os.environ.setdefault(key, value)
     return storage.resolve(config.get(STORAGE_KEY))
 
 

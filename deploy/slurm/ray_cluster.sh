@@ -9,6 +9,7 @@
 #   H2OT_RAY_PORT (6379)  H2OT_RAY_DASHBOARD_PORT (8265)  H2OT_RAY_HEAD_IP (the head node's address)
 #   H2OT_RAY_TEMP_DIR (Ray's default)  H2OT_RAY_WAIT_S (180: how long to wait for the nodes)
 #   H2OT_PYTHON (python: the environment with ray installed)
+#   H2OT_RAY_START_ARGS (more `ray start` options for every node, e.g. --object-store-memory 10000000000)
 # Sets H2OT_RAY_ADDRESS=HEAD_IP:PORT and H2OT_RAY_NODES (the node count). Token auth (Ray >= 2.59) is on:
 # every node reads the token from ~/.ray/auth_token (a shared home) or RAY_AUTH_TOKEN, which srun passes on.
 
@@ -23,7 +24,7 @@ _h2ot_ray_resources() {
     local args=()
     [[ -n "${SLURM_CPUS_PER_TASK:-}" ]] && args+=(--num-cpus "$SLURM_CPUS_PER_TASK")
     [[ -n "${SLURM_GPUS_ON_NODE:-}" ]] && args+=(--num-gpus "$SLURM_GPUS_ON_NODE")
-    echo "${args[@]}"
+    echo "${args[@]}" "${H2OT_RAY_START_ARGS:-}"
 }
 
 _h2ot_wait_port() {  # host port seconds

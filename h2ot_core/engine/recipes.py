@@ -3,8 +3,8 @@
 A backbone's official recipe is the ``recipe`` of its :class:`~h2ot_core.names.BackboneInfo` (``h2ot ls``
 lists them), a :class:`~h2ot_core.engine.settings.TrainSettings`; :func:`resolve_settings` applies and
 checks a trial's ``train`` overrides. seq2frame models see one window per centre frame, so they train and
-test with stride 1; seq2seq models test with stride F (every frame evaluated once). See
-``reference/h2ot-method.md`` §6.5 and §8.
+test with stride 1; seq2seq models test with stride F (every frame evaluated once), as the official
+training scripts of the four backbones do.
 """
 
 from __future__ import annotations

@@ -313,3 +313,35 @@ def test_a_nan_loss_is_caught_at_the_next_check(monkeypatch):
                             flip=False, joints_left=data.joints_left, joints_right=data.joints_right,
                             max_windows=40, check_every=5)
     assert stats.diverged and stats.steps == 5 and math.isnan(stats.loss)
+
+
+# --- the leaderboard compares latencies like with like -------------------------------------------------
+
+
+def test_speedup_latency_compares_only_the_same_precision_device_and_batch(tmp_path):
+    from h2ot_core.contracts import Cost, MetricRecord, TrialResult
+    from results.queries import leaderboard
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    base = TrialSpec("mixste", frames=27)
+    pruned = TrialSpec("mixste", "tpc", "tra", "1:9", frames=27)
+
+    def put(spec, precision, ms, device="cpu", batch=1):
+        spec = replace(spec, train={"precision": precision})
+        cost = Cost(100, 2.0 if spec.pruner == "none" else 1.0, 2.2, ms, latency_batch=batch, latency_device=device,
+                    latency_contended=False)
+        store.upsert_result(TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 40.0)],
+                                        cost))
+
+    put(base, "fp32", 10.0)
+    put(base, "bf16", 6.0)
+    put(pruned, "fp32", 5.0)
+    put(pruned, "bf16", 4.0)
+    put(replace(pruned, seed=1), "fp32", 1.0, device="cuda:NVIDIA H200")  # no GPU baseline: no latency speed-up
+    rows = {(r["precision"], r["latency_device"]): r for r in leaderboard(store.engine, {"pruner": ["tpc"]})}
+    assert rows[("fp32", "cpu")]["speedup_latency"] == pytest.approx(2.0)
+    assert rows[("bf16", "cpu")]["speedup_latency"] == pytest.approx(1.5)
+    assert rows[("fp32", "cuda:NVIDIA H200")]["speedup_latency"] is None
+    assert all(r["speedup_flops"] == pytest.approx(2.0) for r in rows.values())  # FLOPs ignore the precision
+    store.engine.dispose()

@@ -63,7 +63,9 @@ def head():
     proc = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard", "true",
-         "--ray-client-server-port", str(free_port()), "--num-cpus", "2", "--num-gpus", "2", "--temp-dir", temp,
+         # the agent's HTTP port is fixed (52365) by default: another head on this machine would hold it
+         "--dashboard-agent-listen-port", str(free_port()), "--ray-client-server-port", str(free_port()),
+         "--num-cpus", "2", "--num-gpus", "2", "--temp-dir", temp,
          "--disable-usage-stats"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
@@ -192,6 +194,11 @@ def test_plain_ray_job_submit_runs_a_campaign(head, tmp_path):
     assert "1 CPU + 0 GPU per trial (the cluster has 2 GPU(s))" in res.stdout
     job_id = campaign_job_id(db, "plain")
     assert job_id and job_id.startswith("raysubmit_") and job_id in res.stdout
+    # on a node of the cluster RAY_ADDRESS is the cluster's own address: Ray looks the dashboard up from it
+    status = subprocess.run([H2OT, "campaign", "status", "plain"], env={**env, "RAY_ADDRESS": head["gcs"]},
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert f"ray job {job_id}: SUCCEEDED, exit code 0" in status.stdout
 
 
 def test_stop_ends_running_trials_stopped_and_the_next_run_trains_them(head, tmp_path):

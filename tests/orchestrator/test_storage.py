@@ -289,3 +289,26 @@ def test_campaign_on_s3_storage_and_predict_from_the_uri(tmp_path, s3):
     proc = cli(["predict", f"{root}/trials/nope/model.pt", str(tmp_path / "in.npy"), str(tmp_path / "o.npy")], env)
     assert proc.returncode == 2
     assert one_line_error(proc.stderr) == f"Error: {root}/trials/nope/model.pt: no such checkpoint in the storage"
+
+    # --rerun trains again from scratch: it does not "resume" after the stored last epoch (training nothing).
+    before = storage.get_bytes(f"{root}/trials/{key}/checkpoint/MANIFEST.json")
+    proc = cli(["campaign", "run", str(path), "--storage", root, "--rerun"], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    engine = sa.create_engine(env["H2OT_DB_URL"])
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("select status, epochs_run, resumed_from_epoch from trials")).all()
+    engine.dispose()
+    assert [tuple(r) for r in found] == [("complete", 2, 0)]
+    assert storage.get_bytes(f"{root}/trials/{key}/checkpoint/MANIFEST.json") != before  # a new upload
+
+
+def test_discard_checkpoints_removes_only_the_named_trials(tmp_path):
+    root = str(tmp_path / "store")
+    for key in ("a", "b"):
+        storage.publish_checkpoint(_epoch_files(tmp_path / key, 1), storage.trial_uri(root, key, "checkpoint"),
+                                   epoch=1, trial_key=key)
+        storage.put_bytes(b"model", storage.trial_uri(root, key, "model.pt"))
+    storage.discard_checkpoints(root, ["a", "missing"])
+    assert storage.read_manifest(storage.trial_uri(root, "a", "checkpoint")) is None
+    assert storage.read_manifest(storage.trial_uri(root, "b", "checkpoint"))["epoch"] == 1
+    assert storage.exists(storage.trial_uri(root, "a", "model.pt"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -221,3 +222,40 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert "4 already in MLflow, 0 run(s) created, 0 updated" in err, err
     assert mlflow_state(server.url, "outage") == after  # idempotent: nothing changed
 
+
+
+def test_epochs_skipped_in_an_outage_are_logged_once_when_the_trial_ends(server, caplog):
+    """The tracker alone, against the real server killed and restarted mid-trial (no Ray)."""
+    from mlflow.tracking import MlflowClient
+
+    from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+    from orchestrator.tracking import CampaignTracker
+
+    spec = TrialSpec("mixste", "tpc", "tra", "1:9", frames=27, seed=0)
+    tracker = CampaignTracker("camp", "exp", uri=server.url, probe_s=3600)
+    run_id = tracker.start_trial(spec)
+    assert run_id is not None
+    tracker.log_epoch(run_id, {"epoch": 1, "train_loss": 0.9}, 1)
+    server.kill()
+    with caplog.at_level(logging.WARNING, logger="orchestrator.tracking"):
+        tracker.log_epoch(run_id, {"epoch": 2, "train_loss": 0.8}, 2)  # fails: trips the breaker
+        tracker.log_epoch(run_id, {"epoch": 3, "train_loss": 0.7}, 3)  # skipped without a request
+    assert (tracker.breaker.failed, tracker.breaker.skipped) == (1, 1)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "unreachable" in warnings[0] and "Connection refused" in warnings[0]
+    assert tracker.partial == {spec.trial_key}
+
+    server.start()
+    tracker.breaker.probe_soon()
+    history = [{"epoch": e, "train_loss": v} for e, v in ((1, 0.9), (2, 0.8), (3, 0.7))]
+    result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
+                         epochs_run=3, history=history)
+    assert tracker.finish_trial(spec, result, run_id) == run_id
+    assert tracker.partial == set()
+    client = MlflowClient(server.url)
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")) == \
+        [(1, 0.9), (2, 0.8), (3, 0.7)]  # epoch 1 not again, 2 and 3 backfilled from the history
+    assert [m.step for m in client.get_metric_history(run_id, "final.test_mpjpe")] == [3]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["h2ot.logged"] == "complete"
+    assert run.data.params["pruner"] == "tpc"

@@ -1,11 +1,13 @@
 """Building blocks of the functional official forwards the conversion tests compare against.
 
 Plain tensor ops on official state_dict keys (explicit softmax and normalisations, the official token
-layouts), sharing nothing with the modules under test. Eval mode throughout.
+layouts), sharing nothing with the modules under test. Eval mode throughout. Also the random official
+state_dicts and replayed frame selections the tests feed both sides.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -59,6 +61,55 @@ def tra_shapes(frames: int, tokens: int, dim: int, qkv_bias: bool = True) -> Sha
     return s
 
 
+# ---------------------------------------------------------------- random official state_dicts
+
+def randomise_ln(shapes: Shapes, seed: int) -> State:
+    """Random weights of moderate scale; norm gains around 1 (MixSTE, MotionBERT: layer norms only)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        fan_in = shape[-1] if len(shape) > 1 else 4
+        gain = 1.0 if "norm" in key and key.endswith("weight") and len(shape) == 1 else 0.0
+        state[key] = torch.randn(shape, generator=g) / math.sqrt(fan_in) + gain
+    return state
+
+
+def randomise_bn(shapes: Shapes, seed: int) -> State:
+    """Random weights of moderate scale; positive variances; integer batch counters (MotionAGFormer, MHFormer)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(7)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            fan_in = shape[-1] if len(shape) > 1 else 4
+            state[key] = torch.randn(shape, generator=g) / math.sqrt(fan_in) + (1.0 if key.endswith("norm1.weight") else 0)
+    return state
+
+
+def shrink(sd: State, *keys: str, by: float = 0.01) -> State:
+    """Scale ``keys`` down so the LayerNorms after them see variances near their eps: a wrong eps shows."""
+    return {k: v * by if k in keys else v for k, v in sd.items()}
+
+
+def meta_state(shapes: Shapes) -> State:
+    with torch.device("meta"):
+        return {k: torch.empty(s) for k, s in shapes.items()}
+
+
+def sorted_index(batch: int, frames: int, keep: int, seed: int, centre: int | None = None) -> Tensor:
+    """A random sorted frame index ``[batch, keep]`` (holding ``centre`` when given) to replay on both sides."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(batch):
+        pool = [i for i in range(frames) if i != centre]
+        picked = [pool[i] for i in torch.randperm(len(pool), generator=g)[: keep - (centre is not None)].tolist()]
+        rows.append(sorted(picked + ([centre] if centre is not None else [])))
+    return torch.tensor(rows)
+
+
 # ---------------------------------------------------------------- functional layers
 
 def lin(sd: State, p: str, x: Tensor) -> Tensor:
@@ -74,6 +125,13 @@ def ln(sd: State, p: str, x: Tensor, eps: float) -> Tensor:
 
 def mlp(sd: State, p: str, x: Tensor) -> Tensor:
     return lin(sd, f"{p}.fc2", F.gelu(lin(sd, f"{p}.fc1", x)))
+
+
+def bn(sd: State, p: str, x: Tensor) -> Tensor:
+    """Eval batch norm with the channel on axis 1 of ``x [N, Ch, ...]``."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean, var = sd[f"{p}.running_mean"].view(shape), sd[f"{p}.running_var"].view(shape)
+    return (x - mean) / torch.sqrt(var + 1e-5) * sd[f"{p}.weight"].view(shape) + sd[f"{p}.bias"].view(shape)
 
 
 def softmax_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

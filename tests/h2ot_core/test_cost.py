@@ -1,4 +1,6 @@
-"""Our models reproduce the reference table of params and FLOPs (h2ot-method.md §5, official model files).
+"""Model cost (``h2ot_core/cost.py``): params and papers' FLOPs match the official model files' figures.
+
+The reference table below was computed from the official model files.
 
 ``gflops`` is the papers' column (Linear + Conv multiply-adds × 2, one clip). Pruned variants use ``tps``:
 the cost depends only on how many frames are kept, and uniform sampling needs no values, so the models

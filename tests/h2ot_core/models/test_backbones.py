@@ -1,23 +1,30 @@
-"""MixSTE and DSTformer (MotionBERT) backbones: shapes, pruned-length blocks, gradients, official sizes."""
+"""Every backbone's contract, parametrized over the backbones: shapes, pruned-length blocks, gradients, sizes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from tiny import TINY, TINY_FRAMES
+from tiny import TINY, TINY_FRAMES, tiny, tiny_input
 
 from h2ot_core.errors import ConfigError
-from h2ot_core.models.base import Backbone
+from h2ot_core.factory import create_model
+from h2ot_core.models.mhformer import MHFormer
 from h2ot_core.models.mixste import MixSTE
+from h2ot_core.models.motionagformer import MotionAGFormer
 from h2ot_core.models.motionbert import DSTformer
 from h2ot_core.names import BACKBONES, resolved_model_config
+from h2ot_core.names import resolved_model_config as official
 
+# MixSTE and DSTformer are built from their classes (``tiny``) ...
 CLASSES = {"mixste": MixSTE, "motionbert": DSTformer}
+# ... MotionAGFormer and MHFormer through the factory, pruned before block 1 (both have at least 2 prunable
+# positions); seq2frame needs its centre, seq2seq TRA.
+PRUNED = {"motionagformer": ("tpc", "tra", "1:9"), "mhformer": ("tpc", "none", "1:9")}
 
 
-def tiny(name: str, **overrides) -> Backbone:
+@pytest.fixture(autouse=True)
+def _seed() -> None:
     torch.manual_seed(0)
-    return CLASSES[name](**resolved_model_config(name, {**TINY[name], **overrides}))
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -96,15 +103,61 @@ def test_official_size_has_the_official_parameter_count(name, params):
     assert (model.num_frames, model.num_joints, model.tra_heads) == (243, 17, 8)
 
 
-def test_drop_path_ramps_to_the_configured_rate():
-    model = tiny("mixste", drop_path_rate=0.2)
-    rates = [blk.drop_path.p for blk in model.spatial_blocks]
-    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2)
-    assert rates == sorted(rates)
-    assert [blk.drop_path.p for blk in model.temporal_blocks] == rates
-
-
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_width_not_divisible_by_heads_is_a_config_error(name):
     with pytest.raises(ConfigError, match="'dim' 30 is not divisible by 'num_heads' 4"):
         CLASSES[name](**resolved_model_config(name, {"dim": 30, "num_heads": 4}))
+
+
+@pytest.mark.parametrize("name", sorted(PRUNED))
+def test_unpruned_backbone_maps_every_frame_to_a_pose(name: str) -> None:
+    net = create_model(name, **TINY[name]).backbone
+    y = net(tiny_input(name))
+    assert y.shape == (2, 27, 17, 3)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(PRUNED))
+def test_blocks_and_head_run_on_fewer_frames(name: str) -> None:
+    net = create_model(name, **TINY[name]).backbone.eval()
+    tokens = net.embed(tiny_input(name))
+    kept = tokens[:, [0, 3, 4, 13, 20, 26]]
+    out = net.forward_block(net.depth - 1, kept)
+    assert out.shape == kept.shape
+    assert not torch.allclose(out, kept)
+    assert net.head(net.forward_norm(out)).shape == (2, 6, 17, 3)
+    assert net.frame_features(out).shape[:2] == (2, 6)
+
+
+@pytest.mark.parametrize("name", sorted(PRUNED))
+def test_pruned_hourglass_trains_every_parameter(name: str) -> None:
+    pruner, recoverer, schedule = PRUNED[name]
+    model = create_model(name, pruner, recoverer, schedule, **TINY[name]).train()
+    out = model(tiny_input(name))
+    expected_frames = 27 if recoverer == "tra" else 1
+    assert out.pose3d.shape == (2, expected_frames, 17, 3)
+    assert out.kept_index.shape == (2, 9)
+    out.pose3d.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert no_grad == []
+
+
+@pytest.mark.parametrize(("name", "rows"), [("motionagformer", 2 * 17), ("mhformer", 2 * 3)])
+def test_temporal_qk_has_one_sequence_per_joint_token(name: str, rows: int) -> None:
+    net = create_model(name, **TINY[name]).backbone
+    q, k = net.temporal_qk(0, net.embed(tiny_input(name))[:, :11])
+    heads = TINY[name]["num_heads"]
+    assert q.shape == k.shape == (rows, heads, 11, TINY[name]["dim"] // heads)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: MotionAGFormer(**official("motionagformer", {"num_joints": 16})), "'num_joints' is 16"),
+        (lambda: MotionAGFormer(**official("motionagformer", {"dim": 30, "num_heads": 4})), "'dim' 30"),
+        (lambda: MHFormer(**official("mhformer", {"num_frames": 28})), "'num_frames' 28"),
+    ],
+)
+def test_bad_sizes_are_config_errors(build, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build()
