@@ -27,7 +27,7 @@ from typing import Any
 from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
 from orchestrator.grid import GridSpec
-from orchestrator.launcher import CampaignOutcome, LaunchOptions, ray_session, train_specs
+from orchestrator.launcher import CampaignOutcome, LaunchOptions, ray_session, train_specs, trial_resources
 from orchestrator.search_space import COST_OBJECTIVES, SearchSpec
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,16 @@ def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str,
     return "complete"
 
 
+def _parallel_trials(opts: LaunchOptions) -> int:
+    """How many trials the cluster runs at once: one batch of proposals fills it."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if opts.gpus_per_trial:
+        return max(1, int(resources.get("GPU", 0) // opts.gpus_per_trial))
+    return max(1, int(resources.get("CPU", 1) // opts.cpus_per_trial))
+
+
 def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[CampaignOutcome, dict[str, int]]:
     """Propose, reject, dedupe, train and tell until ``budget.trials`` proposals are done (or time is up).
 
@@ -240,9 +250,10 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[Camp
     outcome = CampaignOutcome(campaign)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
-    asha_opts = replace(opts, asha=search.asha or opts.asha)
-    batch_size = max(1, opts.max_concurrent or 2)
     with ray_session(opts):
+        opts, _ = trial_resources(opts)
+        asha_opts = replace(opts, asha=search.asha or opts.asha)
+        batch_size = opts.max_concurrent or _parallel_trials(opts)
         while True:
             left = search.trials - _counted(study)
             if left <= 0:

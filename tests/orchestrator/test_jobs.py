@@ -176,6 +176,19 @@ def test_submit_wait_trains_the_smoke_grid_and_records_the_job(head, tmp_path):
     assert f"ray job {job_id}: SUCCEEDED, exit code 0" in res.stdout and "complete" in res.stdout
 
 
+def test_submit_wait_exits_with_the_campaigns_code(head, tmp_path):
+    # Storage the job's driver refuses (exit 2 there): --wait hands that code back, after the job's log.
+    env = {**client_env(head, tmp_path), "H2OT_STORAGE": "nosuch://bucket/h2ot"}
+    wd = tmp_path / "wd"
+    grid = write_grid(wd, "badstore", pruners=["tpc"])
+    res = subprocess.run([H2OT, "campaign", "submit", str(grid), "--working-dir", str(wd), "--address", head["url"],
+                          "--wait"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-3000:] + res.stdout[-3000:]
+    assert "unknown scheme 'nosuch'" in res.stdout  # the driver's one-line error, from the job's log
+    assert "H2OT_STORAGE" in res.stderr and "nosuch://" not in res.stderr  # the name, never the value
+    assert "FAILED (exit code 2)" in res.stderr
+
+
 def test_plain_ray_job_submit_runs_a_campaign(head, tmp_path):
     env = client_env(head, tmp_path)
     wd = tmp_path / "wd"
