@@ -77,6 +77,10 @@ def gemm_peak(device: torch.device, repeats: int) -> dict[str, float]:
     return out
 
 
+def _fps(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
 
@@ -147,8 +151,8 @@ def _infer_variant(backbone: str, name: str, batches: list[int], device: torch.d
         ms = timed_round_robin(fns, repeats, device, warmup=batch == batches[0])
         gfs = {k: total * batch / (v / 1e3) for k, v in ms.items()}
         row = (backbone, name, schedule or "-", batch, f"{ms['fp32']:.1f}", f"{ms['bf16']:.1f}",
-               f"**{ms['fp32'] / ms['bf16']:.2f}×**", f"{batch * frames_out / (ms['fp32'] / 1e3):,.0f}",
-               f"{batch * frames_out / (ms['bf16'] / 1e3):,.0f}", f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}",
+               f"**{ms['fp32'] / ms['bf16']:.2f}×**", _fps(batch * frames_out / (ms['fp32'] / 1e3)),
+               _fps(batch * frames_out / (ms['bf16'] / 1e3)), f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}",
                "" if err is None else f"{err:.1e}")
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)

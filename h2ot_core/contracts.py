@@ -31,7 +31,8 @@ STATUSES: tuple[str, ...] = get_args(TrialStatus)
 #: trials that ended as designed: a campaign whose trials all end so exits 0
 FINISHED_STATUSES = frozenset({"complete", "diverged", "stopped"})
 #: trials a re-run of their grid does not train again (``--rerun`` trains all, ``--rerun-stopped`` the
-#: stopped ones); failed, diverged and unfinished trials are trained again
+#: stopped ones); failed, diverged and unfinished trials are trained again, and so are trials that
+#: ``campaign stop`` ended (stopped by the user, not judged: see ``orchestrator.launcher.partition``)
 KEPT_ON_RERUN = frozenset({"complete", "stopped"})
 
 Selection = Literal["last_epoch", "best_on_test"]

@@ -43,7 +43,7 @@ AGENT_WAIT_S = 60.0
 #: metadata key naming the campaign on every job ``campaign submit`` creates
 CAMPAIGN_META = "h2ot_campaign"
 START_HINT = ("start the head with `ray start --head --dashboard-host 127.0.0.1 --dashboard-port 8265` "
-              "(ray[default] installed there), or forward its port (`ray dashboard cluster.yaml`, "
+              "(with the dashboard extra of ray installed there), or forward its port (`ray dashboard cluster.yaml`, "
               "`kubectl port-forward svc/<cluster>-head-svc 8265`)")
 
 

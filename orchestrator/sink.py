@@ -29,6 +29,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECK
 
 from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec, parse_metric_key
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
+from results.errors import ResultsError
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,18 @@ class ResultsSink(Callback):
         self.history: dict[str, dict[int, dict[str, Any]]] = {}
         self._store: Any = None
         self._tracker: Any = None
+        #: a leaderboard write that failed for good: Tune swallows errors of on_trial_complete/error, so it is
+        #: raised again from the next callback whose errors do end ``Tuner.fit`` (and at the end)
+        self.fatal: Exception | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_store"] = state["_tracker"] = None
+        state["_store"] = state["_tracker"] = state["fatal"] = None
         return state
+
+    def _check(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
 
     @property
     def store(self) -> Any:
@@ -126,11 +134,13 @@ class ResultsSink(Callback):
         self.tracker.log_epoch(self._run_id(spec), reported, step)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._check()
         spec = TrialSpec.from_dict(trial.config["spec"])
         self.store.mark_running(spec, self.campaign)
         self._run_id(spec)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._check()
         if RESULT_KEY in result:
             return
         spec = TrialSpec.from_dict(trial.config["spec"])
@@ -179,12 +189,17 @@ class ResultsSink(Callback):
         run_id = self.tracker.finish_trial(spec, result, run_id=self.run_ids.get(key))
         if run_id is not None:
             self.run_ids[key] = run_id
-        self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
+        try:
+            self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
+        except ResultsError as exc:  # DatabaseUnavailable after $H2OT_DB_RETRY_S: never silent
+            self.fatal = self.fatal or exc
+            raise
         self.outcomes[key] = result.status
         if result.error:
             self.errors[key] = result.error.strip().splitlines()[-1]
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._check()
         tracker = self.tracker
         self.backfill(tracker)
         tracker.close(failed="failed" in self.outcomes.values())
@@ -194,7 +209,6 @@ class ResultsSink(Callback):
         from sqlalchemy.exc import SQLAlchemyError
 
         from orchestrator.tracking import campaign_results, mask_uri, record_run_ids
-        from results.errors import ResultsError
 
         try:
             results, _ = campaign_results(self.store.engine, self.campaign)

@@ -264,16 +264,19 @@ class CampaignTracker:
         uri: tracking URI (default :func:`tracking_uri`).
         tags: extra tags for the parent and every trial run (grid path, profile, ...).
         probe_s: seconds between probes of a server found down (default ``$H2OT_MLFLOW_PROBE_S`` or 30).
+        live: the campaign is running (its parent run is marked ``RUNNING`` until :meth:`close`); a backfill
+            outside a campaign run (``h2ot campaign sync``) leaves the parent run's status alone.
     """
 
     def __init__(self, campaign: str, experiment: str, *, uri: str | None = None,
-                 tags: Mapping[str, str] | None = None, probe_s: float | None = None):
+                 tags: Mapping[str, str] | None = None, probe_s: float | None = None, live: bool = True):
         http_defaults()
         from mlflow.tracking import MlflowClient
 
         self.uri = uri or tracking_uri()
         self.campaign = campaign
         self.experiment = experiment
+        self.live = live
         self.client: MlflowClient = MlflowClient(self.uri)
         self.breaker = Breaker(self.uri, probe_s)
         sha = git_sha()
@@ -326,10 +329,13 @@ class CampaignTracker:
             f"tags.`{CAMPAIGN_TAG}` = '{_quote(self.campaign)}' and tags.`{ROLE_TAG}` = 'campaign'",
             max_results=1, order_by=["attributes.start_time ASC"])
         if runs:
-            self.client.update_run(runs[0].info.run_id, status="RUNNING")
+            if self.live:
+                self.client.update_run(runs[0].info.run_id, status="RUNNING")
             return runs[0].info.run_id
         run = self.client.create_run(self.experiment_id, run_name=self.campaign,
                                      tags={**self.tags, ROLE_TAG: "campaign"})
+        if not self.live:
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
         return run.info.run_id
 
     # -- live logging (the sink) ----------------------------------------------------------------------------
@@ -427,6 +433,11 @@ class CampaignTracker:
         else:
             self.partial.add(key)
         return run_id
+
+    def _close_parent(self, status: str) -> None:
+        assert self.parent_run_id is not None
+        if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+            self.client.set_terminated(self.parent_run_id, status=status)
 
     def close(self, failed: bool = False) -> None:
         """End the campaign's parent run."""
@@ -556,6 +567,10 @@ class CampaignTracker:
             report.steps += counts.steps
             report.finals += counts.finals
             report.run_ids[key] = run_id
+        if not self.live and not report.unfinished and self.parent_run_id is not None:
+            # the campaign's run was left RUNNING by a campaign that could not close it: every trial is done
+            failed = any(r.status == "failed" for r in results)
+            self._call(f"closing campaign {self.campaign}", self._close_parent, "FAILED" if failed else "FINISHED")
         if report.duplicates:
             log.warning("MLflow experiment %s has several runs for %d trial(s) (left by an older version); "
                         "the oldest one of each was synced", self.experiment, len(report.duplicates))
@@ -609,8 +624,9 @@ def init_store(uri: str | None = None) -> str:
         with _quiet_urllib3():
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # the campaign's tracker says it again and backfills later
-        log.warning("MLflow tracking store %s not ready (%s); the campaign runs on and backfills it later",
-                    mask_uri(uri), _reason(exc))
+        # the campaign's tracker meets the same outage and warns once; no second warning here
+        log.info("MLflow tracking store %s not ready (%s); the campaign runs on and backfills it later",
+                 mask_uri(uri), _reason(exc))
     return uri
 
 

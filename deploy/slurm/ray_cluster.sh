@@ -68,7 +68,7 @@ h2ot_ray_start() {
 
     echo "h2ot: Ray head on $head ($H2OT_RAY_ADDRESS), ${#nodes[@]} node(s)" >&2
     # shellcheck disable=SC2086  # $resources is a list of options
-    srun --nodes=1 --ntasks=1 -w "$head" \
+    srun --nodes=1 --ntasks=1 --overlap -w "$head" \
         ray start --head --block --node-ip-address="$H2OT_RAY_HEAD_IP" --port="$port" \
         --dashboard-host=127.0.0.1 --dashboard-port="$dash" --disable-usage-stats "${temp[@]}" $resources &
     H2OT_RAY_PIDS+=($!)
@@ -77,7 +77,7 @@ h2ot_ray_start() {
     local node
     for node in "${nodes[@]:1}"; do
         # shellcheck disable=SC2086
-        srun --nodes=1 --ntasks=1 -w "$node" \
+        srun --nodes=1 --ntasks=1 --overlap -w "$node" \
             ray start --block --address="$H2OT_RAY_ADDRESS" --disable-usage-stats $resources &
         H2OT_RAY_PIDS+=($!)
     done

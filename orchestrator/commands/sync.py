@@ -38,7 +38,7 @@ def sync(
     results, experiment = campaign_results(store.engine, name)
     uri = tracking_uri()
     # A sync is a foreground request: one probe per attempt is enough, the breaker need not wait to retry.
-    tracker = CampaignTracker(name, experiment, uri=uri, probe_s=0.0)
+    tracker = CampaignTracker(name, experiment, uri=uri, probe_s=0.0, live=False)
     report = tracker.sync(results)
     record_run_ids(store, report.run_ids)
     err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {experiment}): {report.summary()}",

@@ -163,7 +163,7 @@ def evaluate(
         options.update(_parse_sets(sets or []))
         ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
                                  batch_size=batch_size, device=dev, precision=precision)
-    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'})")
+    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'}, {precision} on {dev})")
     out.print(metrics_table(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)"))
 
 

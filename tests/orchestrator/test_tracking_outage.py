@@ -151,6 +151,9 @@ def mlflow_state(url: str, experiment: str) -> dict:
             {"run_id": run.info.run_id, "status": run.info.status, "params": dict(run.data.params),
              "tags": tags, "metrics": histories,
              "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id))})
+    for run in client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'campaign'"):
+        state.setdefault("campaign run", []).append({"run_id": run.info.run_id, "status": run.info.status,
+                                                     "end_time": run.info.end_time})
     return state
 
 
@@ -195,11 +198,14 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
 
     server.start()
     before = mlflow_state(server.url, "outage")
+    assert before.pop("campaign run")[0]["status"] == "RUNNING"  # the campaign could not close it
     assert len(before) < len(keys)  # MLflow did miss trials
 
     rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
     assert rc == 0, err[-3000:]
     after = mlflow_state(server.url, "outage")
+    (parent,) = after.pop("campaign run")
+    assert parent["status"] == "FINISHED"  # the campaign could not close it; the sync did
     assert sorted(after) == sorted(keys)
     for key, runs in after.items():
         assert len(runs) == 1, (key, runs)  # one run per trial_key
@@ -220,7 +226,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
     assert rc == 0, err[-3000:]
     assert "4 already in MLflow, 0 run(s) created, 0 updated" in err, err
-    assert mlflow_state(server.url, "outage") == after  # idempotent: nothing changed
+    assert mlflow_state(server.url, "outage") == {**after, "campaign run": [parent]}  # idempotent: nothing changed
 
 
 

@@ -191,3 +191,30 @@ def test_bad_retry_window_is_refused(pg, monkeypatch):
     with pytest.raises(ResultsError, match=r"H2OT_DB_RETRY_S='soon': expected a number of seconds"):
         store.ensure_campaign("c")
     store.engine.dispose()
+
+
+def test_campaign_sink_stops_the_campaign_loudly_when_a_write_fails_for_good(pg, monkeypatch, tmp_path):
+    """Tune swallows errors raised in on_trial_complete: the sink raises the write's error from the next
+    callback whose errors do end ``Tuner.fit``, and at the end of the experiment."""
+    from types import SimpleNamespace
+
+    from orchestrator.sink import ResultsSink
+    from orchestrator.trainable import RESULT_KEY
+
+    monkeypatch.setenv(RETRY_ENV_VAR, "1")
+    sink = ResultsSink("c", "exp", db_url=pg.url, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = result(3)
+    trial = SimpleNamespace(config={"spec": done.spec}, last_result={RESULT_KEY: done.to_json()}, error_file=None)
+    sink.on_trial_start(0, [], trial)
+    pg.stop()
+    with pytest.raises(DatabaseUnavailable):
+        sink.on_trial_complete(0, [], trial)
+    other = SimpleNamespace(config={"spec": result(4).spec}, last_result={}, error_file=None)
+    with pytest.raises(DatabaseUnavailable, match=r"postgres:\*\*\*@127\.0\.0\.1"):
+        sink.on_trial_start(0, [], other)  # errors here do end Tuner.fit
+    with pytest.raises(DatabaseUnavailable):
+        sink.on_experiment_end([])
+    assert sink.outcomes == {}  # nothing reported as recorded
+    pg.start()
+    assert sink.store.trial_status(done.trial_key) == "running"  # the row is as the last good write left it
+    sink.store.engine.dispose()
