@@ -131,39 +131,51 @@ def run(
     bad grid or option.
     """
     from orchestrator.grid import campaign_name, load_grid
-    from orchestrator.launcher import LaunchOptions, partition, run_campaign
+    from orchestrator.launcher import LaunchOptions, run_campaign
 
     _check_resources(cpus_per_trial, gpus_per_trial, retries, max_concurrent)
     if num_cpus is not None and num_cpus < 1:
         raise typer.BadParameter("--num-cpus >= 1")
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
-    if not dry_run:  # once, before Ray starts or anything is written: a bad --storage leaves no trace
-        from orchestrator.launcher import preflight
-        from orchestrator.storage import check as check_storage
-
-        preflight(LaunchOptions(address=address, num_cpus=num_cpus))  # a bad address neither (check writes)
-
-        storage = check_storage(storage)
-    if grid.search is not None:
-        _run_search(grid, campaign, LaunchOptions(
-            address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-            max_concurrent=max_concurrent, retries=retries, asha=asha, db_url=db_url, storage=storage), dry_run)
-        return
-    if dry_run:
-        todo, done = partition(grid.expand(), db_url=db_url, rerun=rerun, rerun_stopped=rerun_stopped)
-        _print_wide(_trials_table(grid, grid.expand(), {s.trial_key for s in done}))
-        err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
-        return
     opts = LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries, asha=asha,
-                         db_url=db_url, storage=storage)
-    outcome = run_campaign(grid, campaign, opts, rerun=rerun, rerun_stopped=rerun_stopped)
+                         db_url=db_url, storage=None if dry_run else _preflight(address, num_cpus, storage))
+    if grid.search is not None:
+        _run_search(grid, campaign, opts, dry_run)
+    elif dry_run:
+        _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+    else:
+        _finish(run_campaign(grid, campaign, opts, rerun=rerun, rerun_stopped=rerun_stopped), grid.metric,
+                db_url, "run the same command again to retry them")
+
+
+def _preflight(address: str | None, num_cpus: int | None, storage: str | None) -> str:
+    """Check the cluster address, then the storage (which writes a marker), before Ray starts or anything
+    is written; returns the storage URI to use."""
+    from orchestrator.launcher import LaunchOptions, preflight
+    from orchestrator.storage import check as check_storage
+
+    preflight(LaunchOptions(address=address, num_cpus=num_cpus))
+    return check_storage(storage)
+
+
+def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
+    from orchestrator.launcher import partition
+
+    specs = grid.expand()
+    todo, done = partition(specs, db_url=db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+    _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
+    err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
+
+
+def _finish(outcome: CampaignOutcome, metric: str, db_url: str | None, retry_hint: str) -> None:
+    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
     _print_outcome(outcome)
-    _print_best(campaign, grid.metric, db_url)
+    _print_best(outcome.campaign, metric, db_url)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
-                  f"`h2ot campaign status {campaign}`; run the same command again to retry them")
+                  f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")
         raise typer.Exit(outcome.exit_code)
 
 
@@ -278,14 +290,9 @@ def _run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, dry_run: boo
     if dry_run:
         return
     outcome, counts = run_search(grid, campaign, opts)
-    _print_outcome(outcome)
     err.print(f"proposals rejected before training: {counts['over_budget']} over max_gflops, "
               f"{counts['invalid']} invalid; {counts['reused']} read back from the leaderboard")
-    _print_best(campaign, grid.metric, opts.db_url)
-    if outcome.exit_code:
-        err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; run the same "
-                  f"command again to resume the search")
-        raise typer.Exit(outcome.exit_code)
+    _finish(outcome, grid.metric, opts.db_url, "run the same command again to resume the search")
 
 
 def _print_best(campaign: str, metric: str, db_url: str | None, top: int = 10) -> None:
