@@ -14,5 +14,5 @@ PY=${PY:-.venv/bin/python}
 status=0
 timeout 240 "$PY" -m pytest -q -m gpu tests/gpu -p no:cacheprovider || status=$?
 timeout 240 "$PY" -m benchmarks.precision --device cuda --batches 1,32 --repeats 10 --threads 4 \
-    --sections gemm,modes,infer,train --out benchmarks/results/precision_gpu.md || status=$?
+    --sections gemm,infer,train,modes --out benchmarks/results/precision_gpu.md || status=$?
 exit $status

@@ -3,23 +3,23 @@
 Sections (each table is rewritten into the result file as soon as it is measured):
 
 1. GEMM peak: a large fp32 and bf16 matmul, the machine's reference for the achieved GFLOP/s below.
-2. How to run bf16 (official-size unpruned models, batch 1): fp32, plain autocast, bf16 Linear/Conv weights
-   under autocast (what ``h2ot predict/profile/evaluate --precision bf16`` use), and the whole model in bf16.
-3. Inference: every backbone unpruned, HoT and H2OT at its official size, at each ``--batches``: fp32 and bf16
+2. Inference: every backbone unpruned, HoT and H2OT at its official size, at each ``--batches``: fp32 and bf16
    milliseconds, the speed-up (target >= 1.8x on the CPU), output frames per second as the papers count FPS
    (B·F/t seq2seq, B/t seq2frame), achieved GFLOP/s of both (all matmuls, ``gflops_total``) and the bf16
    output's relative difference from fp32 on the same weights (target <= 2e-2).
-4. Accuracy: a tiny MixSTE-HoT trained on synthetic data, evaluated in fp32 and bf16 (target: MPJPE within
+3. Accuracy: a tiny MixSTE-HoT trained on synthetic data, evaluated in fp32 and bf16 (target: MPJPE within
    0.5 mm), and the same trial trained in bf16.
-5. Training: one optimiser step (forward, backward, AdamW) in fp32 and under bf16 autocast, official sizes at
+4. Training: one optimiser step (forward, backward, AdamW) in fp32 and under bf16 autocast, official sizes at
    batch 2 and the demo size (target >= 1.5x).
+5. How to run bf16 (official-size unpruned models, batch 1): fp32, plain autocast, bf16 Linear/Conv weights
+   under autocast (what ``h2ot predict/profile/evaluate --precision bf16`` use), and the whole model in bf16.
 
 All variants of a row group are timed interleaved, round-robin, so machine noise hits them alike; figures
 are medians of ``--repeats`` passes after one warm-up (batches above 1: no warm-up, the batch-1 passes
 warmed the code). On CUDA every pass ends with a synchronisation.
 
     python -m benchmarks.precision [--backbones mixste,motionbert,motionagformer,mhformer] [--batches 1,8]
-                                   [--repeats 3] [--threads 2] [--device cpu] [--sections gemm,modes,infer,acc,train]
+                                   [--repeats 3] [--threads 2] [--device cpu] [--sections gemm,infer,acc,train,modes]
                                    [--out benchmarks/results/precision.md]
 """
 
@@ -44,7 +44,7 @@ from h2ot_core.device import autocast, inference_model, synchronize
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
 
-SECTIONS = ("gemm", "modes", "infer", "acc", "train")
+SECTIONS = ("gemm", "infer", "acc", "train", "modes")
 
 
 def timed_round_robin(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device,
@@ -127,15 +127,20 @@ def modes(backbones: list[str], device: torch.device, repeats: int) -> list[tupl
     return [row for backbone in backbones for row in _modes_of(backbone, device, repeats)]
 
 
-@torch.inference_mode()
 def _infer_variant(backbone: str, name: str, batches: list[int], device: torch.device, repeats: int
                    ) -> list[tuple[object, ...]]:
     pruner, recoverer, schedule = variants(backbone)[name]
     torch.manual_seed(0)
     model = create_model(backbone, pruner, recoverer, schedule).eval()
-    total = count_flops(model, example_input(model))[1]
+    total = count_flops(model, example_input(model))[1]  # not under inference_mode: the counter's hooks need autograd
     model.to(device)
     fast = inference_model(model, "bf16", copy_model=True)
+    with torch.inference_mode():
+        return _time_variant(backbone, name, schedule, model, fast, total, batches, device, repeats)
+
+
+def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Module, fast: torch.nn.Module,
+                  total: float, batches: list[int], device: torch.device, repeats: int) -> list[tuple[object, ...]]:
     frames_out = model.num_frames if BACKBONE_INFO[backbone].pipeline == "seq2seq" else 1
     rows = []
     for batch in batches:
@@ -173,8 +178,8 @@ def accuracy(device: torch.device) -> list[tuple[object, ...]]:
     spec = TrialSpec(backbone="mixste", pruner="tpc", recoverer="tra", schedule="1:9", frames=27,
                      dataset="synthetic", seed=0, model={"dim": 48, "depth": 3, "num_heads": 4},
                      data={"minutes": 1.0},
-                     train={"epochs": 4, "batch_size": 8, "max_train_windows": 256, "max_test_windows": 128,
-                            "latency": False})
+                     train={"epochs": 4, "batch_size": 8, "lr": 1e-3, "max_train_windows": 256,
+                            "max_test_windows": 128, "latency": False})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -253,9 +258,6 @@ def main() -> None:
         peak = gemm_peak(device, args.repeats)
         report.add("GEMM peak (the machine's reference)", md_table(
             ("precision", "GFLOP/s"), [(k, f"{v:.0f}") for k, v in peak.items()]))
-    if "modes" in sections:
-        report.add("Ways to run bf16: official-size unpruned models, batch 1 (ms; difference from fp32)", md_table(
-            ("backbone", "mode", "ms", "vs fp32", "relative difference"), modes(backbones, device, args.repeats)))
     if "infer" in sections:
         header = ("backbone", "variant", "schedule", "batch", "fp32 ms", "bf16 ms", "bf16 speed-up", "fp32 FPS",
                   "bf16 FPS", "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16 vs fp32 output")
@@ -267,6 +269,9 @@ def main() -> None:
     if "train" in sections:
         report.add("Training step, bf16 autocast vs fp32 (forward + backward + AdamW)", md_table(
             ("model", "batch", "fp32 ms", "bf16 ms", "bf16 speed-up"), training(backbones, device, args.repeats)))
+    if "modes" in sections:
+        report.add("Ways to run bf16: official-size unpruned models, batch 1 (ms; difference from fp32)", md_table(
+            ("backbone", "mode", "ms", "vs fp32", "relative difference"), modes(backbones, device, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -398,7 +398,10 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: b
     stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})
     outcome = CampaignOutcome(campaign, kept={s.trial_key: "stopped" if s.trial_key in stopped else "complete"
                                               for s in done})
-    if not todo:
+    if not todo:  # nothing to train: still backfill what a tracking outage kept from MLflow
+        from orchestrator.tracking import sync_campaign
+
+        sync_campaign(campaign, db_url=opts.db_url, store=store, warn=True)
         return outcome
     sink = train_specs(campaign, grid.name, todo, opts, metric=grid_metric_key(grid), mode=grid.mode,
                        tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(done))

@@ -180,6 +180,7 @@ class ResultsSink(Callback):
         self._write(spec, result)
 
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
+        self._check()  # the leaderboard is gone for good: no second retry window per trial
         key = spec.trial_key
         self._flush(spec)  # a trial that ends with no retry left: its last epoch did run
         seen = self.history.pop(key, {})
@@ -218,7 +219,7 @@ class ResultsSink(Callback):
             log.warning("MLflow backfill of campaign %s skipped: %s; run `h2ot campaign sync %s`",
                         self.campaign, exc, self.campaign)
             return
-        if not report.reachable or report.missed:
+        if report.not_synced:
             missed = len(report.missed) if report.reachable else len(tracker.partial)
             what = f"lacks {missed} trial(s)" if missed else "could not be checked for trials"
             log.warning("MLflow %s of campaign %s (the leaderboard has all of them): run `h2ot campaign sync %s` "

@@ -229,6 +229,15 @@ class SyncReport:
     run_ids: dict[str, str] = field(default_factory=dict)
     #: False when the tracking server could not be reached to compare runs at all
     reachable: bool = True
+    #: the first error of an outage met during the sync
+    error: str | None = None
+    #: the MLflow experiment synced
+    experiment: str = ""
+
+    @property
+    def not_synced(self) -> int:
+        """Finished trials MLflow may still lack after this sync."""
+        return len(self.missed) if self.reachable else self.trials - self.unfinished
 
     @property
     def changed(self) -> bool:
@@ -700,15 +709,27 @@ def record_run_ids(store: Any, run_ids: Mapping[str, str]) -> None:
 
 
 def sync_campaign(campaign: str, *, db_url: str | None = None, uri: str | None = None,
-                  tracker: CampaignTracker | None = None, store: Any = None) -> SyncReport:
-    """Backfill MLflow with every finished trial of ``campaign`` from the leaderboard (idempotent)."""
+                  store: Any = None, warn: bool = False) -> SyncReport:
+    """Backfill MLflow with every finished trial of ``campaign`` from the leaderboard (idempotent), outside
+    a campaign run (the campaign's parent run is closed once every trial is finished).
+
+    ``warn``: say in one warning what MLflow still lacks (for callers that go on, e.g. a campaign run with
+    nothing left to train); ``h2ot campaign sync`` reports it itself.
+    """
     if store is None:
         from results.store import LeaderboardStore
 
         store = LeaderboardStore(db_url)
     results, experiment = campaign_results(store.engine, campaign)
-    if tracker is None:
-        tracker = CampaignTracker(campaign, experiment, uri=uri)
+    # One request, not a campaign: a server found down is asked again at once, not after the probe interval.
+    tracker = CampaignTracker(campaign, experiment, uri=uri, probe_s=0.0, live=False)
     report = tracker.sync(results)
+    report.error, report.experiment = tracker.breaker.first_error, experiment
     record_run_ids(store, report.run_ids)
+    if warn and report.not_synced:
+        log.warning("MLflow lacks %d trial(s) of campaign %s (the leaderboard has all of them): run "
+                    "`h2ot campaign sync %s` once %s answers", report.not_synced, campaign, campaign,
+                    mask_uri(tracker.uri))
+    elif warn and report.changed:
+        log.warning("MLflow backfilled from the leaderboard: %s", report.summary())
     return report

@@ -25,26 +25,13 @@ def sync(
     Exit code 0 when MLflow has every finished trial, 1 when the tracking server did not answer (or refused
     a trial), 2 for an unknown campaign or leaderboard.
     """
-    from orchestrator.tracking import (
-        CampaignTracker,
-        campaign_results,
-        mask_uri,
-        record_run_ids,
-        tracking_uri,
-    )
-    from results.store import LeaderboardStore
+    from orchestrator.tracking import mask_uri, sync_campaign, tracking_uri
 
-    store = LeaderboardStore(db_url)
-    results, experiment = campaign_results(store.engine, name)
     uri = tracking_uri()
-    # A sync is a foreground request: one probe per attempt is enough, the breaker need not wait to retry.
-    tracker = CampaignTracker(name, experiment, uri=uri, probe_s=0.0, live=False)
-    report = tracker.sync(results)
-    record_run_ids(store, report.run_ids)
-    err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {experiment}): {report.summary()}",
+    report = sync_campaign(name, db_url=db_url, uri=uri)
+    err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {report.experiment}): {report.summary()}",
               highlight=False, markup=False)
-    if not report.reachable or report.missed:
-        missed = len(report.missed) if report.reachable else len(results) - report.unfinished
-        cause = tracker.breaker.first_error or "MLflow refused part of the record"
-        raise fail(f"MLflow at {mask_uri(uri)}: {missed} trial(s) of campaign {name} not synced "
+    if report.not_synced:
+        cause = report.error or "MLflow refused part of the record"
+        raise fail(f"MLflow at {mask_uri(uri)}: {report.not_synced} trial(s) of campaign {name} not synced "
                    f"({cause}); run `h2ot campaign sync {name}` again once it answers", code=1)

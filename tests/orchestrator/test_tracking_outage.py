@@ -265,3 +265,56 @@ def test_epochs_skipped_in_an_outage_are_logged_once_when_the_trial_ends(server,
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["h2ot.logged"] == "complete"
     assert run.data.params["pruner"] == "tpc"
+
+
+def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tmp_path, caplog):
+    """The sink (driven with Tune's callback order): a run during the outage, then the next run of the
+    campaign, whose end gives MLflow the earlier trial too, from the leaderboard."""
+    from types import SimpleNamespace
+
+    from mlflow.tracking import MlflowClient
+
+    from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+    from orchestrator.sink import ResultsSink
+    from orchestrator.trainable import RESULT_KEY
+
+    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+
+    def run_trial(sink: ResultsSink, seed: int) -> str:
+        spec = TrialSpec("mixste", "tpc", "tra", "1:9", frames=27, seed=seed)
+        history = [{"epoch": e, "train_loss": 1.0 - e / 10} for e in (1, 2)]
+        result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
+                             epochs_run=2, history=history)
+        trial = SimpleNamespace(config={"spec": spec.to_dict()}, last_result={}, error_file=None)
+        sink.on_trial_start(0, [], trial)
+        for row in history:
+            sink.on_trial_result(0, [], trial, {**row, "should_checkpoint": True, "training_iteration": row["epoch"]})
+            sink.on_checkpoint(0, [], trial, checkpoint=None)
+        trial.last_result = {RESULT_KEY: result.to_json()}
+        sink.on_trial_complete(0, [], trial)
+        return spec.trial_key
+
+    server.kill()
+    first = ResultsSink("camp", "exp", db_url=db_url, tracking_uri=server.url)
+    with caplog.at_level(logging.WARNING, logger="orchestrator"):
+        a = run_trial(first, 0)
+        first.on_experiment_end([])
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and "unreachable" in warnings[0], warnings
+    assert "MLflow lacks 1 trial(s) of campaign camp" in warnings[1]
+
+    server.start()
+    second = ResultsSink("camp", "exp", db_url=db_url, tracking_uri=server.url)
+    b = run_trial(second, 1)
+    second.on_experiment_end([])
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name("exp")
+    runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'")
+    assert sorted(r.data.tags["h2ot.trial_key"] for r in runs) == sorted([a, b])
+    for run in runs:
+        assert [m.step for m in sorted(client.get_metric_history(run.info.run_id, "train_loss"),
+                                       key=lambda m: m.step)] == [1, 2]
+        assert run.info.status == "FINISHED" and run.data.tags["h2ot.logged"] == "complete"
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'campaign'")
+    assert parent.info.status == "FINISHED"
+    assert second.store.trial_status(a) == "complete"
