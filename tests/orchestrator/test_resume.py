@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from csv import DictReader
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from test_campaign_recovery import finish, start, wait_for
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
@@ -41,33 +41,6 @@ def env(tmp_path):
            "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch")}
     env.pop("H2OT_STORAGE", None)
     return env
-
-
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "campaign", "run", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"campaign did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, out, err
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 300, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"campaign ended (rc {proc.returncode}) before {what}:\n{proc.stderr.read()[-3000:]}")
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def manifest_epoch(checkpoint_dir: Path) -> int | None:
@@ -137,7 +110,7 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     assert [r["status"] for r in trial_rows(env, key)] == ["running"]
     assert not (trial_dir / "model.pt").exists()
 
-    rc, _, err = finish(start(args, env))
+    rc, _, err = finish(start(args, env), timeout=400)
     assert rc == 0, err[-3000:]
     (row,) = trial_rows(env, key)  # one row: none lost, none duplicated
     assert row == {"status": "complete", "epochs_run": 4, "resumed_from_epoch": 2,

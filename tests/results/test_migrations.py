@@ -12,21 +12,19 @@ import logging
 import multiprocessing as mp
 import shutil
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pyarrow.parquet as pq
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from smoke_data import PG_ADMIN
+from conftest import fresh_pg_database
 from sqlalchemy import Engine, MetaData, create_engine, func, select, text
 from typer.testing import CliRunner
 
@@ -126,14 +124,8 @@ def url_of(path: Path) -> str:
 @pytest.fixture
 def pg_fresh_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"h2ot_mig_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    base, _, _ = admin.rpartition("/")
-    yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+    with fresh_pg_database("h2ot_mig") as url:
+        yield url
 
 
 # -- the fixture and revision 0001 -------------------------------------------------------------------------
