@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec
+from orchestrator.provenance import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ def trainable(config: dict[str, Any]) -> None:
             result = run_trial(spec, tune_reporter(spec, trial.checkpoint), workdir=scratch / "work",
                                data_dir=data_dir(spec.dataset), resume_from=resume_from, device=_device())
         result = publish_result(result, trial)
+        # the worker's own versions of everything that changes results (numpy, ray, mlflow, ...), beside torch
+        result.provenance = {**package_versions(), **result.provenance}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _final_report(result)
