@@ -12,21 +12,39 @@ Runs the same N trivial trials (a 9-frame, 16-channel MixSTE by default, one epo
 
 Per-trial orchestration overhead = marginal cost − plain-loop cost: Tune scheduling with reused actors,
 reporting, leaderboard and MLflow writes. CPU use = CPU seconds of the driver and every process it spawned
-(Ray's raylet and workers, sampled from /proc) over wall time × cores, for the CPU-bound run. Everything is written
-under a temporary folder.
+(Ray's raylet and workers, sampled from /proc) over wall time × cores, for the CPU-bound run.
 
-    python -m benchmarks.orchestration [--trials 6] [--backbone mixste] [--out benchmarks/results/orchestration.md]
+4. At scale (``--sizes``, default 100, 500 and 2,000 trials): campaigns of trivial trials — no training; the
+   trainable reports once, with a TrialResult shaped like a real one (per-action test metrics, cost, one epoch
+   of history, provenance) — through the real path: ``run_campaign`` → Ray Tune on the local Ray (as many
+   trials at once as cores, reused actors) → ``ResultsSink`` → leaderboard (SQLite) and MLflow (SQLite
+   store; a fresh leaderboard and store per size). Per size: wall time / trials (the fixed cost included), the trial phase (first trial start to
+   last trial end, from the leaderboard) / trials, the driver's peak RSS during that campaign (``VmHWM``,
+   reset before each campaign through ``/proc/self/clear_refs``; else ``ru_maxrss``; the sizes run in one
+   process, smallest first), and the time the sink
+   spends in leaderboard calls (``mark_running`` + ``upsert_result``) and in MLflow calls (``start_trial``,
+   ``log_epoch``, ``finish_trial``; the end-of-campaign backfill separately), each per trial.
+
+Everything is written under a temporary folder.
+
+    python -m benchmarks.orchestration [--trials 6] [--backbone mixste] [--sizes 100,500,2000] [--scale-only]
+        [--out benchmarks/results/orchestration.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
+import resource
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,22 +136,225 @@ def trial_phase(db_url: str) -> tuple[float, float]:
     return first.replace(tzinfo=UTC).timestamp(), last.replace(tzinfo=UTC).timestamp()
 
 
+# --- at scale: trivial trials through the real path ------------------------------------------------------------
+
+#: the test split's actions of a real (Human3.6M-shaped) result: one metric row per action and metric
+ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
+           "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether")
+
+
+def trivial_result(spec: Any) -> Any:
+    """A complete TrialResult shaped like a one-epoch real one, for ``spec``, without training."""
+    from h2ot_core.contracts import Cost, MetricRecord, TrialResult
+
+    seed = int(spec.to_dict().get("seed", 0))
+    metrics = [MetricRecord(name, "test", 50.0 + seed % 7 + i + (5.0 if name == "p_mpjpe" else 0.0), action, 1)
+               for i, action in enumerate(("avg", *ACTIONS)) for name in ("mpjpe", "p_mpjpe")]
+    metrics.append(MetricRecord("loss", "train", 0.5, "avg", 1))
+    history = [{"epoch": 1, "train_loss": 0.5, "test_mpjpe": metrics[0].value, "test_p_mpjpe": metrics[1].value,
+                "lr": 1e-3, "epoch_s": 0.01}]
+    return TrialResult(spec.trial_key, spec.to_dict(), "complete", metrics=metrics,
+                       cost=Cost(params=1000, gflops=0.01, gflops_total=0.012, latency_ms=1.0, latency_batch=1,
+                                 latency_device="cpu", latency_contended=False),
+                       epochs_run=1, best_epoch=1, provenance={"torch": "bench", "numpy": "bench"},
+                       history=history)
+
+
+def trivial_trainable(config: dict[str, Any]) -> None:
+    """Stands in for :func:`orchestrator.trainable.trainable`: no training, one final report (its own)."""
+    from h2ot_core.contracts import TrialSpec
+    from orchestrator.trainable import _final_report
+
+    _final_report(trivial_result(TrialSpec.from_dict(config["spec"])))
+
+
+@contextlib.contextmanager
+def trivial_trials() -> Iterator[None]:
+    """Campaigns train with :func:`trivial_trainable` (the launcher imports ``trainable`` at each fit)."""
+    import orchestrator.trainable as module
+
+    real = module.trainable
+    module.trainable = trivial_trainable
+    try:
+        yield
+    finally:
+        module.trainable = real
+
+
+class CallTimer:
+    """Wall seconds spent in chosen methods of a class, summed per group (installed on the class)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, cls: type, names: tuple[str, ...], group: str) -> None:
+        for name in names:
+            real = getattr(cls, name)
+
+            @functools.wraps(real)
+            def timed(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    self.seconds[group] = self.seconds.get(group, 0.0) + time.perf_counter() - t0
+                    self.calls[group] = self.calls.get(group, 0) + 1
+
+            setattr(cls, name, timed)
+            self._undo.append(functools.partial(setattr, cls, name, real))
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+    def restore(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux ``clear_refs`` 5); ``False`` where that is refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    """This process's RSS high-water mark in MiB (``VmHWM``, else ``ru_maxrss``)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scale_grid_yaml(trials: int) -> str:
+    return grid_yaml(trials, "mixste").replace("orchestration_bench", f"orchestration_scale{trials}")
+
+
+def scale(tmp: Path, sizes: list[int], cores: int, unchunked: list[int]) -> list[dict[str, Any]]:
+    """One trivial-trial campaign per size (ascending) in this process, then one per ``unchunked`` size
+    submitted as a single ``Tuner.fit`` (no ``H2OT_TUNE_CHUNK`` chunks); the figures of each."""
+    from orchestrator.grid import load_grid
+    from orchestrator.launcher import TUNE_CHUNK_ENV, LaunchOptions, run_campaign, tune_chunk
+    from orchestrator.tracking import CampaignTracker, init_store
+    from results.store import LeaderboardStore
+
+    timer = CallTimer()
+    timer.wrap(LeaderboardStore, ("mark_running", "upsert_result"), "leaderboard")
+    timer.wrap(CampaignTracker, ("start_trial", "log_epoch", "finish_trial"), "mlflow")
+    timer.wrap(CampaignTracker, ("sync", "close"), "backfill")
+    rows = []
+    try:
+        with trivial_trials():
+            chunk = tune_chunk()
+            runs = [(10, chunk, False), *((n, chunk, False) for n in sorted(sizes)),
+                    *((n, n, True) for n in sorted(unchunked))]
+            for size, chunk, onefit in runs:  # 10: this process's one-time costs (imports, MLflow schema)
+                label = f"{size}-onefit" if onefit else f"{size}"
+                os.environ[TUNE_CHUNK_ENV] = str(chunk)
+                path = tmp / f"scale{label}.yaml"
+                path.write_text(scale_grid_yaml(size))
+                grid = load_grid(path)
+                db_url = f"sqlite:///{tmp / f'scale{label}.sqlite'}"
+                # a store per run (its schema made before the clock starts): the runs do not share MLflow rows
+                os.environ["MLFLOW_TRACKING_URI"] = init_store(f"sqlite:///{tmp / f'mlflow-scale{label}.db'}")
+                opts = LaunchOptions(num_cpus=cores, cpus_per_trial=1, retries=0, db_url=db_url)
+                timer.reset()
+                exact = reset_peak_rss()
+                t0 = time.perf_counter()
+                outcome = run_campaign(grid, f"bench-scale{label}", opts)
+                wall = time.perf_counter() - t0
+                assert outcome.exit_code == 0 and len(outcome.statuses) == size, outcome.errors
+                first, last = trial_phase(db_url)
+                row = {"trials": size, "chunk": chunk, "onefit": onefit, "wall": wall, "phase": last - first, "rss_mb": peak_rss_mb(),
+                       "rss_exact": exact, **{k: timer.seconds.get(k, 0.0)
+                                              for k in ("leaderboard", "mlflow", "backfill")}}
+                print(f"{size:5d} trivial trials, Tune chunks of {chunk}: {wall:7.1f} s wall = {wall / size:.3f} s/trial; trial phase "
+                      f"{row['phase'] / size:.3f} s/trial; driver peak RSS {row['rss_mb']:.0f} MiB; leaderboard "
+                      f"{1000 * row['leaderboard'] / size:.1f} ms/trial, MLflow {1000 * row['mlflow'] / size:.1f} "
+                      f"ms/trial, backfill {row['backfill']:.1f} s", flush=True)
+                if size != 10:
+                    rows.append(row)
+    finally:
+        timer.restore()
+    return rows
+
+
+def scale_table(rows: list[dict[str, Any]], cores: int) -> list[str]:
+    chunked = [r for r in rows if not r["onefit"]] or rows
+
+    def growth(key: str) -> str:
+        lo, hi = chunked[0], chunked[-1]
+        a, b = lo[key] / (lo["trials"] if key != "rss_mb" else 1), hi[key] / (hi["trials"] if key != "rss_mb" else 1)
+        return f"{b / a:.2f}×" if a else "–"
+
+    def cell(row: dict[str, float], key: str) -> str:
+        n = row["trials"]
+        if key == "wall":
+            return f"{row['wall'] / n:.3f} s" + (" ✓" if row["wall"] / n <= 0.3 else " ✗")
+        if key == "phase":
+            return f"{row['phase'] / n:.3f} s"
+        if key == "rss_mb":
+            return f"{row['rss_mb']:.0f} MiB" + (" ✓" if row["rss_mb"] < 1536 else " ✗")
+        return f"{1000 * row[key] / n:.1f} ms"
+
+    what = {"wall": "**orchestration overhead per trial** (wall / trials; target ≤ 0.3 s)",
+            "phase": "per trial in the trial phase (first start to last end / trials)",
+            "rss_mb": "**driver peak RSS** (target < 1.5 GB)",
+            "leaderboard": "leaderboard writes per trial (`mark_running` + `upsert_result`)",
+            "mlflow": "MLflow writes per trial (`start_trial` + `finish_trial`)",
+            "backfill": "MLflow backfill at campaign end, per trial"}
+    def column(row: dict[str, Any]) -> str:
+        n, chunk = int(row["trials"]), int(row["chunk"])
+        if row["onefit"]:
+            return f"{n:,} in one `Tuner.fit`"
+        return f"{n:,}" + (f" ({-(-n // chunk)} fits of ≤ {chunk})" if chunk < n else "")
+
+    header = (f"trivial trials, {cores} at a time", *(column(r) for r in chunked),
+              f"{int(chunked[-1]['trials']):,} vs {int(chunked[0]['trials']):,}" if len(chunked) > 1 else "growth",
+              *(column(r) for r in rows if r["onefit"]))
+    body = [(label, *(cell(r, key) for r in chunked), growth(key), *(cell(r, key) for r in rows if r["onefit"]))
+            for key, label in what.items()]
+    return md_table(header, body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6, help="N (the sequential campaigns run N and 2N)")
     parser.add_argument("--backbone", default="mixste")
     parser.add_argument("--heavy-windows", type=int, default=400, help="training windows of the CPU-bound trials")
+    parser.add_argument("--sizes", default="100,500,2000",
+                        help="campaign sizes of the trivial-trial runs, comma-separated ('' skips them)")
+    parser.add_argument("--unchunked", default="",
+                        help="sizes to run again as a single Tuner.fit (H2OT_TUNE_CHUNK = the size), e.g. 2000")
+    parser.add_argument("--scale-only", action="store_true", help="only the trivial-trial runs at --sizes")
     add_out_argument(parser, "orchestration")
     args = parser.parse_args()
+    sizes = [int(v) for v in args.sizes.replace(" ", "").split(",") if v]
     tmp = Path(tempfile.mkdtemp(prefix="h2ot-orch-bench-"))
     os.environ["H2OT_RUNS_DIR"] = str(tmp / "runs")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
 
+    cores = os.cpu_count() or 1
+    lines = [] if args.scale_only else overhead(args, tmp, cores)
+    if sizes:
+        rows = scale(tmp, sizes, cores, [int(v) for v in args.unchunked.replace(" ", "").split(",") if v])
+        lines += [*([""] if lines else []), *scale_table(rows, cores)]
+    print(f"results under {tmp}")
+    write_result([*lines, "", measured_line("benchmarks.orchestration")], args.out)
+
+
+def overhead(args: argparse.Namespace, tmp: Path, cores: int) -> list[str]:
+    """Parts 1-3: the table of the trials' own cost, the orchestration overhead and the CPU use."""
     from h2ot_core.api import run_trial
     from orchestrator.grid import load_grid
     from orchestrator.launcher import LaunchOptions, run_campaign
-
-    cores = os.cpu_count() or 1
 
     n = args.trials
     grids = {}
@@ -197,7 +418,7 @@ def main() -> None:
         ("CPU use from the first trial's start to the last one's end",
          f"**{100 * phase_cpu / ((last - first) * cores):.0f}% of {cores} cores**"),
     ]
-    write_result([*md_table(("what", "figure"), rows), "", measured_line("benchmarks.orchestration")], args.out)
+    return md_table(("what", "figure"), rows)
 
 
 if __name__ == "__main__":

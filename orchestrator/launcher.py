@@ -44,6 +44,12 @@ ADDRESS_ENV = ("RAY_ADDRESS", "H2OT_RAY_ADDRESS")
 USER_STOPPED = "stopped by campaign stop"
 #: set by Ray's job supervisor in a job's driver: the job's runtime_env (working_dir included) and submission id
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+#: most trials one ``Tuner.fit`` is given (``$H2OT_TUNE_CHUNK``): Tune's variant generation deep-copies the
+#: whole grid for every trial, so its cost grows with the square of the grid (about 60 s before the first of
+#: 2,000 trials started; ``make bench-orchestration``); a longer campaign is submitted in chunks, one
+#: ``Tuner.fit`` after another in the same Ray session. Not with ASHA, whose rungs must see every trial.
+TUNE_CHUNK_ENV = "H2OT_TUNE_CHUNK"
+DEFAULT_TUNE_CHUNK = 500
 
 
 class ClusterError(H2OTError):
@@ -429,5 +435,21 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     with ray_session(opts):
         opts, plan = trial_resources(opts)
         err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
-        _fit(campaign, specs, opts, [sink, progress], metric=metric, mode=mode)
+        size = max(len(specs), 1) if opts.asha else tune_chunk()
+        chunks = [specs[i:i + size] for i in range(0, len(specs), size)] or [specs]
+        for i, chunk in enumerate(chunks):
+            # the sink and the display close the campaign after the last chunk (or one cut short)
+            sink.more_to_come = progress.more_to_come = i < len(chunks) - 1
+            _fit(campaign, chunk, opts, [sink, progress], metric=metric, mode=mode)
+            if any(s.trial_key not in sink.outcomes for s in chunk):  # interrupted: submit no more
+                break
     return sink
+
+
+def tune_chunk() -> int:
+    """The most trials one ``Tuner.fit`` gets: ``$H2OT_TUNE_CHUNK``, else :data:`DEFAULT_TUNE_CHUNK`."""
+    raw = os.environ.get(TUNE_CHUNK_ENV, "").strip()
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_TUNE_CHUNK
+    except ValueError:
+        raise H2OTError(f"{TUNE_CHUNK_ENV}={raw!r}: expected a number of trials") from None

@@ -28,6 +28,8 @@ class CampaignProgress(Callback):
         self.done = self.failed = self.retried = 0
         self.best: float | None = None
         self._live: Live | None = None
+        #: the launcher submits a long campaign in chunks: the line is closed after the last one
+        self.more_to_come = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -85,6 +87,8 @@ class CampaignProgress(Callback):
         self._refresh()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+            return  # a chunk of the campaign ended, not the campaign
         if self._live is not None:
             self._live.update(self._line(), refresh=True)
             self._live.stop()

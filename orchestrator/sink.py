@@ -92,6 +92,8 @@ class ResultsSink(Callback):
         #: a leaderboard write that failed for good: Tune swallows errors of on_trial_complete/error, so it is
         #: raised again from the next callback whose errors do end ``Tuner.fit`` (and at the end)
         self.fatal: Exception | None = None
+        #: the launcher submits a long campaign in chunks: MLflow is backfilled and closed after the last one
+        self.more_to_come = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -201,6 +203,8 @@ class ResultsSink(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._check()
+        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+            return  # a chunk of the campaign ended, not the campaign
         tracker = self.tracker
         self.backfill(tracker)
         tracker.close(failed="failed" in self.outcomes.values())

@@ -16,6 +16,7 @@ from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, out, user_errors
+from orchestrator.provenance import runs_dir
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def train(
     sets: Annotated[list[str] | None, typer.Option("--set", help="any field, e.g. --set train.flip_test=false")]
     = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
-    workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: runs/<trial_key>)")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
 ) -> None:
     """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
@@ -103,7 +104,7 @@ def train(
     settings = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line"))
     total = settings.epochs
     dev = device_for(device, settings.precision, "--precision" if precision else "train.precision")
-    workdir = workdir or Path("runs") / spec.trial_key
+    workdir = workdir or runs_dir() / "trials" / spec.trial_key
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
     columns = (TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
