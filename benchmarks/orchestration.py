@@ -23,12 +23,14 @@ reporting, leaderboard and MLflow writes. CPU use = CPU seconds of the driver an
    reset before each campaign through ``/proc/self/clear_refs``; else ``ru_maxrss``; the sizes run in one
    process, smallest first), and the time the sink
    spends in leaderboard calls (``mark_running`` + ``upsert_result``) and in MLflow calls (``start_trial``,
-   ``log_epoch``, ``finish_trial``; the end-of-campaign backfill separately), each per trial.
+   ``log_epoch``, ``finish_trial``; the end-of-campaign backfill separately), each per trial. The launcher
+   submits more than ``$H2OT_TUNE_CHUNK`` (500) trials as several ``Tuner.fit`` calls in one Ray session;
+   ``--unchunked 2000`` runs that size again as a single ``Tuner.fit``, side by side (about 5 more minutes).
 
 Everything is written under a temporary folder.
 
-    python -m benchmarks.orchestration [--trials 6] [--backbone mixste] [--sizes 100,500,2000] [--scale-only]
-        [--out benchmarks/results/orchestration.md]
+    python -m benchmarks.orchestration [--trials 6] [--backbone mixste] [--sizes 100,500,2000] [--unchunked 2000]
+        [--scale-only] [--out benchmarks/results/orchestration.md]
 """
 
 from __future__ import annotations
