@@ -28,7 +28,7 @@ from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
 from orchestrator.grid import GridSpec
 from orchestrator.launcher import CampaignOutcome, LaunchOptions, ray_session, train_specs, trial_resources
-from orchestrator.search_space import COST_OBJECTIVES, SearchSpec
+from orchestrator.search_space import SearchSpec
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,3 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[Camp
                 outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or "pending"
     return outcome, counts
 
-
-def search_objectives_known_before_training(search: SearchSpec) -> list[str]:
-    """The objectives the cost model gives without training (``gflops``, ``params``)."""
-    return [o for o in search.objectives if o in COST_OBJECTIVES]

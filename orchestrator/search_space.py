@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.contracts import METRICS, metric_def
+from h2ot_core.contracts import METRICS
 from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, resolved_model_config
 from h2ot_core.registry import unknown_message
@@ -310,7 +310,3 @@ def _limits(path: Path, backbones: list[str], fixed: Mapping[str, Any], fixed_ax
         limits[backbone] = (deepest, frames)
     return limits
 
-
-def metric_mode(name: str) -> str:
-    """``min`` or ``max``: the declared direction of a metric."""
-    return "min" if metric_def(name).lower_is_better else "max"

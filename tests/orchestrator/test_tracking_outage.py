@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from test_campaign_recovery import finish
 
 from orchestrator.grid import load_grid
 
@@ -107,16 +108,6 @@ def cli(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
-def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{proc.args[3:]} did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, out, err
-
-
 def trial_rows(db_url: str) -> dict[str, list[tuple[str, str | None, str | None]]]:
     """trial_key -> [(status, history_json, mlflow_run_id)] (a list, so duplicate rows would show)."""
     engine = sa.create_engine(db_url)
@@ -175,7 +166,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
             pytest.fail(f"no first complete trial (rc {proc.poll()}):\n{proc.stderr.read()[-3000:]}")
         time.sleep(0.2)
     server.kill()  # SIGKILL, with one trial complete and three to go
-    rc, _, err = finish(proc)
+    rc, _, err = finish(proc, timeout=600)
     elapsed = time.monotonic() - started
     print(f"\ncampaign with the tracking server killed after trial 1: {elapsed:.1f} s")
 
@@ -201,7 +192,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert before.pop("campaign run")[0]["status"] == "RUNNING"  # the campaign could not close it
     assert len(before) < len(keys)  # MLflow did miss trials
 
-    rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
+    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=600)
     assert rc == 0, err[-3000:]
     after = mlflow_state(server.url, "outage")
     (parent,) = after.pop("campaign run")
@@ -223,7 +214,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert {k: r[0][2] for k, r in trial_rows(db_url).items()} == {k: r[0]["run_id"] for k, r in after.items()}
     assert "0 run(s) created" not in err
 
-    rc, _, err = finish(cli(["campaign", "sync", "outage"], env))
+    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=600)
     assert rc == 0, err[-3000:]
     assert "4 already in MLflow, 0 run(s) created, 0 updated" in err, err
     assert mlflow_state(server.url, "outage") == {**after, "campaign run": [parent]}  # idempotent: nothing changed
