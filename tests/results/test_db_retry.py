@@ -60,6 +60,10 @@ class PgServer:
         assert done.returncode == 0, f"{tool}: {done.stdout}{done.stderr}"
 
     def start(self) -> None:
+        # a stop that returned may leave the old postmaster exiting for a moment: start only once it is gone
+        deadline = time.monotonic() + 30
+        while (self.data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-o",
                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
 
@@ -105,12 +109,28 @@ def counts(store: LeaderboardStore, key: str) -> tuple[int, int]:
     return trials, metrics
 
 
-def restart_later(pg: PgServer, delay_s: float) -> threading.Thread:
-    def run() -> None:
-        time.sleep(delay_s)
-        pg.start()
+class Restart(threading.Thread):
+    """Starts the server again after ``delay_s``; :meth:`join` re-raises what went wrong in the thread."""
 
-    thread = threading.Thread(target=run, daemon=True)
+    def __init__(self, pg: PgServer, delay_s: float):
+        super().__init__(daemon=True)
+        self.pg, self.delay_s, self.error = pg, delay_s, None
+
+    def run(self) -> None:
+        time.sleep(self.delay_s)
+        try:
+            self.pg.start()
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+def restart_later(pg: PgServer, delay_s: float) -> Restart:
+    thread = Restart(pg, delay_s)
     thread.start()
     return thread
 
@@ -141,15 +161,18 @@ def test_transaction_cut_by_an_admin_shutdown_is_retried_whole(pg, monkeypatch):
     store = LeaderboardStore(pg.url)
     attempts: list[int] = []
 
+    restarts: list[Restart] = []
+
     def write(conn) -> None:
         attempts.append(1)
         conn.execute(Campaign.__table__.insert().values(name="first", created_at=func.now()))
         if len(attempts) == 1:
             pg.stop()  # terminates this open transaction ("terminating connection due to administrator command")
-            restart_later(pg, 2.0)
+            restarts.append(restart_later(pg, 2.0))
         conn.execute(Campaign.__table__.insert().values(name="second", created_at=func.now()))
 
     store._write(write)
+    restarts[0].join()
     assert len(attempts) >= 2
     with store.engine.connect() as conn:
         names = conn.execute(select(Campaign.name).order_by(Campaign.name)).scalars().all()
