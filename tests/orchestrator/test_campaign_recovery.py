@@ -1,12 +1,14 @@
 """Nothing lost: a worker SIGKILLed mid-training is retried from its checkpoint; a driver killed mid-campaign
 is resumed by running the same command again, re-training no completed trial and duplicating no row.
 
-Each test runs ``h2ot campaign run`` as a real subprocess (its own local Ray) in its own process group, so
-the kill hits exactly the processes the test started.
+Each test runs ``h2ot campaign run`` as a real subprocess (its own local Ray) in its own session, so the kill
+hits exactly the processes the test started: the process group, and every descendant, since Ray starts each
+worker in a process group of its own (a worker that outlived the kill could still write a checkpoint).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -47,12 +50,29 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def kill(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGKILL the campaign like a lost node: its process group and every descendant, then reap them all.
+
+    Returns what the campaign had printed (stdout, stderr).
+    """
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(tree, timeout=30)
+    return proc.communicate()
+
+
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        out, err = kill(proc)
         pytest.fail(f"campaign did not finish in {timeout} s:\n{err[-3000:]}")
     return proc.returncode, out, err
 
@@ -65,7 +85,7 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240, what: str 
         if proc.poll() is not None:
             pytest.fail(f"campaign ended (rc {proc.returncode}) before {what}:\n{proc.stderr.read()[-3000:]}")
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill(proc)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -142,8 +162,7 @@ def test_killed_driver_resumes_without_retraining(tmp_path, env):
     args = [str(path), "--max-concurrent", "1", "--retries", "0"]
     proc = start(args, env)
     wait_for(lambda: ["complete"] in rows(env, keys).values(), proc, what="a first complete trial")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    kill(proc)
     done_before = [k for k, st in rows(env, keys).items() if st == ["complete"]]
     assert 1 <= len(done_before) < len(keys)
     models = {k: tmp_path / "runs" / "trials" / k / "model.pt" for k in done_before}

@@ -1,4 +1,4 @@
-"""A trial resumes where it stopped: after its driver is SIGKILLed during epoch 3, running the same command again
+"""A trial resumes where it stopped: after its driver (and its Ray workers) is SIGKILLed during epoch 3, running the same command again
 continues the trial after epoch 2 from the campaign storage (model, optimizer, scheduler and RNG state),
 re-training only the epoch that was in flight; MLflow holds every epoch once and the leaderboard one row.
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from test_campaign_recovery import finish, start, wait_for
+from test_campaign_recovery import finish, kill, start, wait_for
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
@@ -103,8 +102,7 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     # Epoch 2 is complete in the storage and in MLflow, so the worker is training epoch 3.
     wait_for(lambda: manifest_epoch(trial_dir / "checkpoint") == 2 and live_steps(env, key) == [1, 2], proc,
              what="epoch 2's checkpoint in the storage")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    kill(proc)
     in_flight = manifest_epoch(trial_dir / "checkpoint") + 1
     assert in_flight == 3  # the kill landed inside epoch 3
     assert [r["status"] for r in trial_rows(env, key)] == ["running"]

@@ -6,14 +6,13 @@ resumed without re-sampling what the study already holds.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from test_campaign_recovery import finish, rows, start, wait_for
+from test_campaign_recovery import finish, kill, rows, start, wait_for
 from typer.testing import CliRunner
 
 from h2ot_core.errors import ConfigError
@@ -173,8 +172,7 @@ def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
             return False
 
     wait_for(two_told, proc, timeout=400, what="two proposals told")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    kill(proc)
     before = {t.number: (t.params, t.user_attrs.get(KEYS)) for t in _proposals(_study(env, "resumed"))}
     told = {n for n, t in zip(before, _proposals(_study(env, "resumed")), strict=True)
             if t.state == optuna.trial.TrialState.COMPLETE}
