@@ -4,9 +4,13 @@ Sections (each table is rewritten into the result file as soon as it is measured
 
 1. GEMM peak: a large fp32 and bf16 matmul, the machine's reference for the achieved GFLOP/s below.
 2. Inference: every backbone unpruned, HoT and H2OT at its official size, at each ``--batches``: fp32 and bf16
-   milliseconds, the speed-up (target >= 1.8x on the CPU), output frames per second as the papers count FPS
+   milliseconds, the speed-up (target >= 1.8x on the CPU), the same with the blocks compiled (``--compile``;
+   its one-off compile seconds beside it, from the inductor cache when warm), output frames per second as the papers count FPS
    (B·F/t seq2seq, B/t seq2frame), achieved GFLOP/s of both (all matmuls, ``gflops_total``) and the bf16
-   output's relative difference from fp32 on the same weights (target <= 2e-2).
+   output's relative difference from fp32 on the same weights (target <= 2e-2), on a synthetic motion clip
+   (real motion, not noise: frame selection on noise is a coin toss between near-equal frames). A pruned
+   model's difference is given twice: with its own bf16 frame selection, and with the fp32 selection
+   replayed (the arithmetic alone), next to how many kept frames the two selections do not share.
 3. Accuracy: a tiny MixSTE-HoT trained on synthetic data, evaluated in fp32 and bf16 (target: MPJPE within
    0.5 mm), and the same trial trained in bf16.
 4. Training: one optimiser step (forward, backward, AdamW) in fp32 and under bf16 autocast, official sizes at
@@ -40,7 +44,7 @@ import torch
 from benchmarks.core import variants
 from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 from h2ot_core.cost import count_flops, example_input
-from h2ot_core.device import autocast, inference_model, synchronize
+from h2ot_core.device import autocast, compile_blocks, inference_model, synchronize
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
 
@@ -83,6 +87,34 @@ def _fps(value: float) -> str:
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def motion_clip(model: torch.nn.Module) -> torch.Tensor:
+    """``[1, F, J, C]`` 2D keypoints of the longest synthetic test sequence (confidence channel: 1.0)."""
+    from h2ot_core.data.synthetic import load_synthetic
+
+    bb = model.backbone
+    seq = max(load_synthetic(minutes=3.0).test, key=lambda s: s.num_frames)
+    if seq.num_frames < bb.num_frames:
+        raise ValueError(f"the longest synthetic test sequence has {seq.num_frames} < {bb.num_frames} frames")
+    x = torch.from_numpy(seq.pose2d[: bb.num_frames, :, :2]).unsqueeze(0)
+    extra = bb.in_chans - x.shape[-1]
+    return torch.cat((x, torch.ones(*x.shape[:-1], extra)), dim=-1) if extra else x
+
+
+def output_difference(model: torch.nn.Module, fast: torch.nn.Module, device: torch.device) -> tuple[str, str, str]:
+    """bf16 vs fp32 on a motion clip: (difference with bf16's own selection, with fp32's selection replayed,
+    kept frames not shared); the last two are ``-`` for an unpruned model."""
+    x = motion_clip(model).to(device)
+    ref = model(x)
+    with autocast(device, "bf16"):
+        own = fast(x)
+        replayed = fast(x, replay=ref.stage_positions) if ref.stage_positions else None
+    if replayed is None:
+        return f"{rel_diff(own.pose3d, ref.pose3d):.1e}", "-", "-"
+    a, b = set(ref.kept_index[0].tolist()), set(own.kept_index[0].tolist())
+    return (f"{rel_diff(own.pose3d, ref.pose3d):.1e}", f"{rel_diff(replayed.pose3d, ref.pose3d):.1e}",
+            f"{len(a - b)} of {len(a)}")
 
 
 class Report:
@@ -135,30 +167,40 @@ def _infer_variant(backbone: str, name: str, batches: list[int], device: torch.d
     total = count_flops(model, example_input(model))[1]  # not under inference_mode: the counter's hooks need autograd
     model.to(device)
     fast = inference_model(model, "bf16", copy_model=True)
+    compiled = inference_model(model, "bf16", copy_model=True)
+    compile_blocks(compiled)
     with torch.inference_mode():
-        return _time_variant(backbone, name, schedule, model, fast, total, batches, device, repeats)
+        return _time_variant(backbone, name, schedule, model, (fast, compiled), total, batches, device, repeats)
 
 
-def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Module, fast: torch.nn.Module,
-                  total: float, batches: list[int], device: torch.device, repeats: int) -> list[tuple[object, ...]]:
+def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Module,
+                  bf16_models: tuple[torch.nn.Module, torch.nn.Module], total: float, batches: list[int],
+                  device: torch.device, repeats: int) -> list[tuple[object, ...]]:
     frames_out = model.num_frames if BACKBONE_INFO[backbone].pipeline == "seq2seq" else 1
+    fast, compiled = bf16_models
     rows = []
     for batch in batches:
         torch.manual_seed(1)
         x = example_input(model, batch).to(device)
 
-        def bf16(x: torch.Tensor = x) -> torch.Tensor:
-            with autocast(device, "bf16"):
-                return fast(x).pose3d
+        def under_bf16(m: torch.nn.Module, x: torch.Tensor = x) -> Callable[[], torch.Tensor]:
+            def run() -> torch.Tensor:
+                with autocast(device, "bf16"):
+                    return m(x).pose3d
+            return run
 
-        fns = {"fp32": lambda x=x: model(x).pose3d, "bf16": bf16}
-        err = rel_diff(fns["bf16"](), fns["fp32"]()) if batch == batches[0] else None
+        fns = {"fp32": lambda x=x: model(x).pose3d, "bf16": under_bf16(fast), "compiled": under_bf16(compiled)}
+        t0 = time.perf_counter()
+        fns["compiled"]()  # compiles this batch's graphs (not timed below)
+        compile_s = time.perf_counter() - t0
+        diff = output_difference(model, fast, device) if batch == batches[0] else ("", "", "")
         ms = timed_round_robin(fns, repeats, device, warmup=batch == batches[0])
         gfs = {k: total * batch / (v / 1e3) for k, v in ms.items()}
         row = (backbone, name, schedule or "-", batch, f"{ms['fp32']:.1f}", f"{ms['bf16']:.1f}",
-               f"**{ms['fp32'] / ms['bf16']:.2f}×**", _fps(batch * frames_out / (ms['fp32'] / 1e3)),
-               _fps(batch * frames_out / (ms['bf16'] / 1e3)), f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}",
-               "" if err is None else f"{err:.1e}")
+               f"**{ms['fp32'] / ms['bf16']:.2f}×**", f"{ms['compiled']:.1f}",
+               f"**{ms['fp32'] / ms['compiled']:.2f}×**", f"{compile_s:.0f}",
+               _fps(batch * frames_out / (ms['fp32'] / 1e3)), _fps(batch * frames_out / (ms['bf16'] / 1e3)),
+               f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}", *diff)
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)
     return rows
@@ -259,8 +301,9 @@ def main() -> None:
         report.add("GEMM peak (the machine's reference)", md_table(
             ("precision", "GFLOP/s"), [(k, f"{v:.0f}") for k, v in peak.items()]))
     if "infer" in sections:
-        header = ("backbone", "variant", "schedule", "batch", "fp32 ms", "bf16 ms", "bf16 speed-up", "fp32 FPS",
-                  "bf16 FPS", "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16 vs fp32 output")
+        header = ("backbone", "variant", "schedule", "batch", "fp32 ms", "bf16 ms", "bf16 speed-up",
+                  "bf16 + compile ms", "bf16 + compile speed-up", "compile s", "fp32 FPS", "bf16 FPS",
+                  "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16 vs fp32 output", "same selection", "kept frames not shared")
         rows = inference(backbones, [int(b) for b in args.batches.split(",")], device, args.repeats)
         report.add("Inference, bf16 (Linear/Conv weights in bf16 under autocast) vs fp32", md_table(header, rows))
     if "acc" in sections:

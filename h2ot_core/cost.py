@@ -27,7 +27,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from h2ot_core.contracts import Cost
-from h2ot_core.device import autocast, cpu_contended, device_label, inference_model, synchronize
+from h2ot_core.device import (
+    autocast,
+    compile_blocks,
+    cpu_contended,
+    device_label,
+    inference_model,
+    synchronize,
+)
 
 
 def count_params(model: nn.Module) -> int:
@@ -119,17 +126,22 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def latency_fields(model: nn.Module, frames: int | None = None, *, batch: int = 1, repeats: int = 10,
-                   precision: str = "fp32", contended: bool | None = None) -> dict[str, Any]:
+                   precision: str = "fp32", contended: bool | None = None, compile: bool = False
+                   ) -> dict[str, Any]:
     """The latency fields of :class:`Cost`: the median time of a forward pass of ``batch`` clips on the
     model's device in ``precision``, and how it was measured.
 
     The pass is timed on a copy prepared as inference runs it (:func:`h2ot_core.device.inference_model`:
     low-precision Linear/Conv weights under autocast), so ``model`` is left as it was. ``contended`` marks a
     CPU figure timed while other work shared the CPU (``None``: :func:`h2ot_core.device.cpu_contended`
-    decides; always ``False`` on a GPU).
+    decides; always ``False`` on a GPU). ``compile`` times the copy with its blocks compiled
+    (:func:`h2ot_core.device.compile_blocks`; the warm-up passes pay for compiling).
     """
     device = model_device(model)
-    timed = model if precision == "fp32" else inference_model(model, precision, copy_model=True)
+    copied = precision != "fp32" or compile
+    timed = inference_model(model, precision, copy_model=True) if copied else model
+    if compile:
+        compile_blocks(timed)
     ms = measure_latency_ms(timed, example_input(model, batch, frames).to(device), repeats=repeats,
                             precision=precision)
     if device.type == "cuda":
@@ -141,12 +153,13 @@ def latency_fields(model: nn.Module, frames: int | None = None, *, batch: int = 
 
 
 def count_cost(model: nn.Module, frames: int | None = None, *, latency: bool = False, repeats: int = 10,
-               batch: int = 1, precision: str = "fp32", contended: bool | None = None) -> Cost:
+               batch: int = 1, precision: str = "fp32", contended: bool | None = None, compile: bool = False
+               ) -> Cost:
     """Params and FLOPs for one clip at batch 1 (on the model's device; they do not depend on the
     precision), plus :func:`latency_fields` when ``latency`` is set."""
     device = model_device(model)
     gflops, total = count_flops(model, example_input(model, 1, frames).to(device))
     timing = latency_fields(model, frames, batch=batch, repeats=repeats, precision=precision,
-                            contended=contended) if latency else {}
+                            contended=contended, compile=compile) if latency else {}
     return Cost(params=count_params(model), gflops=gflops, gflops_total=total,
                 counter=f"linear+conv hooks; torch.utils.flop_counter (torch {torch.__version__})", **timing)

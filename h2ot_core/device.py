@@ -11,6 +11,8 @@
   and Conv layers are stored in the precision's dtype, so autocast does not re-cast them on every call
   (on a CPU with AVX512-BF16 that is what makes bf16 pay), while norms, softmax statistics and the
   DPC-kNN clustering stay in float32/float64 (the GEMMs accumulate in float32).
+- :func:`compile_blocks` (``--compile``) hands the backbone's blocks to ``torch.compile``, leaving the
+  hourglass glue (pruning, gathering, recovery) eager: each block class is compiled once per token count.
 - :func:`to_device` copies a host batch with pinned memory and ``non_blocking`` on CUDA.
 - :func:`cpu_contended` says whether a CPU latency figure is measured under contention.
 
@@ -158,6 +160,37 @@ def inference_model(model: nn.Module, precision: str, *, copy_model: bool = Fals
         if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
             module.to(dtype)
     return model
+
+
+def check_compile(source: str = "--compile") -> None:
+    """``torch.compile`` on a CPU generates C++: refuse up front (one line, exit 2) without a compiler."""
+    import shutil
+
+    if not any(shutil.which(cc) for cc in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++")):
+        raise ConfigError(f"{source}: torch.compile needs a C++ compiler (g++ or clang++) on PATH; "
+                          "install one or run without --compile")
+
+
+def compile_blocks(model: nn.Module) -> int:
+    """``torch.compile`` each block of the backbone in place; returns how many were handed over.
+
+    A block is a child of one of the backbone's top-level ``ModuleList``s (MixSTE's spatial and temporal
+    blocks, MotionAGFormer's layers, ...). The hourglass around them stays eager: the pruner's data-dependent
+    selection would break a whole-model graph, and the block index would force one graph per block, while
+    per-block compilation gives one graph per block class and token count (parameters are graph inputs).
+    Compiling is lazy: the first forward pass pays for it (tens of seconds on two CPU cores).
+    """
+    import torch
+    from torch import nn
+
+    # One graph per block class, input layout (spatial/temporal), token count and batch: an H2OT schedule
+    # needs more than dynamo's default of 8 before it would fall back to eager.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    bb = getattr(model, "backbone", model)
+    blocks = [block for child in bb.children() if isinstance(child, nn.ModuleList) for block in child]
+    for block in blocks:
+        block.compile(dynamic=False)
+    return len(blocks)
 
 
 def usable_cpus() -> int:

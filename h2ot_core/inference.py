@@ -2,7 +2,8 @@
 
 In ``bf16``/``fp16`` the model's Linear and Conv weights are stored in that dtype and the passes run under
 autocast (:func:`h2ot_core.device.inference_model`); outputs are float32 either way. On a CPU with
-AVX512-BF16 this is the fastest accurate bf16 path we measured (``benchmarks/precision.py``).
+AVX512-BF16 this is the fastest accurate bf16 path we measured (``benchmarks/precision.py``); ``compile``
+adds ``torch.compile`` of the backbone's blocks on top (:func:`h2ot_core.device.compile_blocks`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import torch
 from torch import Tensor
 
 from h2ot_core.checkpoint import load_native
-from h2ot_core.device import autocast, check_precision_on, inference_model, resolve_device, to_device
+from h2ot_core.device import (
+    autocast,
+    check_compile,
+    check_precision_on,
+    compile_blocks,
+    inference_model,
+    resolve_device,
+    to_device,
+)
 from h2ot_core.errors import ShapeError
 from h2ot_core.hourglass import HourglassModel
 
@@ -61,13 +70,16 @@ def check_input(array: np.ndarray, model: HourglassModel, source: str) -> None:
 
 
 def predict_file(ckpt: Path, input_npy: Path, output_npy: Path, *, flip: bool = False, batch_size: int = 16,
-                 device: str = "cpu", precision: str = "fp32") -> tuple[int, ...]:
+                 device: str = "cpu", precision: str = "fp32", compile: bool = False) -> tuple[int, ...]:
     """Read ``(N, F, J, C)`` from ``input_npy``, write the 3D predictions (float32) to ``output_npy``.
 
-    ``device`` (``auto``, ``cpu``, ``cuda[:N]``) and ``precision`` are checked before anything is read.
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``precision`` and ``compile`` are checked before anything
+    is read. With ``compile`` the first batch pays for compiling; a shorter last batch compiles once more.
     """
     dev = resolve_device(device)
     check_precision_on(dev, precision)
+    if compile:
+        check_compile()
     model, _ = load_native(ckpt)
     if not input_npy.is_file():
         raise ShapeError(f"{input_npy}: no such file")
@@ -78,6 +90,8 @@ def predict_file(ckpt: Path, input_npy: Path, output_npy: Path, *, flip: bool = 
     check_input(array, model, str(input_npy))
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     model = inference_model(model.to(dev), precision)
+    if compile:
+        compile_blocks(model)
     preds = [predict_clips(model, to_device(chunk, dev), flip=flip, precision=precision) for chunk in x.split(batch_size)]
     result = torch.cat(preds).cpu().numpy()
     output_npy.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ class DropPath(nn.Module):
         self.p = float(p)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.p == 0.0 or not self.training:
+        # `training` first: at eval, p (which differs per block) is never read, so compiled blocks share a graph.
+        if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)

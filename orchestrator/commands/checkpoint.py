@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
+from orchestrator.commands.core import CompileOpt, DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, user_errors
 
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Official HoT/H2OT checkpoints.")
@@ -38,17 +38,18 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 16,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    compile: CompileOpt = False,
 ) -> None:
     """Run a native checkpoint on a NumPy array of 2D keypoints (bf16: about 1.5-2x faster on a CPU with
-    AVX512-BF16, see benchmarks/results/precision.md)."""
+    AVX512-BF16, --compile a little more on long inputs; see benchmarks/results/precision.md)."""
     from h2ot_core.inference import predict_file
 
-    dev = device_for(device, precision)
+    dev = device_for(device, precision, compile=compile)
     from orchestrator.storage import local_copy
 
     with local_copy(ckpt, "checkpoint") as path:
         shape = predict_file(path, input_npy, output_npy, flip=flip, batch_size=batch_size, device=str(dev),
-                             precision=precision)
+                             precision=precision, compile=compile)
     err.print(f"wrote {output_npy} {shape}")
 
 

@@ -14,15 +14,22 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (the GPU this pro
                                                          "cpu, cuda or cuda:N")]
 #: ``--precision`` of evaluate, predict and profile (train: ``train.precision``)
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, bf16 (CPU or GPU) or fp16 (GPU)")]
+#: ``--compile`` of predict and profile
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the backbone's blocks (the first pass "
+                                                            "pays for it: seconds to a minute on a CPU)")]
 
 
-def device_for(device: str, precision: str, source: str = "--precision"):  # -> torch.device
-    """The device of ``--device``, checked to run ``precision``: a user error (exit 2) before anything is built."""
-    from h2ot_core.device import check_precision, check_precision_on, resolve_device
+def device_for(device: str, precision: str, source: str = "--precision", *, compile: bool = False
+               ):  # -> torch.device
+    """The device of ``--device``, checked to run ``precision`` (and ``--compile``): a user error (exit 2)
+    before anything is built."""
+    from h2ot_core.device import check_compile, check_precision, check_precision_on, resolve_device
 
     check_precision(precision, source)
     resolved = resolve_device(device)
     check_precision_on(resolved, precision, source)
+    if compile:
+        check_compile()
     return resolved
 
 
@@ -58,6 +65,7 @@ def profile(
     batch: Annotated[int, typer.Option(min=1, help="clips per timed forward pass")] = 1,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    compile: CompileOpt = False,
     fmt: FormatOpt = "table",
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json: one JSON object")] = False,
 ) -> None:
@@ -66,10 +74,10 @@ def profile(
     from h2ot_core.cost import count_cost
     from h2ot_core.factory import create_model
 
-    dev = device_for(device, precision)
+    dev = device_for(device, precision, compile=compile)
     model = create_model(backbone, pruner, recoverer, schedule, pipeline=pipeline,
                          num_frames=frames, dim=dim, depth=depth, num_heads=heads).to(dev)
-    cost = count_cost(model, latency=True, repeats=repeats, batch=batch, precision=precision)
+    cost = count_cost(model, latency=True, repeats=repeats, batch=batch, precision=precision, compile=compile)
     frames_out = model.num_frames if model.pipeline == "seq2seq" else 1
     row = {
         "backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
@@ -77,7 +85,7 @@ def profile(
         "params": cost.params, "gflops": round(cost.gflops, 4), "gflops_total": round(cost.gflops_total, 4),
         "gflops_per_output_frame": round(cost.gflops / frames_out, 5),
         "latency_ms": round(cost.latency_ms or 0.0, 3), "latency_batch": cost.latency_batch,
-        "latency_device": cost.latency_device, "precision": precision,
+        "latency_device": cost.latency_device, "precision": precision, "compiled": compile,
         "latency_contended": cost.latency_contended, "counter": cost.counter,
     }
     print_record(row, "json" if as_json else fmt)

@@ -246,6 +246,49 @@ def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path, data_dir):
     assert row["latency_device"] in ("cpu", f"cuda:{torch.cuda.get_device_name(0)}" if HAS_CUDA else "cpu")
 
 
+def test_compiled_predict_matches_eager_and_profile_reports_it(trials, tmp_path):
+    """``--compile``: the blocks go through torch.compile (graphs shared by the blocks of a class, so the
+    recompile guard is not hit) and the predictions are the eager ones; a last batch of another size works."""
+    import json
+
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", rng.normal(size=(5, 27, 17, 2)).astype(np.float32))
+    ckpt = trials["fp32"].checkpoint_uri
+    outs = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        r = runner.invoke(app, ["predict", ckpt, str(tmp_path / "x.npy"), str(tmp_path / f"{name}.npy"),
+                                "--batch-size", "3", "--device", "cpu", "--flip", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = np.load(tmp_path / f"{name}.npy")
+    assert outs["compiled"].shape == (5, 27, 17, 3)
+    np.testing.assert_allclose(outs["compiled"], outs["eager"], rtol=1e-4, atol=1e-5)
+    r = runner.invoke(app, ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "2",
+                            "--heads", "2", "--pruner", "tpc", "--recoverer", "tra", "--schedule", "1:9",
+                            "--repeats", "2", "--precision", "bf16", "--compile", "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert row["compiled"] is True and row["precision"] == "bf16" and row["latency_ms"] > 0
+
+
+def test_compile_blocks_hands_every_block_to_torch_compile():
+    from h2ot_core.factory import create_model
+
+    model = create_model("mixste", "tpc", "tra", "1:9", num_frames=27, dim=32, depth=3, num_heads=2).eval()
+    assert dev.compile_blocks(model) == 6  # three spatial and three temporal blocks
+    compiled = [m for m in model.modules() if getattr(m, "_compiled_call_impl", None) is not None]
+    assert len(compiled) == 6
+
+
+def test_compile_without_a_cxx_compiler_is_one_line_exit_2(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    _one_line_exit_2(runner.invoke(app, ["predict", "missing.pt", "in.npy", "out.npy", "--compile"]),
+                     "torch.compile needs a C++ compiler", "without --compile")
+    assert not any(tmp_path.iterdir())
+
+
 # --- no host synchronisation per step ------------------------------------------------------------------
 
 
