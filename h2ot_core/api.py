@@ -84,12 +84,13 @@ class _Run:
     train: ClipWindows
     test: ClipWindows
     device: torch.device
-    scaler: torch.amp.GradScaler  # fp16 loss scaling (a pass-through otherwise); restarts on resume
+    scaler: torch.amp.GradScaler  # fp16 loss scaling (a pass-through otherwise); saved with each epoch
 
     def state(self, epoch: int, history: list[dict[str, Any]], selected: dict[str, Any] | None) -> TrainState:
+        cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
         return TrainState(self.spec.trial_key, epoch, self.model.state_dict(), self.optimizer.state_dict(),
                           self.scheduler.state_dict(), torch.get_rng_state(), self.generator.get_state(),
-                          history, selected)
+                          history, selected, self.scaler.state_dict(), cuda_rng)
 
     def restore(self, state: TrainState, source: str) -> None:
         if state.trial_key != self.spec.trial_key:
@@ -100,6 +101,10 @@ class _Run:
         self.scheduler.load_state_dict(state.scheduler)
         torch.set_rng_state(state.torch_rng)
         self.generator.set_state(state.shuffle_rng)
+        if state.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state.scaler)
+        if state.cuda_rng and self.device.type == "cuda" and len(state.cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state.cuda_rng)
 
 
 def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: torch.device) -> _Run:

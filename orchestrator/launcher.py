@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec, metric_key, parse_metric_key
-from h2ot_core.errors import H2OTError
+from h2ot_core.errors import ConfigError, H2OTError
 from orchestrator.grid import GridSpec
 from orchestrator.provenance import REPO_ROOT, git_sha
 from orchestrator.trainable import DATA_DIR_ENV, scheduler_key
@@ -279,6 +279,18 @@ def trial_resources(opts: LaunchOptions) -> tuple[LaunchOptions, str]:
     return replace(opts, gpus_per_trial=gpus), line
 
 
+def check_precisions_fit(specs: list[TrialSpec], opts: LaunchOptions, source: str) -> None:
+    """Refuse, before any trial starts, ``train.precision: fp16`` on trials that get no GPU (fp16 autocast and
+    its loss scaler need CUDA), instead of letting every such trial fail on its worker."""
+    if opts.gpus_per_trial:
+        return
+    fp16 = [s for s in specs if s.train.get("precision") == "fp16"]
+    if fp16:
+        raise ConfigError(f"{source}: train.precision 'fp16' ({len(fp16)} trial(s)) needs a GPU per trial, and "
+                          "these trials run on the CPU (no GPU in the cluster, or --gpus-per-trial 0); use bf16 "
+                          "on a CPU, or give the trials GPUs")
+
+
 def _trial_name(trial: Any) -> str:
     return TrialSpec.from_dict(trial.config["spec"]).trial_key
 
@@ -434,6 +446,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
     with ray_session(opts):
         opts, plan = trial_resources(opts)
+        check_precisions_fit(specs, opts, tags.get("grid") or campaign)
         err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
         size = max(len(specs), 1) if opts.asha else tune_chunk()
         chunks = [specs[i:i + size] for i in range(0, len(specs), size)] or [specs]

@@ -29,6 +29,9 @@ class TrainState:
     torch_rng: the global CPU generator's state (dropout, drop-path, pruner tie-break noise).
     shuffle_rng: the state of the generator that orders and flips training windows.
     history: per-epoch report dicts.
+    scaler: the fp16 loss scaler's ``state_dict`` (scale and growth tracker; empty when not fp16), so a
+        resumed fp16 run does not restart its scale from 2**16 and skip steps finding it again.
+    cuda_rng: the generator state of each visible CUDA device (empty on a CPU): dropout on a GPU draws there.
     selected: the epoch the result reports so far: ``{"epoch", "metrics", "train_loss", "model"}``; ``model``
         holds that epoch's weights under ``best_on_test`` and is ``None`` under ``last_epoch`` (they are
         the live ones).
@@ -43,6 +46,8 @@ class TrainState:
     shuffle_rng: Tensor
     history: list[dict[str, Any]] = field(default_factory=list)
     selected: dict[str, Any] | None = None
+    scaler: dict[str, Any] = field(default_factory=dict)
+    cuda_rng: list[Tensor] = field(default_factory=list)
 
 
 def save_state(directory: str | Path, state: TrainState) -> Path:

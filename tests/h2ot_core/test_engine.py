@@ -148,6 +148,25 @@ def test_state_round_trip_and_refusals(tmp_path):
         load_state(tmp_path / "junk.pt")
 
 
+def test_the_loss_scaler_state_survives_a_checkpoint(tmp_path):
+    """An fp16 run resumes with the scale it had reached (a CPU scaler stands in for the CUDA one: same state)."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler.scale((w * float("inf")).sum()).backward()  # an overflow: the step is skipped, the scale halves
+    scaler.step(opt)
+    scaler.update()
+    assert scaler.get_scale() == 2.0**15
+    state = TrainState("abc", 1, {}, {}, {}, torch.get_rng_state(), torch.Generator().get_state(),
+                       scaler=scaler.state_dict())
+    save_state(tmp_path / "ckpt", state)
+    fresh = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    fresh.load_state_dict(load_state(tmp_path / "ckpt").scaler)
+    assert fresh.get_scale() == 2.0**15 and fresh.state_dict() == scaler.state_dict()
+    old = {k: v for k, v in state.__dict__.items() if k not in ("scaler", "cuda_rng")}  # a checkpoint from before
+    assert TrainState(**old).scaler == {} and TrainState(**old).cuda_rng == []
+
+
 # ---------------------------------------------------------------- run_trial (real data, real training)
 
 TINY = TrialSpec(

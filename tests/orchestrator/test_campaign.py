@@ -129,6 +129,21 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(env, tmp_path):
     assert run.info.status == "FAILED" and "DataError" in run.data.tags["h2ot.error"]
 
 
+def test_fp16_trials_without_gpus_are_refused_before_any_trial_starts(env, tmp_path):
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc.update(name="fp16_on_cpu", include=str(SMOKE.parent / "_base" / "tiny_model.yaml"))
+    doc["grid"] = {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "seed": [7, 8]}
+    doc["fixed"] = {"train": {"precision": "fp16"}}
+    path = tmp_path / "fp16_on_cpu.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "0"])
+    assert res.exit_code == 2, res.output
+    assert str(path) in res.output and "train.precision 'fp16' (2 trial(s)) needs a GPU" in res.output
+    assert "use bf16" in res.output and "Traceback" not in res.output
+    lb = store()
+    assert all(lb.trial_status(s.trial_key) is None for s in load_grid(path).expand())  # nothing trained
+
+
 def _error_of(trial_key: str) -> str:
     import sqlalchemy as sa
 
