@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from h2ot_core.layers import sdpa
 from h2ot_core.recovering.base import TokenRecoverer
 
 
@@ -38,7 +38,7 @@ class TRA(TokenRecoverer):
         q = self.linear_q(self.queries).view(1, num_frames, h, d).transpose(1, 2).expand(b * j, h, num_frames, d)
         k = self.linear_k(seq).view(b * j, f, h, d).transpose(1, 2)
         v = self.linear_v(seq).view(b * j, f, h, d).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)  # [B*J, H, F, d]
+        out = sdpa(q, k, v)  # [B*J, H, F, d]
         out = self.proj(out.transpose(1, 2).reshape(b * j, num_frames, c)) + self.queries
         return out.view(b, j, num_frames, c).transpose(1, 2)
 

@@ -270,6 +270,34 @@ def test_compiled_predict_matches_eager_and_profile_reports_it(trials, tmp_path)
     assert row["compiled"] is True and row["precision"] == "bf16" and row["latency_ms"] > 0
 
 
+def test_cpu_attention_trains_in_float32_under_bf16_autocast(monkeypatch):
+    """The CPU kernel's bf16 backward is ~9x slower than its float32 one: with gradients, sdpa hands it float32
+    (autocast off around the call, or autocast would cast back); without gradients bf16 goes through as is."""
+    import torch.nn.functional as F
+
+    from h2ot_core.layers import sdpa
+
+    seen: list[torch.dtype] = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, *args, **kwargs):
+        seen.append(q.dtype)
+        return real(q, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    q, k, v = (torch.randn(3, 2, 17, 8, requires_grad=True) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+        with torch.no_grad():
+            sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert seen == [torch.float32, torch.bfloat16]
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    ref_q = q.detach().bfloat16().float().requires_grad_()
+    real(ref_q, k.detach().bfloat16().float(), v.detach().bfloat16().float()).sum().backward()
+    torch.testing.assert_close(q.grad, ref_q.grad, rtol=2e-2, atol=2e-2)
+
+
 def test_compile_blocks_hands_every_block_to_torch_compile():
     from h2ot_core.factory import create_model
 
