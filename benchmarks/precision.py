@@ -5,8 +5,8 @@ Sections (each table is rewritten into the result file as soon as it is measured
 1. GEMM peak: a large fp32 and bf16 matmul, the machine's reference for the achieved GFLOP/s below.
 2. Inference: every backbone unpruned, HoT and H2OT at its official size, at each ``--batches``: fp32 and bf16
    milliseconds, the speed-up (target >= 1.8x on the CPU), the same with the blocks compiled (``--compile``;
-   its one-off compile seconds beside it, from the inductor cache when warm), output frames per second as the papers count FPS
-   (B·F/t seq2seq, B/t seq2frame), achieved GFLOP/s of both (all matmuls, ``gflops_total``) and the bf16
+   its one-off compile seconds beside it, from the inductor cache when warm), output frames per second as
+   the papers count FPS (B·F/t seq2seq, B/t seq2frame), achieved GFLOP/s of both (all matmuls, ``gflops_total``) and the bf16
    output's relative difference from fp32 on the same weights (target <= 2e-2), on a synthetic motion clip
    (real motion, not noise: frame selection on noise is a coin toss between near-equal frames). A pruned
    model's difference is given twice: with its own bf16 frame selection, and with the fp32 selection

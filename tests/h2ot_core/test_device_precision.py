@@ -213,16 +213,37 @@ def test_latency_can_be_off_or_at_another_batch(tmp_path):
 
 
 def test_bf16_inference_is_close_to_fp32_on_the_same_weights(trials, tmp_path):
+    """bf16 against fp32 on one checkpoint, on motion clips: the arithmetic alone (fp32's frame selection
+    replayed) stays within 3e-2 of fp32's output, and the whole pass (``predict_file``, flip included, its own
+    selection) within a few millimetres per joint.
+
+    The bounds are looser than the official-size benchmark's 2e-2 because this model is tiny and has seen
+    12 windows: its near-equal frame features make TPC's selection a coin toss that bf16 can flip, and its
+    small outputs inflate relative differences.
+    """
+    from h2ot_core.checkpoint import load_native
+    from h2ot_core.data.synthetic import load_synthetic
     from h2ot_core.inference import predict_file
 
-    rng = np.random.default_rng(0)
-    np.save(tmp_path / "x.npy", rng.normal(size=(5, 27, 17, 2)).astype(np.float32))
+    clips = [seq.pose2d[:27] for seq in load_synthetic(tmp_path / "clips", minutes=0.5).test][:5]
+    assert len(clips) == 5 and all(c.shape == (27, 17, 2) for c in clips)
+    x = np.stack(clips).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
     ckpt = trials["fp32"].checkpoint_uri
+
+    model, _ = load_native(ckpt)
+    fast = dev.inference_model(model, "bf16", copy_model=True)
+    with torch.inference_mode():
+        ref = model.eval()(torch.from_numpy(x))
+        with dev.autocast(torch.device("cpu"), "bf16"):
+            replayed = fast(torch.from_numpy(x), replay=ref.stage_positions).pose3d.float()
+    assert float((replayed - ref.pose3d).norm() / ref.pose3d.norm()) < 3e-2
+
     predict_file(ckpt, tmp_path / "x.npy", tmp_path / "fp32.npy", flip=True, batch_size=2, precision="fp32")
     predict_file(ckpt, tmp_path / "x.npy", tmp_path / "bf16.npy", flip=True, batch_size=2, precision="bf16")
     a, b = np.load(tmp_path / "fp32.npy"), np.load(tmp_path / "bf16.npy")
-    assert b.dtype == np.float32 and a.shape == b.shape
-    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 2e-2
+    assert b.dtype == np.float32 and a.shape == b.shape and np.isfinite(b).all()
+    assert np.linalg.norm(a - b, axis=-1).mean() * 1000 < 10.0  # mm per joint, on outputs of ~400 mm error
 
 
 def test_cli_predict_evaluate_and_profile_take_bf16(trials, tmp_path, data_dir):
