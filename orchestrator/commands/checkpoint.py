@@ -40,8 +40,8 @@ def predict(
     precision: PrecisionOpt = "fp32",
     compile: CompileOpt = False,
 ) -> None:
-    """Run a native checkpoint on a NumPy array of 2D keypoints (bf16: about 1.5-2x faster on a CPU with
-    AVX512-BF16, --compile a little more on long inputs; see benchmarks/results/precision.md)."""
+    """Run a native checkpoint on a NumPy array of 2D keypoints (bf16: 1.4-2.6x faster than fp32 on a CPU
+    with AVX512-BF16, 1.7-2.9x with --compile; see benchmarks/results/precision.md)."""
     from h2ot_core.inference import predict_file
 
     dev = device_for(device, precision, compile=compile)
