@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -175,12 +176,8 @@ def trivial_trials() -> Iterator[None]:
     """Campaigns train with :func:`trivial_trainable` (the launcher imports ``trainable`` at each fit)."""
     import orchestrator.trainable as module
 
-    real = module.trainable
-    module.trainable = trivial_trainable
-    try:
+    with mock.patch.object(module, "trainable", trivial_trainable):
         yield
-    finally:
-        module.trainable = real
 
 
 class CallTimer:

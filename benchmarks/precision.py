@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import statistics
 import tempfile
@@ -44,6 +45,7 @@ import torch
 from benchmarks.core import variants
 from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 from h2ot_core.cost import count_flops, example_input
+from h2ot_core.data.base import PoseSequence
 from h2ot_core.device import autocast, compile_blocks, inference_model, synchronize
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
@@ -89,12 +91,18 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
 
 
-def motion_clip(model: torch.nn.Module) -> torch.Tensor:
-    """``[1, F, J, C]`` 2D keypoints of the longest synthetic test sequence (confidence channel: 1.0)."""
+@functools.cache
+def _longest_test_sequence() -> PoseSequence:
+    """The longest test sequence of 3 minutes of synthetic data (read once per run)."""
     from h2ot_core.data.synthetic import load_synthetic
 
+    return max(load_synthetic(minutes=3.0).test, key=lambda s: s.num_frames)
+
+
+def motion_clip(model: torch.nn.Module) -> torch.Tensor:
+    """``[1, F, J, C]`` 2D keypoints of the longest synthetic test sequence (confidence channel: 1.0)."""
     bb = model.backbone
-    seq = max(load_synthetic(minutes=3.0).test, key=lambda s: s.num_frames)
+    seq = _longest_test_sequence()
     if seq.num_frames < bb.num_frames:
         raise ValueError(f"the longest synthetic test sequence has {seq.num_frames} < {bb.num_frames} frames")
     x = torch.from_numpy(seq.pose2d[: bb.num_frames, :, :2]).unsqueeze(0)

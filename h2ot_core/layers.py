@@ -52,7 +52,7 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
     fused CPU kernel's low-precision backward is about 9x slower than its float32 one (MotionAGFormer at
     batch 2: 6.5 s against 0.76 s per step), while its forward is no faster in bf16 than in float32.
     """
-    if q.device.type == "cpu" and q.dtype != torch.float32 and torch.is_grad_enabled() and q.requires_grad:
+    if q.device.type == "cpu" and q.dtype != torch.float32 and q.requires_grad:  # no grad: requires_grad False
         with torch.autocast("cpu", enabled=False):  # CPU autocast would cast the inputs back to bf16
             out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout_p)
         return out.to(q.dtype)
