@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec, metric_key, parse_metric_key
+from h2ot_core.device import ALLOW_SLOW_BF16_ENV, cpu_bf16_refusal
 from h2ot_core.errors import ConfigError, H2OTError
 from orchestrator.grid import GridSpec
 from orchestrator.provenance import REPO_ROOT, git_sha
@@ -30,7 +31,7 @@ from orchestrator.trainable import DATA_DIR_ENV, scheduler_key
 log = logging.getLogger(__name__)
 
 #: environment passed to every worker (local or cluster) when set on the driver
-FORWARDED_ENV = (DATA_DIR_ENV, "H2OT_CACHE", "OMP_NUM_THREADS")
+FORWARDED_ENV = (DATA_DIR_ENV, "H2OT_CACHE", "OMP_NUM_THREADS", ALLOW_SLOW_BF16_ENV)
 #: what a cluster run does not upload with the working directory
 UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
                    ".ruff_cache", "data", "paper_tables"]
@@ -280,15 +281,22 @@ def trial_resources(opts: LaunchOptions) -> tuple[LaunchOptions, str]:
 
 
 def check_precisions_fit(specs: list[TrialSpec], opts: LaunchOptions, source: str) -> None:
-    """Refuse, before any trial starts, ``train.precision: fp16`` on trials that get no GPU (fp16 autocast and
-    its loss scaler need CUDA), instead of letting every such trial fail on its worker."""
+    """Refuse, before any trial starts, precisions the trials' devices cannot run, instead of letting every
+    such trial fail on its worker: ``fp16`` on trials that get no GPU (fp16 autocast and its loss scaler need
+    CUDA), and ``bf16`` on CPU trials of a local instance whose CPU has no bf16 kernels (a cluster's workers
+    are not this machine: there each trial checks its own node)."""
     if opts.gpus_per_trial:
         return
     fp16 = [s for s in specs if s.train.get("precision") == "fp16"]
     if fp16:
         raise ConfigError(f"{source}: train.precision 'fp16' ({len(fp16)} trial(s)) needs a GPU per trial, and "
-                          "these trials run on the CPU (no GPU in the cluster, or --gpus-per-trial 0); use bf16 "
-                          "on a CPU, or give the trials GPUs")
+                          "these trials run on the CPU (no GPU in the cluster, or --gpus-per-trial 0); use fp32 "
+                          "(or bf16 on a CPU with AVX-512/AMX), or give the trials GPUs")
+    bf16 = [s for s in specs if s.train.get("precision") == "bf16"]
+    if bf16 and resolve_address(opts.address) is None:
+        refusal = cpu_bf16_refusal(f"{source}: train.precision 'bf16' ({len(bf16)} trial(s) on this machine's CPU)")
+        if refusal is not None:
+            raise refusal
 
 
 def _trial_name(trial: Any) -> str:

@@ -22,6 +22,15 @@ from orchestrator.cli import app
 runner = CliRunner()
 HAS_CUDA = torch.cuda.is_available()
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _bf16_on_any_cpu():
+    """These tests check bf16's arithmetic, which is the same on a CPU without bf16 kernels (only slower, and
+    the models here are tiny): run it there too. The refusal without the override is tested below."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(dev.ALLOW_SLOW_BF16_ENV, "1")
+        yield
+
 TINY = TrialSpec(
     backbone="mixste", pruner="tpc", recoverer="tra", schedule="1:9", frames=27, dataset="synthetic", seed=3,
     model={"dim": 32, "depth": 2, "num_heads": 2},
@@ -58,10 +67,29 @@ def test_precisions_are_checked_against_the_device():
     cpu = torch.device("cpu")
     assert dev.check_precision_on(cpu, "fp32") == "fp32"
     assert dev.check_precision_on(cpu, "bf16") == "bf16"
-    with pytest.raises(ConfigError, match=r"fp16 needs a CUDA device.*use bf16 on the CPU"):
+    with pytest.raises(ConfigError, match=r"fp16 needs a CUDA device.*use fp32 \(or bf16 on a CPU with AVX-512/AMX"):
         dev.check_precision_on(cpu, "fp16")
     with pytest.raises(ConfigError, match="Did you mean: bf16"):
         dev.check_precision("bf61")
+
+
+def test_bf16_on_a_cpu_without_bf16_kernels_is_refused_unless_allowed(monkeypatch):
+    """Without oneDNN's bf16 kernels (an AVX2-only CPU) torch multiplies bf16 matrices ~80x slower than fp32.
+    Whether this machine has them is hardware, so the probe is patched both ways."""
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(dev.ALLOW_SLOW_BF16_ENV)
+    monkeypatch.setattr(dev, "cpu_bf16_kernels", lambda: False)
+    with pytest.raises(ConfigError, match=r"--precision: bf16 on this CPU \(\w+, no AVX-512/AMX bf16 kernels\).*"
+                                          r"use fp32 here.*H2OT_ALLOW_SLOW_BF16=1 runs it anyway"):
+        dev.check_precision_on(cpu, "bf16")
+    r = runner.invoke(app, ["profile", "--backbone", "mixste", "--precision", "bf16"])
+    assert r.exit_code == 2 and "no AVX-512/AMX bf16 kernels" in r.output and "Traceback" not in r.output
+    assert dev.check_precision_on(cpu, "fp32") == "fp32"
+    monkeypatch.setenv(dev.ALLOW_SLOW_BF16_ENV, "1")
+    assert dev.check_precision_on(cpu, "bf16") == "bf16"
+    monkeypatch.delenv(dev.ALLOW_SLOW_BF16_ENV)
+    monkeypatch.setattr(dev, "cpu_bf16_kernels", lambda: True)
+    assert dev.check_precision_on(cpu, "bf16") == "bf16"
 
 
 def test_train_precision_is_a_checked_setting():

@@ -129,17 +129,27 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(env, tmp_path):
     assert run.info.status == "FAILED" and "DataError" in run.data.tags["h2ot.error"]
 
 
-def test_fp16_trials_without_gpus_are_refused_before_any_trial_starts(env, tmp_path):
+@pytest.mark.parametrize(("precision", "needles"), [
+    ("fp16", ("train.precision 'fp16' (2 trial(s)) needs a GPU", "use fp32")),
+    # bf16 on a local CPU without bf16 kernels (hardware: the probe is patched; with kernels it would train)
+    ("bf16", ("train.precision 'bf16' (2 trial(s) on this machine's CPU)", "no AVX-512/AMX bf16 kernels")),
+])
+def test_precisions_the_trials_cannot_run_are_refused_before_any_trial_starts(env, tmp_path, monkeypatch,
+                                                                              precision, needles):
+    from h2ot_core import device
+
+    monkeypatch.delenv(device.ALLOW_SLOW_BF16_ENV, raising=False)
+    monkeypatch.setattr(device, "cpu_bf16_kernels", lambda: False)
     doc = yaml.safe_load(SMOKE.read_text())
-    doc.update(name="fp16_on_cpu", include=str(SMOKE.parent / "_base" / "tiny_model.yaml"))
+    doc.update(name=f"{precision}_on_cpu", include=str(SMOKE.parent / "_base" / "tiny_model.yaml"))
     doc["grid"] = {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "seed": [7, 8]}
-    doc["fixed"] = {"train": {"precision": "fp16"}}
-    path = tmp_path / "fp16_on_cpu.yaml"
+    doc["fixed"] = {"train": {"precision": precision}}
+    path = tmp_path / f"{precision}_on_cpu.yaml"
     path.write_text(yaml.safe_dump(doc))
     res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "0"])
     assert res.exit_code == 2, res.output
-    assert str(path) in res.output and "train.precision 'fp16' (2 trial(s)) needs a GPU" in res.output
-    assert "use bf16" in res.output and "Traceback" not in res.output
+    assert str(path) in res.output and all(n in res.output for n in needles), res.output
+    assert "Traceback" not in res.output
     lb = store()
     assert all(lb.trial_status(s.trial_key) is None for s in load_grid(path).expand())  # nothing trained
 
