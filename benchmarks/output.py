@@ -35,8 +35,24 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[st
     return markdown_table(header, rows).splitlines()
 
 
+def cpu_name() -> str:
+    """``AMD EPYC (AVX2)``: the CPU's model name and the widest vector and matrix instructions torch uses."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:  # not Linux
+        pass
+    extras = [name for name, probe in (("AVX512-BF16", torch.cpu._is_avx512_bf16_supported),
+                                       ("AMX", torch.cpu._is_amx_tile_supported)) if probe()]
+    return f"{model} ({'+'.join([torch.backends.cpu.get_cpu_capability(), *extras])})"
+
+
 def measured_line(module: str, threads: int | None = None, device: str = "cpu") -> str:
-    """``Measured 2026-11-23 with `python -m benchmarks.core ...` (torch 2.13.0+cpu, 2 threads, 2 cores, cpu; x86_64).``
+    """``Measured 2026-11-23 with `python -m benchmarks.core ...` (torch 2.13.0+cpu, 2 threads, 2 cores, cpu;
+    AMD EPYC (AVX2)).``
 
     ``module`` is the benchmark's module (``benchmarks.core``); its arguments are this process's.
     """
@@ -52,7 +68,7 @@ def measured_line(module: str, threads: int | None = None, device: str = "cpu") 
     threads = threads if threads is not None else torch.get_num_threads()
     return (f"Measured {datetime.date.today().isoformat()} with `{command}` (torch {torch.__version__}, "
             f"{threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores, {device}; "
-            f"{platform.machine()}).")
+            f"{cpu_name()}).")
 
 
 def write_result(lines: Sequence[str], out: str | Path) -> Path | None:

@@ -34,6 +34,7 @@ import copy
 import functools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from benchmarks.core import variants
 from benchmarks.output import add_out_argument, md_table, measured_line, write_result
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.data.base import PoseSequence
-from h2ot_core.device import autocast, compile_blocks, inference_model, synchronize
+from h2ot_core.device import autocast, compile_blocks, cpu_bf16_refusal, inference_model, synchronize
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
 
@@ -298,9 +299,12 @@ def main() -> None:
     device = torch.device(args.device)
     backbones = args.backbones.split(",")
     sections = args.sections.split(",")
+    if device.type == "cpu" and (refusal := cpu_bf16_refusal("benchmarks.precision")) is not None:
+        print(f"{refusal} (fp32 against the official code: make bench-official)", file=sys.stderr)
+        raise SystemExit(2)
     load = os.getloadavg()[0]
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"cpu, {args.threads} threads, 1-min load {load:.1f} at start")
+             else f"cpu, 1-min load {load:.1f} at start")
     print(f"torch {torch.__version__}, {where}", flush=True)
     report = Report(args.out, where)
 

@@ -23,7 +23,7 @@ OPEN = re.compile(r"<!-- bench:([\w.-]+) -->")
 PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim": "make claim",
              "claim_long": "python -m benchmarks.claim --epochs 12 --windows 320 --out benchmarks/results/claim_long.md",
              "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results",
-             "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision",
+             "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
              "precision_gpu": "make bench-gpu (on a GPU node)"}
 
 
