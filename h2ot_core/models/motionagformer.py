@@ -8,7 +8,9 @@ learned, per-token softmax weights (adaptive fusion):
   ``neighbour_num`` most similar frames (built from the features on every forward pass).
 
 Each sub-layer is a MetaFormer unit ``x + s1 * mixer(LN(x))`` then ``x + s2 * MLP(LN(x))`` with
-learnable layer scales ``s1, s2``. The temporal GCN is the one place with frame-indexed weights: the
+learnable layer scales ``s1, s2``. The two temporal units run on joint-major tokens ``[B, J, f, C]`` (one
+contiguous copy in per stream, one back for the fused output): per-token norms and
+MLPs do not care about the layout, and the temporal mixers then see each joint's sequence as a view. The temporal GCN is the one place with frame-indexed weights: the
 official code batch-normalises over the frame axis (``BatchNorm1d(frames)``). :class:`FrameBatchNorm`
 keeps those weights for ``num_frames`` frames and uses the first ``f`` on an ``f``-frame input, so one
 module runs before and after pruning (HoT instead rebuilds the later layers with ``f``-sized norms).
@@ -88,7 +90,8 @@ class FrameBatchNorm(nn.BatchNorm1d):
 
 
 class GraphConv(nn.Module):
-    """``relu(x + BN(A V(x) + U(x)))`` over the joints (``spatial``) or the frames (``temporal``) of ``[B, f, J, C]``.
+    """``relu(x + BN(A V(x) + U(x)))`` over the joints (``spatial``, ``x [B, f, J, C]``) or the frames
+    (``temporal``, joint-major ``x [B, J, f, C]``); the output has the input's layout.
 
     The spatial graph is the skeleton; the temporal one is the per-sequence similarity kNN graph.
     ``num_nodes`` sizes the node-axis batch norm (joints, or the most frames the layer will see).
@@ -105,15 +108,11 @@ class GraphConv(nn.Module):
             self.register_buffer("adj", skeleton_adjacency(num_joints), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, f, j, c = x.shape
-        if self.mode == "spatial":
-            aggregate = self.adj @ self.V(x)  # [J, J] @ [B, f, J, C]
-            h = self.batch_norm((aggregate + self.U(x)).reshape(b * f, j, c)).view(b, f, j, c)
-        else:
-            seq = x.transpose(1, 2)  # [B, J, f, C]: one sequence per joint
-            aggregate = (similarity_adjacency(seq, self.neighbour_num) @ self.V(seq)).transpose(1, 2)
-            # Statistics per frame over (B, J, C): a [B, f, J*C] view needs no transpose.
-            h = self.batch_norm((aggregate + self.U(x)).reshape(b, f, j * c)).view(b, f, j, c)
+        b, n, m, c = x.shape  # spatial: n frames of m joints; temporal: n joints of m frames
+        adj = self.adj if self.mode == "spatial" else similarity_adjacency(x, self.neighbour_num)
+        aggregate = adj @ self.V(x)  # [J, J] or [B, J, f, f] @ [B, n, m, C]
+        # Node-axis statistics (per joint, or per frame over B, J and C) from a [B*n, m, C] view.
+        h = self.batch_norm((aggregate + self.U(x)).reshape(b * n, m, c)).view(b, n, m, c)
         return F.relu(x + h)
 
 
@@ -126,12 +125,11 @@ class SpatialAttention(Attention):
 
 
 class TemporalAttention(Attention):
-    """Self-attention across the frames of each joint: ``[B, f, J, C]`` → same."""
+    """Self-attention across the frames of each joint, on joint-major tokens: ``[B, J, f, C]`` → same."""
 
     def forward(self, x: Tensor) -> Tensor:
-        b, f, j, c = x.shape
-        out = super().forward(x.transpose(1, 2).reshape(b * j, f, c))
-        return out.view(b, j, f, c).transpose(1, 2)
+        b, j, f, c = x.shape
+        return super().forward(x.reshape(b * j, f, c)).view(b, j, f, c)
 
 
 class MetaFormerUnit(nn.Module):
@@ -173,10 +171,12 @@ class AGFormerBlock(nn.Module):
         nn.init.constant_(self.fusion.bias, 0.5)
 
     def forward(self, x: Tensor) -> Tensor:
-        x_attn = self.att_temporal(self.att_spatial(x))
-        x_graph = self.graph_temporal(self.graph_spatial(x))
-        alpha = self.fusion(torch.cat((x_attn, x_graph), dim=-1)).softmax(dim=-1)
-        return x_attn * alpha[..., 0:1] + x_graph * alpha[..., 1:2]
+        # The temporal units run joint-major: one contiguous copy per stream.
+        x_attn = self.att_temporal(self.att_spatial(x).transpose(1, 2).contiguous())  # [B, J, f, C]
+        x_graph = self.graph_temporal(self.graph_spatial(x).transpose(1, 2).contiguous())
+        alpha = self.fusion(torch.cat((x_attn, x_graph), dim=-1)).softmax(dim=-1)  # [B, J, f, 2]
+        fused = x_attn * alpha[..., 0:1] + x_graph * alpha[..., 1:2]
+        return fused.transpose(1, 2).contiguous()  # frame-major again: the next block's norms want it dense
 
 
 class MotionAGFormer(Backbone):
