@@ -27,7 +27,15 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from benchmarks.output import RESULTS_DIR, add_out_argument, md_table, measured_line, write_result
+from benchmarks.output import (
+    RESULTS_DIR,
+    add_model_arguments,
+    add_out_argument,
+    md_table,
+    measured_line,
+    print_row,
+    write_result,
+)
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.factory import create_model
 from h2ot_core.names import BACKBONE_INFO
@@ -112,7 +120,7 @@ def run(backbones: list[str], batches: list[int], repeats: int, device: torch.de
                 speed = ms["unpruned"] / ms[name]
                 row = (backbone, batch, name, schedule or "-", f"{gflops[name]:.2f}", f"{ms[name]:.1f}",
                        f"{ratio:.2f}×", f"{speed:.2f}×", f"{speed / ratio:.2f}")
-                print(" | ".join(map(str, row)), flush=True)
+                print_row(row)
                 pruning_rows.append(row)
             slow, fast = ms["unpruned, explicit softmax"], ms["unpruned"]
             explicit_rows.append((backbone, batch, f"{slow:.1f}", f"{fast:.1f}", f"{slow / fast:.2f}×"))
@@ -121,10 +129,7 @@ def run(backbones: list[str], batches: list[int], repeats: int, device: torch.de
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", default="mixste,motionbert,motionagformer,mhformer")
-    parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
+    add_model_arguments(parser, repeats=5, threads=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="time under bfloat16 autocast")
     add_out_argument(parser, "core")

@@ -31,11 +31,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.output import add_out_argument, md_table, measured_line, write_result
+from benchmarks.output import (
+    add_model_arguments,
+    add_out_argument,
+    md_table,
+    measured_line,
+    print_row,
+    write_result,
+)
 from benchmarks.precision import rel_diff, timed_round_robin
 from h2ot_core.convert.mhformer import convert_mhformer
 from h2ot_core.convert.mixste import convert_mixste
@@ -62,6 +70,8 @@ HEADER = ("backbone", "batch", "official ms", "ours ms", "ours vs official", "of
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 State = dict[str, torch.Tensor]
+Reference = Callable[[State, torch.Tensor], torch.Tensor]
+Converter = Callable[[State], Any]
 
 
 # ---------------------------------------------------------------- the official files' torch ops
@@ -103,27 +113,40 @@ def official_ops() -> Iterator[None]:
 
 # ---------------------------------------------------------------- the two sides
 
+def _mixste(d: dict) -> tuple[State, Converter, Reference]:
+    sd = official_ref.randomise_ln(official_mixste.mixste_shapes(d["num_frames"], d["dim"], d["depth"]), seed=1)
+    return sd, convert_mixste, lambda sd, x: official_mixste.ref_mixste(sd, x, heads=d["num_heads"])
+
+
+def _motionbert(d: dict) -> tuple[State, Converter, Reference]:
+    shapes = official_motionbert.motionbert_shapes(d["num_frames"], d["dim"], d["depth"], d["dim_rep"])
+    return (official_ref.randomise_ln(shapes, seed=2), convert_motionbert,
+            lambda sd, x: official_motionbert.ref_motionbert(sd, x, heads=d["num_heads"]))
+
+
+def _motionagformer(d: dict) -> tuple[State, Converter, Reference]:
+    shapes = official_motionagformer.agformer_shapes(d["num_frames"], d["dim"], d["depth"], d["dim_rep"])
+    return (official_ref.randomise_bn(shapes, seed=3), convert_motionagformer,
+            lambda sd, x: official_motionagformer.ref_motionagformer(sd, x, heads=d["num_heads"],
+                                                                     neighbours=d["neighbour_num"]))
+
+
+def _mhformer(d: dict) -> tuple[State, Converter, Reference]:
+    shapes = official_mhformer.mhformer_shapes(d["num_frames"], d["dim"], int(d["mlp_ratio"] * d["dim"]),
+                                               d["mhg_depth"])
+    return (official_ref.randomise_bn(shapes, seed=4), convert_mhformer,
+            lambda sd, x: official_mhformer.ref_mhformer(sd, x, heads=d["num_heads"]))
+
+
+#: per backbone, from its official size: a random official state_dict, its converter and the official forward
+OFFICIAL: dict[str, Callable[[dict], tuple[State, Converter, Reference]]] = {
+    "mixste": _mixste, "motionbert": _motionbert, "motionagformer": _motionagformer, "mhformer": _mhformer}
+
+
 def official_pair(backbone: str) -> tuple[torch.nn.Module, Forward]:
     """Our converted model and the official forward ``x -> [B, F, J, 3]``, on one random official state_dict."""
-    ref = official_ref
-    d = BACKBONE_INFO[backbone].defaults
-    f, dim, depth, heads = d["num_frames"], d["dim"], d["depth"], d["num_heads"]
-    if backbone == "mixste":
-        sd = ref.randomise_ln(official_mixste.mixste_shapes(f, dim, depth), seed=1)
-        return ref.converted_model(convert_mixste(sd)), lambda x: official_mixste.ref_mixste(sd, x, heads=heads)
-    if backbone == "motionbert":
-        sd = ref.randomise_ln(official_motionbert.motionbert_shapes(f, dim, depth, d["dim_rep"]), seed=2)
-        return (ref.converted_model(convert_motionbert(sd)),
-                lambda x: official_motionbert.ref_motionbert(sd, x, heads=heads))
-    if backbone == "motionagformer":
-        sd = ref.randomise_bn(official_motionagformer.agformer_shapes(f, dim, depth, d["dim_rep"]), seed=3)
-        return (ref.converted_model(convert_motionagformer(sd)), lambda x: official_motionagformer.ref_motionagformer(
-            sd, x, heads=heads, neighbours=d["neighbour_num"]))
-    if backbone == "mhformer":
-        shapes = official_mhformer.mhformer_shapes(f, dim, int(d["mlp_ratio"] * dim), d["mhg_depth"])
-        sd = ref.randomise_bn(shapes, seed=4)
-        return ref.converted_model(convert_mhformer(sd)), lambda x: official_mhformer.ref_mhformer(sd, x, heads=heads)
-    raise ValueError(f"no official forward for {backbone!r}; known: mixste, motionbert, motionagformer, mhformer")
+    sd, convert, reference = OFFICIAL[backbone](BACKBONE_INFO[backbone].defaults)
+    return official_ref.converted_model(convert(sd)), lambda x: reference(sd, x)
 
 
 def fp32_gemm_peak(n: int = 2048, passes: int = 7) -> float:
@@ -168,24 +191,24 @@ def official_rows(backbones: list[str], batches: list[int], repeats: int, peak: 
             for batch in batches:
                 row = _row(backbone, model, official, total, batch, repeats, peak)
                 rows.append(row)
-                print(" | ".join(map(str, row)), flush=True)
+                print_row(row)
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbones", default="mixste,motionbert,motionagformer,mhformer")
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    add_model_arguments(ap, repeats=3, threads=2)
     add_out_argument(ap, "official")
     args = ap.parse_args()
+    backbones = args.backbones.split(",")
+    if unknown := [b for b in backbones if b not in OFFICIAL]:
+        ap.error(f"--backbones: no official forward for {', '.join(unknown)}; known: {', '.join(OFFICIAL)}")
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     peak = fp32_gemm_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, 1-min load {load:.1f}; fp32 GEMM peak {peak:.0f} "
           f"GFLOP/s", flush=True)
-    rows = official_rows(args.backbones.split(","), [int(b) for b in args.batches.split(",")], args.repeats, peak)
+    rows = official_rows(backbones, [int(b) for b in args.batches.split(",")], args.repeats, peak)
     write_result([f"**fp32, ours against the official code's forward (same weights; fp32 GEMM peak {peak:.0f} "
                   f"GFLOP/s)**", "", *md_table(HEADER, rows), "",
                   measured_line("benchmarks.official", device=f"cpu, 1-min load {load:.1f} at start")], args.out)

@@ -28,6 +28,20 @@ def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
                              f"'-' prints only)")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, *, repeats: int, threads: int | None) -> None:
+    """The options every official-size model benchmark takes: ``--backbones``, ``--batches`` (comma lists),
+    ``--repeats`` and ``--threads`` (``None``: torch's default)."""
+    parser.add_argument("--backbones", default="mixste,motionbert,motionagformer,mhformer")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=threads)
+
+
+def print_row(row: Sequence[object]) -> None:
+    """One measured table row, printed as soon as it is measured (a long run shows progress)."""
+    print(" | ".join(map(str, row)), flush=True)
+
+
 def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """A GitHub Markdown table as lines (:func:`results.render.markdown_table`, the one emitter)."""
     from results.render import markdown_table

@@ -44,7 +44,14 @@ from pathlib import Path
 import torch
 
 from benchmarks.core import variants
-from benchmarks.output import add_out_argument, md_table, measured_line, write_result
+from benchmarks.output import (
+    add_model_arguments,
+    add_out_argument,
+    md_table,
+    measured_line,
+    print_row,
+    write_result,
+)
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.data.base import PoseSequence
 from h2ot_core.device import autocast, compile_blocks, cpu_bf16_refusal, inference_model, synchronize
@@ -160,7 +167,7 @@ def _modes_of(backbone: str, device: torch.device, repeats: int) -> list[tuple[o
     ms = timed_round_robin(fns, repeats, device)
     rows = [(backbone, k, f"{ms[k]:.1f}", f"{ms['fp32'] / ms[k]:.2f}×", f"{errs[k]:.1e}") for k in fns]
     for row in rows:
-        print(" | ".join(map(str, row)), flush=True)
+        print_row(row)
     return rows
 
 
@@ -211,7 +218,7 @@ def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Modul
                _fps(batch * frames_out / (ms['fp32'] / 1e3)), _fps(batch * frames_out / (ms['bf16'] / 1e3)),
                f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}", *diff)
         rows.append(row)
-        print(" | ".join(map(str, row)), flush=True)
+        print_row(row)
     return rows
 
 
@@ -248,7 +255,7 @@ def accuracy(device: torch.device) -> list[tuple[object, ...]]:
         a, b = results["fp32"].metric("mpjpe"), results["bf16"].metric("mpjpe")
         rows.append(("the same trial trained (and evaluated) in bf16 vs fp32", f"{a:.2f}", f"{b:.2f}", f"{b - a:+.3f}"))
     for row in rows:
-        print(" | ".join(map(str, row)), flush=True)
+        print_row(row)
     return rows
 
 
@@ -281,16 +288,13 @@ def training(backbones: list[str], device: torch.device, repeats: int) -> list[t
         ms = _train_step_ms(backbone, size, batch, device, n)
         row = (label, batch, f"{ms['fp32']:.1f}", f"{ms['bf16']:.1f}", f"**{ms['fp32'] / ms['bf16']:.2f}×**")
         rows.append(row)
-        print(" | ".join(map(str, row)), flush=True)
+        print_row(row)
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbones", default="mixste,motionbert,motionagformer,mhformer")
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    add_model_arguments(ap, repeats=3, threads=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {', '.join(SECTIONS)}")
     add_out_argument(ap, "precision")
