@@ -45,18 +45,33 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
-def sdpa(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """``F.scaled_dot_product_attention`` of ``q [N, H, Tq, d]``, ``k, v [N, H, Tk, d]`` → ``[N, H, Tq, d]``.
+#: Largest score tensor (``N·H·Tq·Tk`` elements) that :func:`sdpa` materialises for bf16 on a CPU: 64 Mi
+#: elements, 128 MB in bf16 (MixSTE's temporal attention at batch 2 is 16 Mi). Larger ones, whose saved
+#: probabilities would dominate training memory, go to the fused kernel in float32.
+CPU_LOW_PRECISION_SCORES = 1 << 26
 
-    When gradients flow on a CPU in bf16/fp16 the kernel runs in float32 and the output is cast back: the
-    fused CPU kernel's low-precision backward is about 9x slower than its float32 one (MotionAGFormer at
-    batch 2: 6.5 s against 0.76 s per step), while its forward is no faster in bf16 than in float32.
+
+def sdpa(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
+    """Attention of ``q [N, H, Tq, d]``, ``k, v [N, H, Tk, d]`` → ``[N, H, Tq, d]``.
+
+    ``F.scaled_dot_product_attention`` (fused kernels), except when gradients flow in bf16/fp16 on a CPU.
+    There the fused kernel's low-precision backward is about 9x slower than its float32 one, and the float32
+    one is slower than the two matmuls as whole batched bf16 GEMMs: on an AVX512-BF16 EPYC, forward + backward
+    took 7.5 against 14 ms (MHFormer, 351 frames), 78 against 129 (MixSTE temporal, batch 2) and 29 against 65
+    (spatial) with the fused kernel in float32; MixSTE's and MotionBERT's bf16 training steps ran 1.23x and
+    1.27x faster. So up to :data:`CPU_LOW_PRECISION_SCORES` scores it computes ``softmax(q kᵀ / √d) v`` with
+    bf16 matmuls (float32 accumulation; the softmax reduces in float32 and rounds to bf16), beyond that the
+    fused kernel in float32, output cast back. Inference keeps the fused bf16 kernel: materialising the
+    scores lost there (MotionAGFormer, 16-wide heads: 0.81x), where nothing is saved for a backward pass.
     """
-    if q.device.type == "cpu" and q.dtype != torch.float32 and q.requires_grad:  # no grad: requires_grad False
-        with torch.autocast("cpu", enabled=False):  # CPU autocast would cast the inputs back to bf16
-            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout_p)
-        return out.to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if q.device.type != "cpu" or q.dtype == torch.float32 or not q.requires_grad:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] <= CPU_LOW_PRECISION_SCORES:
+        probs = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return F.dropout(probs, dropout_p, training=True) @ v if dropout_p else probs @ v
+    with torch.autocast("cpu", enabled=False):  # CPU autocast would cast the inputs back to bf16
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout_p)
+    return out.to(q.dtype)
 
 
 class Attention(nn.Module):

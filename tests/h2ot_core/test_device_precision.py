@@ -319,12 +319,13 @@ def test_compiled_predict_matches_eager_and_profile_reports_it(trials, tmp_path)
     assert row["compiled"] is True and row["precision"] == "bf16" and row["latency_ms"] > 0
 
 
-def test_cpu_attention_trains_in_float32_under_bf16_autocast(monkeypatch):
-    """The CPU kernel's bf16 backward is ~9x slower than its float32 one: with gradients, sdpa hands it float32
-    (autocast off around the call, or autocast would cast back); without gradients bf16 goes through as is."""
+def test_cpu_attention_under_bf16_autocast_picks_its_path_by_gradients_and_size(monkeypatch):
+    """On a CPU in bf16: without gradients the fused kernel runs in bf16; with gradients the two matmuls run
+    as bf16 GEMMs (the fused kernel's backward is slow there), and beyond the score cap the fused kernel runs
+    in float32 (autocast off around it, or autocast would cast back). Output and gradients match float32."""
     import torch.nn.functional as F
 
-    from h2ot_core.layers import sdpa
+    import h2ot_core.layers as layers
 
     seen: list[torch.dtype] = []
     real = F.scaled_dot_product_attention
@@ -335,16 +336,27 @@ def test_cpu_attention_trains_in_float32_under_bf16_autocast(monkeypatch):
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     q, k, v = (torch.randn(3, 2, 17, 8, requires_grad=True) for _ in range(3))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
-        with torch.no_grad():
-            sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    ref_q, ref_k, ref_v = (t.detach().bfloat16().float().requires_grad_() for t in (q, k, v))
+    ref = real(ref_q, ref_k, ref_v)
+    ref.sum().backward()
+    grads = []
+    for cap in (layers.CPU_LOW_PRECISION_SCORES, 3 * 2 * 17 * 17 - 1):  # the explicit path, then the fused one
+        monkeypatch.setattr(layers, "CPU_LOW_PRECISION_SCORES", cap)
+        for t in (q, k, v):
+            t.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layers.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+        out.float().sum().backward()
+        torch.testing.assert_close(q.grad, ref_q.grad, rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(v.grad, ref_v.grad, rtol=2e-2, atol=2e-2)
+        grads.append(q.grad.clone())
+    assert seen == [torch.float32]  # only the capped call reached the fused kernel, in float32
+    assert not torch.equal(grads[0], grads[1])  # two different paths really ran
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        layers.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
     assert seen == [torch.float32, torch.bfloat16]
-    assert out.dtype == torch.bfloat16
-    out.float().sum().backward()
-    ref_q = q.detach().bfloat16().float().requires_grad_()
-    real(ref_q, k.detach().bfloat16().float(), v.detach().bfloat16().float()).sum().backward()
-    torch.testing.assert_close(q.grad, ref_q.grad, rtol=2e-2, atol=2e-2)
 
 
 def test_compile_blocks_hands_every_block_to_torch_compile():
