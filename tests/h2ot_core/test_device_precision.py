@@ -359,6 +359,32 @@ def test_cpu_attention_under_bf16_autocast_picks_its_path_by_gradients_and_size(
     assert seen == [torch.float32, torch.bfloat16]
 
 
+def test_compiled_bf16_cpu_attention_materialises_short_or_wide_attention_only(monkeypatch):
+    """Under torch.compile, bf16 inference on a CPU computes 17-key attention as bf16 GEMMs around a softmax and
+    leaves 200 keys of 16-wide heads to the fused kernel; both agree with float32."""
+    import torch.nn.functional as F
+
+    import h2ot_core.layers as layers
+
+    traced: list[tuple[int, int]] = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, *args, **kwargs):  # runs while dynamo traces: records which shapes reach the fused kernel
+        traced.append((k.shape[-2], q.shape[-1]))
+        return real(q, k, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    assert not layers.compiled_explicit_attention(torch.zeros(1, 1, 17, 64), torch.zeros(1, 1, 17, 64))  # eager
+    attend = torch.compile(layers.sdpa, dynamic=False)
+    for keys, width in ((17, 16), (200, 16)):
+        q, k, v = (torch.randn(2, 2, keys, width) for _ in range(3))
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = attend(q.bfloat16(), k.bfloat16(), v.bfloat16())
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), real(q, k, v), rtol=3e-2, atol=3e-2)
+    assert traced == [(200, 16)]
+
+
 def test_compile_blocks_hands_every_block_to_torch_compile():
     from h2ot_core.factory import create_model
 
