@@ -96,7 +96,8 @@ def cpu_bf16_kernels() -> bool:
 
     Without them torch multiplies bf16 matrices in scalar loops: on an AVX2-only AMD EPYC a 1024x1024 matmul
     ran at 0.9 GFLOP/s in bf16 against 72 in fp32, and a demo-size MixSTE training step 6x slower. With
-    AVX512-BF16 or AMX, bf16 is the fast path (2.4-6x fp32's GEMM rate on the project's Xeon).
+    AVX512-BF16 or AMX, bf16 is the fast path (2.3x fp32's GEMM rate on an AVX512-BF16 EPYC, 6x on an AMX
+    Xeon).
     """
     import torch
 
