@@ -208,20 +208,20 @@ def check_compile(source: str = "--compile") -> None:
 def compile_blocks(model: nn.Module) -> int:
     """``torch.compile`` each block of the backbone in place; returns how many were handed over.
 
-    A block is a child of one of the backbone's top-level ``ModuleList``s (MixSTE's spatial and temporal
-    blocks, MotionAGFormer's layers, ...). The hourglass around them stays eager: the pruner's data-dependent
+    The blocks are the backbone's ``compile_units()``: the children of its top-level ``ModuleList``s
+    (MixSTE's spatial and temporal blocks, MotionAGFormer's layers, ...) plus any block it adds (MHFormer's
+    CHI). The hourglass around them stays eager: the pruner's data-dependent
     selection would break a whole-model graph, and the block index would force one graph per block, while
     per-block compilation gives one graph per block class and token count (parameters are graph inputs).
     Compiling is lazy: the first forward pass pays for it (tens of seconds on two CPU cores).
     """
     import torch
-    from torch import nn
 
     # One graph per block class, input layout (spatial/temporal), token count and batch: an H2OT schedule
     # needs more than dynamo's default of 8 before it would fall back to eager.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     bb = getattr(model, "backbone", model)
-    blocks = [block for child in bb.children() if isinstance(child, nn.ModuleList) for block in child]
+    blocks = bb.compile_units()
     for block in blocks:
         block.compile(dynamic=False)
     return len(blocks)

@@ -59,6 +59,11 @@ class Backbone(nn.Module):
         """
         return None
 
+    def compile_units(self) -> list[nn.Module]:
+        """The modules ``--compile`` hands to ``torch.compile`` (:func:`h2ot_core.device.compile_blocks`): the
+        items of the top-level ``ModuleList``s. A backbone with a block outside them adds it."""
+        return [unit for child in self.children() if isinstance(child, nn.ModuleList) for unit in child]
+
     def forward(self, x: Tensor) -> Tensor:
         """Unpruned pass: ``[B, F, J, C_in]`` → ``[B, F, J, 3]``."""
         h = self.embed(x)

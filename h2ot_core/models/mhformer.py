@@ -207,6 +207,10 @@ class MHFormer(Backbone):
     def forward_block(self, i: int, x: Tensor) -> Tensor:
         return self.shr[i](x)
 
+    def compile_units(self) -> list[nn.Module]:
+        # CHI (three cross-attentions and the 3C-wide MLP) is no block position, but a fifth of a batch-1 pass
+        return [*super().compile_units(), self.chi]
+
     def head(self, x: Tensor) -> Tensor:
         """``[B, f, 3, C]`` → ``[B, f, J, 3]``: CHI, norm and a per-frame regression of every alive frame."""
         b, f, n, c = x.shape
