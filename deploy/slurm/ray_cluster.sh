@@ -11,7 +11,8 @@
 #   H2OT_PYTHON (python: the environment with ray installed)
 #   H2OT_RAY_START_ARGS (more `ray start` options for every node, e.g. --object-store-memory 10000000000)
 # Sets H2OT_RAY_ADDRESS=HEAD_IP:PORT and H2OT_RAY_NODES (the node count). Token auth (Ray >= 2.59) is on:
-# every node reads the token from ~/.ray/auth_token (a shared home) or RAY_AUTH_TOKEN, which srun passes on.
+# every node reads the token from ~/.ray/auth_token (a shared home; made there when missing) or
+# RAY_AUTH_TOKEN, which srun passes on.
 
 H2OT_RAY_PIDS=()
 
@@ -54,6 +55,12 @@ EOF
 
 h2ot_ray_start() {
     export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" RAY_USAGE_STATS_ENABLED=0
+    # `ray start` does not make the token: without one (a new home) the head dies at once. Make it here, on
+    # the batch node whose home the nodes share, without printing it.
+    if [[ "$RAY_AUTH_MODE" == token && -z "${RAY_AUTH_TOKEN:-}" \
+          && ! -s "${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}" ]]; then
+        ray get-auth-token --generate >/dev/null || { echo "h2ot: could not create a Ray auth token" >&2; return 1; }
+    fi
     local nodes head port dash wait_s resources temp=()
     mapfile -t nodes < <(h2ot_ray_nodes)
     ((${#nodes[@]})) || { echo "h2ot: SLURM_JOB_NODELIST names no node" >&2; return 1; }

@@ -83,9 +83,12 @@ def test_sbatch_starts_head_and_worker_runs_the_campaign_and_stops_them(tmp_path
     write_exe(fake / "h2ot", FAKE_H2OT)
     port, dash = free_port(), free_port()
     temp = tempfile.mkdtemp(prefix="h2s")  # short: Ray's unix socket paths must stay under ~107 bytes
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "H2OT_"))}
+    home = tmp_path / "home"  # a new home without ~/.ray/auth_token: the recipe makes one
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH_TOKEN", "H2OT_"))}
     env.update(
-        PATH=f"{fake}{os.pathsep}{BIN}{os.pathsep}{env['PATH']}", SLURM_JOB_NODELIST="localhost,localhost",
+        HOME=str(home), PATH=f"{fake}{os.pathsep}{BIN}{os.pathsep}{env['PATH']}",
+        SLURM_JOB_NODELIST="localhost,localhost",
         SLURM_CPUS_PER_TASK="1", SLURM_SUBMIT_DIR=str(REPO), H2OT_RAY_PORT=str(port),
         H2OT_RAY_DASHBOARD_PORT=str(dash), H2OT_RAY_HEAD_IP="127.0.0.1", H2OT_RAY_TEMP_DIR=temp,
         H2OT_PYTHON=sys.executable, H2OT_RAY_WAIT_S="120",
@@ -97,6 +100,8 @@ def test_sbatch_starts_head_and_worker_runs_the_campaign_and_stops_them(tmp_path
                               env=env, capture_output=True, text=True, timeout=400)
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert "h2ot: 2 of 2 Ray node(s) up" in proc.stderr
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        assert len(token) >= 32 and token not in proc.stdout + proc.stderr  # made, and never printed
         srun = (tmp_path / "srun.log").read_text().splitlines()
         assert len(srun) == 2
         assert srun[0].startswith("ray start --head --block --node-ip-address=127.0.0.1")
