@@ -55,15 +55,15 @@ EOF
 
 h2ot_ray_start() {
     export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}" RAY_USAGE_STATS_ENABLED=0
+    local nodes head port dash wait_s resources temp=()
+    mapfile -t nodes < <(h2ot_ray_nodes)
+    ((${#nodes[@]})) || { echo "h2ot: SLURM_JOB_NODELIST names no node" >&2; return 1; }
     # `ray start` does not make the token: without one (a new home) the head dies at once. Make it here, on
     # the batch node whose home the nodes share, without printing it.
     if [[ "$RAY_AUTH_MODE" == token && -z "${RAY_AUTH_TOKEN:-}" \
           && ! -s "${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}" ]]; then
         ray get-auth-token --generate >/dev/null || { echo "h2ot: could not create a Ray auth token" >&2; return 1; }
     fi
-    local nodes head port dash wait_s resources temp=()
-    mapfile -t nodes < <(h2ot_ray_nodes)
-    ((${#nodes[@]})) || { echo "h2ot: SLURM_JOB_NODELIST names no node" >&2; return 1; }
     head="${nodes[0]}"
     port="${H2OT_RAY_PORT:-6379}"
     dash="${H2OT_RAY_DASHBOARD_PORT:-8265}"
