@@ -38,13 +38,14 @@ from benchmarks.output import (
 )
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.factory import create_model
+from h2ot_core.layers import explicit_attention as materialised_attention
 from h2ot_core.names import BACKBONE_INFO
 
 
-def explicit_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
-    """What a straightforward implementation does: materialise softmax(QK^T/sqrt(d)) and multiply."""
-    attn = (q @ k.transpose(-2, -1)) * (scale or q.shape[-1] ** -0.5)
-    return attn.softmax(dim=-1) @ v
+def explicit_sdpa(q, k, v, *_, **__):
+    """What a straightforward implementation does: materialise softmax(QK^T/sqrt(d)) and multiply
+    (:func:`h2ot_core.layers.explicit_attention`; :func:`h2ot_core.layers.sdpa` passes no mask or scale)."""
+    return materialised_attention(q, k, v)
 
 
 @contextlib.contextmanager
