@@ -303,6 +303,8 @@ def main() -> None:
     device = torch.device(args.device)
     backbones = args.backbones.split(",")
     sections = args.sections.split(",")
+    if unknown := [s for s in sections if s not in SECTIONS]:
+        ap.error(f"--sections: unknown {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     if device.type == "cpu" and (refusal := cpu_bf16_refusal("benchmarks.precision")) is not None:
         print(f"{refusal} (fp32 against the official code: make bench-official)", file=sys.stderr)
         raise SystemExit(2)
