@@ -87,10 +87,18 @@ class WeightedLoss:
                               f"known: {', '.join(sorted(LOSS_TERMS))}")
         self.terms = dict(terms)
         self.joint_weights = torch.tensor(joint_weights, dtype=torch.float32)
+        # per (device, dtype): a host-to-GPU copy at every step would block the host at every step
+        self._placed: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def _weights(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        key = (device, dtype)
+        if key not in self._placed:
+            self._placed[key] = self.joint_weights.to(device, dtype)
+        return self._placed[key]
 
     def __call__(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """Scalar loss of ``pred`` against ``target`` ``[B, F, J, 3]`` on ``mask [B, F]``."""
-        w = self.joint_weights.to(pred.device, pred.dtype)
+        w = self._weights(pred.device, pred.dtype)
         if w.shape[0] != pred.shape[-2]:
             raise ConfigError(f"Joint weights cover {w.shape[0]} joints but the poses have {pred.shape[-2]}")
         return sum(weight * LOSS_TERMS[name](pred, target, mask, w) for name, weight in self.terms.items())

@@ -65,9 +65,14 @@ def test_a_tiny_trial_trains_on_cuda(trials, precision):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_predict_on_cuda_matches_the_cpu(trials, precision, tmp_path):
+    """``h2ot predict --device cuda`` against the CPU's fp32 on motion clips (on noise, TPC's selection is a
+    coin toss between near-equal frames): fp32 within 2e-2 relative; bf16 and fp16, whose own selection may
+    flip a near-equal frame of this tiny model, within the CPU bf16 test's 10 mm per joint."""
+    from h2ot_core.data.synthetic import load_synthetic
     from h2ot_core.inference import predict_file
 
-    x = np.random.default_rng(0).normal(size=(6, 27, 17, 2)).astype(np.float32)
+    clips = [seq.pose2d[:27] for seq in load_synthetic(tmp_path / "clips", minutes=0.5).test][:6]
+    x = np.stack(clips).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     ckpt = trials["fp32"].checkpoint_uri
     predict_file(ckpt, tmp_path / "x.npy", tmp_path / "cpu.npy", flip=True, device="cpu")
@@ -75,7 +80,11 @@ def test_predict_on_cuda_matches_the_cpu(trials, precision, tmp_path):
                             "--device", "cuda", "--precision", precision])
     assert r.exit_code == 0, r.output
     a, b = np.load(tmp_path / "cpu.npy"), np.load(tmp_path / "gpu.npy")
-    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 2e-2
+    assert b.dtype == np.float32 and a.shape == b.shape == (len(clips), 27, 17, 3) and np.isfinite(b).all()
+    if precision == "fp32":
+        assert np.linalg.norm(a - b) / np.linalg.norm(a) < 2e-2
+    else:
+        assert np.linalg.norm(a - b, axis=-1).mean() * 1000 < 10.0
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -91,11 +100,13 @@ def test_profile_times_on_cuda(precision):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_the_training_loop_does_not_sync_per_step(precision):
-    """CUDA's sync debug mode warns at every synchronising call: one per epoch (the loss read) is all."""
+    """CUDA's sync debug mode warns at every synchronising call: one per epoch (the loss read) is all, in
+    fp16 too (the fused optimiser takes the GradScaler's overflow flag on the device)."""
     from h2ot_core.data.loading import load_dataset
     from h2ot_core.data.windows import ClipWindows
     from h2ot_core.device import grad_scaler
     from h2ot_core.engine.losses import WeightedLoss
+    from h2ot_core.engine.recipes import OPTIMIZERS
     from h2ot_core.engine.train import train_one_epoch
     from h2ot_core.factory import create_model
 
@@ -105,7 +116,7 @@ def test_the_training_loop_does_not_sync_per_step(precision):
                           joints_right=data.joints_right)
     device = torch.device("cuda", 0)
     model = create_model("mixste", num_frames=27, dim=32, depth=2, num_heads=2).to(device)
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    opt = OPTIMIZERS["adamw"](model.parameters(), 1e-3, 0.0)
     loss = WeightedLoss({"mpjpe": 1.0, "velocity": 1.0}, (1.0,) * data.num_joints)
     kwargs = dict(batch_size=4, generator=torch.Generator().manual_seed(0), flip=True, joints_left=data.joints_left,
                   joints_right=data.joints_right, max_windows=16, precision=precision,
@@ -119,6 +130,7 @@ def test_the_training_loop_does_not_sync_per_step(precision):
             stats = train_one_epoch(model, windows, loss, opt, **{**kwargs, "max_windows": 32})
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    # "called a synchronizing CUDA operation"; not the one-off notice that the debug mode is a prototype
+    syncs = [w for w in caught if "called a synchronizing" in str(w.message)]
     assert stats.steps == 8 and not stats.diverged
-    assert len(syncs) <= 1 + (stats.steps if precision == "fp16" else 0), [str(w.message) for w in syncs]
+    assert len(syncs) <= 1, [str(w.message) for w in syncs]

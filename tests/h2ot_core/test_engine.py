@@ -323,3 +323,26 @@ def test_evaluation_scores_every_test_frame_once(data_dir, backbone, model, pipe
     assert {s.action for s in data.test} | {"avg"} == set(ev.metrics["mpjpe"])
     assert ("mpjve" in ev.metrics) == (pipeline == "seq2seq")
     assert all(math.isfinite(v) for per in ev.metrics.values() for v in per.values())
+
+
+def test_the_loss_places_its_joint_weights_once_per_device_and_dtype():
+    """A host-to-GPU copy of the weights at every step would block the host at every step."""
+    loss = WeightedLoss({"wmpjpe": 1.0}, H36M_WEIGHTS)
+    pred, target, mask = torch.randn(2, 5, 17, 3), torch.randn(2, 5, 17, 3), torch.ones(2, 5, dtype=torch.bool)
+    first = loss(pred, target, mask)
+    w32 = loss._weights(pred.device, torch.float32)
+    assert loss(pred, target, mask) == first and loss._weights(pred.device, torch.float32) is w32
+    assert loss._weights(pred.device, torch.float64).dtype == torch.float64
+    assert torch.equal(w32, torch.tensor(H36M_WEIGHTS, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam_amsgrad"])
+def test_cpu_trials_keep_the_default_optimizer_update(name):
+    """fused=True is for CUDA parameters only; a CPU trial's update (and so its results) stays as it was."""
+    from h2ot_core.engine.recipes import OPTIMIZERS
+
+    params = [torch.nn.Parameter(torch.randn(3, 3))]
+    opt = OPTIMIZERS[name](params, 1e-3, 0.01)
+    group = opt.param_groups[0]
+    assert not group["fused"] and group["params"] == params and group["lr"] == 1e-3
+    assert group["weight_decay"] == 0.01
