@@ -73,7 +73,7 @@ def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, *, 
         writer.writerows([[cell_text(r.get(c)) for c in columns] for r in rows])
         out.print(buf.getvalue(), end="", highlight=False, markup=False)
     elif fmt == "markdown":
-        from results.render import markdown_table
+        from results.markdown import markdown_table
 
         out.print(markdown_table(columns, [[cell_text(r.get(c)) for c in columns] for r in rows]),
                   highlight=False, markup=False)

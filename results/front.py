@@ -79,7 +79,8 @@ def hypervolume_note(front: Front) -> str:
 
 def front_text(front: Front, fmt: str) -> str:
     """The front as ``markdown``, ``latex`` or ``csv`` (tables' conventions), with the hypervolume line."""
-    from results.render import markdown_table, tex_escape
+    from results.markdown import markdown_table
+    from results.render import tex_escape
 
     header, body = front_rows(front)
     note = hypervolume_note(front)

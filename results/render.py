@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from results.errors import ResultsError
+from results.markdown import markdown_table
 from results.queries import check_campaign
 from results.tables import MISSING, Cell, Table, build_table, resolve_specs
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                 "±": r"$\pm$", "−": r"$-$", MISSING: "--", "Δ": r"$\Delta$"}
-
-
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | Sequence[str] = "l"
-                   ) -> str:
-    """A GitHub-flavoured Markdown table (no trailing newline); the one Markdown table emitter.
-
-    ``align`` is ``"l"`` or ``"r"`` for every column, or one letter per column (``"llr"``). Cells are
-    ``str()``-ed; ``|`` is escaped and newlines become spaces so a cell can never break the table.
-    """
-    aligns = [align] * len(headers) if align in ("l", "r") else list(align)
-    if len(aligns) != len(headers) or set(aligns) - {"l", "r"}:
-        raise ValueError(f"align: expected 'l' or 'r' for each of {len(headers)} columns, got {align!r}")
-
-    def line(cells: Iterable[object]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-    rule = "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|"
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
 def tex_escape(text: str) -> str:

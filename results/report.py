@@ -12,9 +12,10 @@ from sqlalchemy import Engine, select
 
 from h2ot_core.contracts import STATUSES
 from results.errors import ResultsError
+from results.markdown import markdown_table
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
-from results.render import markdown_table, to_markdown, write_table
+from results.render import to_markdown, write_table
 from results.schema import Campaign
 from results.tables import build_table, load_spec, resolve_specs, spec_paths, stored_campaigns
 

@@ -82,7 +82,7 @@ def test_axis_labels_carry_units() -> None:
 
 
 def test_markdown_table_aligns_and_escapes() -> None:
-    from results.render import markdown_table
+    from results.markdown import markdown_table
 
     text = markdown_table(["axis", "value"], [["a|b", 1.5], ["multi\nline", None]], align="lr")
     assert text.splitlines() == ["| axis | value |", "|---|---:|", "| a\\|b | 1.5 |", "| multi line | None |"]
