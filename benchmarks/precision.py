@@ -175,22 +175,24 @@ def modes(backbones: list[str], device: torch.device, repeats: int) -> list[tupl
     return [row for backbone in backbones for row in _modes_of(backbone, device, repeats)]
 
 
-def _infer_variant(backbone: str, name: str, batches: list[int], device: torch.device, repeats: int
-                   ) -> list[tuple[object, ...]]:
+def _infer_variant(backbone: str, name: str, batches: list[int], device: torch.device, repeats: int,
+                   compile_: bool) -> list[tuple[object, ...]]:
     pruner, recoverer, schedule = variants(backbone)[name]
     torch.manual_seed(0)
     model = create_model(backbone, pruner, recoverer, schedule).eval()
     total = count_flops(model, example_input(model))[1]  # not under inference_mode: the counter's hooks need autograd
     model.to(device)
     fast = inference_model(model, "bf16", copy_model=True)
-    compiled = inference_model(model, "bf16", copy_model=True)
-    compile_blocks(compiled)
+    compiled = None
+    if compile_:
+        compiled = inference_model(model, "bf16", copy_model=True)
+        compile_blocks(compiled)
     with torch.inference_mode():
         return _time_variant(backbone, name, schedule, model, (fast, compiled), total, batches, device, repeats)
 
 
 def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Module,
-                  bf16_models: tuple[torch.nn.Module, torch.nn.Module], total: float, batches: list[int],
+                  bf16_models: tuple[torch.nn.Module, torch.nn.Module | None], total: float, batches: list[int],
                   device: torch.device, repeats: int) -> list[tuple[object, ...]]:
     frames_out = model.num_frames if BACKBONE_INFO[backbone].pipeline == "seq2seq" else 1
     fast, compiled = bf16_models
@@ -205,16 +207,20 @@ def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Modul
                     return m(x).pose3d
             return run
 
-        fns = {"fp32": lambda x=x: model(x).pose3d, "bf16": under_bf16(fast), "compiled": under_bf16(compiled)}
-        t0 = time.perf_counter()
-        fns["compiled"]()  # compiles this batch's graphs (not timed below)
-        compile_s = time.perf_counter() - t0
+        fns = {"fp32": lambda x=x: model(x).pose3d, "bf16": under_bf16(fast)}
+        compile_s = None
+        if compiled is not None:
+            fns["compiled"] = under_bf16(compiled)
+            t0 = time.perf_counter()
+            fns["compiled"]()  # compiles this batch's graphs (not timed below)
+            compile_s = time.perf_counter() - t0
         diff = output_difference(model, fast, device) if batch == batches[0] else ("", "", "")
         ms = timed_round_robin(fns, repeats, device, warmup=batch == batches[0])
         gfs = {k: total * batch / (v / 1e3) for k, v in ms.items()}
+        compiled_cells = ((f"{ms['compiled']:.1f}", f"**{ms['fp32'] / ms['compiled']:.2f}×**", f"{compile_s:.0f}")
+                          if compile_s is not None else ("-", "-", "-"))
         row = (backbone, name, schedule or "-", batch, f"{ms['fp32']:.1f}", f"{ms['bf16']:.1f}",
-               f"**{ms['fp32'] / ms['bf16']:.2f}×**", f"{ms['compiled']:.1f}",
-               f"**{ms['fp32'] / ms['compiled']:.2f}×**", f"{compile_s:.0f}",
+               f"**{ms['fp32'] / ms['bf16']:.2f}×**", *compiled_cells,
                _fps(batch * frames_out / (ms['fp32'] / 1e3)), _fps(batch * frames_out / (ms['bf16'] / 1e3)),
                f"{gfs['fp32']:.0f}", f"{gfs['bf16']:.0f}", *diff)
         rows.append(row)
@@ -222,10 +228,10 @@ def _time_variant(backbone: str, name: str, schedule: str, model: torch.nn.Modul
     return rows
 
 
-def inference(backbones: list[str], batches: list[int], device: torch.device, repeats: int
+def inference(backbones: list[str], batches: list[int], device: torch.device, repeats: int, compile_: bool = True
               ) -> list[tuple[object, ...]]:
     return [row for backbone in backbones for name in variants(backbone)
-            for row in _infer_variant(backbone, name, batches, device, repeats)]
+            for row in _infer_variant(backbone, name, batches, device, repeats, compile_)]
 
 
 def accuracy(device: torch.device) -> list[tuple[object, ...]]:
@@ -297,6 +303,9 @@ def main() -> None:
     add_model_arguments(ap, repeats=3, threads=2)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {', '.join(SECTIONS)}")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time bf16 with the blocks compiled (--no-compile: its columns read '-'; a cold "
+                         "inductor cache on a fresh GPU node costs minutes)")
     add_out_argument(ap, "precision")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -322,7 +331,8 @@ def main() -> None:
         header = ("backbone", "variant", "schedule", "batch", "fp32 ms", "bf16 ms", "bf16 speed-up",
                   "bf16 + compile ms", "bf16 + compile speed-up", "compile s", "fp32 FPS", "bf16 FPS",
                   "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16 vs fp32 output", "same selection", "kept frames not shared")
-        rows = inference(backbones, [int(b) for b in args.batches.split(",")], device, args.repeats)
+        rows = inference(backbones, [int(b) for b in args.batches.split(",")], device, args.repeats,
+                         args.compile)
         report.add("Inference, bf16 (Linear/Conv weights in bf16 under autocast) vs fp32", md_table(header, rows))
     if "acc" in sections:
         report.add("Accuracy of bf16 on a trained tiny model (MPJPE, mm)", md_table(

@@ -24,7 +24,13 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
              "claim_long": "python -m benchmarks.claim --epochs 12 --windows 320 --out benchmarks/results/claim_long.md",
              "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results",
              "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
-             "precision_gpu": "make bench-gpu (on a GPU node)"}
+             "precision_gpu": "make bench-gpu (on a GPU node)",
+             "precision_gpu_compile": "python -m benchmarks.precision --device cuda --backbones mixste,motionagformer "
+                                      "--batches 1,32 --sections infer --out benchmarks/results/precision_gpu_compile.md",
+             "core_cuda": "python -m benchmarks.core --device cuda --batches 1,32 --repeats 10 --threads 4 "
+                          "--out benchmarks/results/core_cuda.md",
+             "core_cuda_bf16": "python -m benchmarks.core --device cuda --bf16 --batches 1,32 --repeats 10 --threads 4 "
+                               "--out benchmarks/results/core_cuda_bf16.md"}
 
 
 class ReadmeError(Exception):
