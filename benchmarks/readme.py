@@ -25,6 +25,8 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
              "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results",
              "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
              "precision_gpu": "make bench-gpu (on a GPU node)",
+             "precision_zen5": "python -m benchmarks.precision --repeats 5 --out benchmarks/results/precision_zen5.md "
+                               "(on a Zen 5 EPYC)",
              "precision_gpu_compile": "python -m benchmarks.precision --device cuda --backbones mixste,motionagformer "
                                       "--batches 1,32 --sections infer --out benchmarks/results/precision_gpu_compile.md",
              "core_cuda": "python -m benchmarks.core --device cuda --batches 1,32 --repeats 10 --threads 4 "
