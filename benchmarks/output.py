@@ -43,7 +43,7 @@ def print_row(row: Sequence[object]) -> None:
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """A GitHub Markdown table as lines (:func:`results.render.markdown_table`, the one emitter)."""
+    """A GitHub Markdown table as lines (:func:`results.markdown.markdown_table`, the one emitter)."""
     from results.markdown import markdown_table
 
     return markdown_table(header, rows).splitlines()

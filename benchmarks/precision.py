@@ -24,6 +24,7 @@ warmed the code). On CUDA every pass ends with a synchronisation.
 
     python -m benchmarks.precision [--backbones mixste,motionbert,motionagformer,mhformer] [--batches 1,8]
                                    [--repeats 3] [--threads 2] [--device cpu] [--sections gemm,infer,acc,train,modes]
+                                   [--no-compile]
                                    [--out benchmarks/results/precision.md]
 """
 
@@ -304,8 +305,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {', '.join(SECTIONS)}")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time bf16 with the blocks compiled (--no-compile: its columns read '-'; a cold "
-                         "inductor cache on a fresh GPU node costs minutes)")
+                    help="also time bf16 with the blocks compiled (--no-compile: its columns read '-'; on 2 "
+                         "CPU cores a cold compile costs 4-42 s per variant, on an H200 node about 1 s)")
     add_out_argument(ap, "precision")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

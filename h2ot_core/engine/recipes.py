@@ -24,25 +24,25 @@ from h2ot_core.names import BACKBONES
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter], float, float], torch.optim.Optimizer]
 
-def _on_cuda(params: Iterable[nn.Parameter]) -> tuple[list[nn.Parameter], bool | None]:
-    """The parameters as a list, and ``fused=True`` when they live on CUDA (else torch's default).
+
+def _fused(params: list[nn.Parameter]) -> bool | None:
+    """``True`` for parameters on CUDA, else ``None`` (torch's default update).
 
     The fused CUDA kernel updates every tensor in one launch, and it takes fp16's GradScaler state on the
     device: the scaler's per-step ``found_inf`` read, a host synchronisation, goes away. CPU trials keep the
     default (foreach) update, so their results stay as they were.
     """
-    params = list(params)
-    return params, (True if params and params[0].is_cuda else None)
+    return True if params and params[0].is_cuda else None
 
 
 def _adamw(params: Iterable[nn.Parameter], lr: float, wd: float) -> torch.optim.Optimizer:
-    params, fused = _on_cuda(params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=fused)
+    params = list(params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=_fused(params))
 
 
 def _adam_amsgrad(params: Iterable[nn.Parameter], lr: float, wd: float) -> torch.optim.Optimizer:
-    params, fused = _on_cuda(params)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=True, fused=fused)
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=True, fused=_fused(params))
 
 
 #: optimisers: ``factory(params, lr, weight_decay)``
