@@ -27,8 +27,8 @@ from orchestrator.console import err, out, user_errors
 
 #: datasets whose clips ``--gt`` reads: Human3.6M-layout ones, seen by the H36M cameras
 GT_DATASETS = ("h36m", "synthetic", "mocap_clips")
-#: frames of a dataset clip in ``h2ot report``'s figure (2 s at 50 Hz)
-REPORT_FRAMES = 100
+#: frames of a dataset clip in ``h2ot report``'s figure (1 s at 50 Hz)
+REPORT_FRAMES = 50
 
 
 @dataclass
@@ -226,7 +226,7 @@ def video(
                                                 show_default=False)] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="windows per forward pass")] = 16,
-    max_frames: Annotated[int | None, typer.Option(min=1, help="read at most this many frames",
+    max_frames: Annotated[int | None, typer.Option(min=1, help="read at most this many frames of a video or --gt clip",
                                                    show_default=False)] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
@@ -249,7 +249,7 @@ def video(
     refs = resolve_models(list(model or []), campaign, top, db_url)
     if input_path is not None and not input_path.exists():
         raise DataError(f"{input_path}: no such file or folder")
-    truth = load_gt(gt) if gt else None
+    truth = load_gt(gt, frames=max_frames) if gt else None
     lifters = lifters_for(refs, dev, precision)
     from h2ot_core.video import pipeline
 
@@ -292,6 +292,9 @@ def _track_video(path: Path, detector: str, weights: Path | None, max_frames: in
     from h2ot_core.video.pipeline import track_video
     from h2ot_core.video.weights import detector_files
 
+    from h2ot_core.video.decode import video_info
+
+    video_info(path)  # an unreadable input fails before any weights are looked for
     det_file, pose_file = detector_files(detector, weights, progress=_progress())
     threads = usable_cpus()
     return track_video(path, PoseDetector(det_file, pose_file, threads=threads), max_frames=max_frames,
