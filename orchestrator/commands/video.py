@@ -288,11 +288,10 @@ def video(
 
 def _track_video(path: Path, detector: str, weights: Path | None, max_frames: int | None) -> Any:
     from h2ot_core.device import usable_cpus
+    from h2ot_core.video.decode import video_info
     from h2ot_core.video.detector import PoseDetector
     from h2ot_core.video.pipeline import track_video
     from h2ot_core.video.weights import detector_files
-
-    from h2ot_core.video.decode import video_info
 
     video_info(path)  # an unreadable input fails before any weights are looked for
     det_file, pose_file = detector_files(detector, weights, progress=_progress())

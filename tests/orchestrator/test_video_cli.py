@@ -49,7 +49,7 @@ def _run(*args: str):
     return runner.invoke(app, ["video", *args, "--device", "cpu"])
 
 
-def _error_line(res) -> str:  # noqa: ANN001
+def _error_line(res) -> str:
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1, res.output
     return lines[0]
