@@ -300,13 +300,12 @@ def _track_video(path: Path, detector: str, weights: Path | None, max_frames: in
                        detail=f"{detector} (onnxruntime, {threads} threads), ")
 
 
-def campaign_figure(db_url: str | None, campaign: str, figures: Path) -> tuple[Path | None, str]:
+def campaign_figure(engine: Any, campaign: str, figures: Path) -> tuple[Path | None, str]:
     """The report's qualitative figure: the campaign's best pruned trial beside its unpruned baseline on a test
     clip of the campaign's dataset, as ``figures/qualitative.gif``. Returns (path or None, a caption or why not)."""
-    from results.db import make_engine
+    from h2ot_core.errors import H2OTError
     from results.queries import leaderboard
 
-    engine = make_engine(db_url)
     rows = leaderboard(engine, campaign=campaign, status=["complete"], sort="mpjpe")
     pruned = [r for r in rows if r["pruner"] != "none" and r.get("checkpoint_uri")]
     if not pruned:
@@ -319,22 +318,20 @@ def campaign_figure(db_url: str | None, campaign: str, figures: Path) -> tuple[P
         return None, f"no complete unpruned {best['backbone']}-{best['frames']} trial with a checkpoint to compare with"
     if best["dataset"] not in GT_DATASETS:
         return None, f"dataset {best['dataset']} has no Human3.6M-camera test clip to render"
-    refs = _from_rows([base[0], best])
     try:
         from h2ot_core.data.loading import load_dataset
+        from h2ot_core.video import pipeline
         from orchestrator.trainable import data_dir
 
+        lifters = lifters_for(_from_rows([base[0], best]), device_for("cpu", "fp32"), "fp32")
         data = load_dataset(best["dataset"], data_dir(best["dataset"]), **dict(best.get("data") or {}))
         truth = clip_truth(data, data.test[0], REPORT_FRAMES)
-        from h2ot_core.video import pipeline
-
-        lifters = lifters_for(refs, device_for("cpu", "fp32"), "fp32")
         track = pipeline.track_from_normalized(truth.pose2d, truth.image_size, truth.fps)
         results = pipeline.lift_all(lifters, track, gt=truth.poses3d)
         figures.mkdir(parents=True, exist_ok=True)
         path = figures / "qualitative.gif"
         pipeline.render(path, track, results, gt=truth.poses3d, still=figures / "qualitative.png")
-    except (DataError, ShapeError, ConfigError, OSError) as exc:
+    except (H2OTError, OSError) as exc:
         return None, f"could not render it ({exc})"
     scores = ", ".join(f"{r.lifter.name}: {r.errors_mm.mean():.1f} mm" for r in results if r.errors_mm is not None)
     return path, f"{truth.label}, {track.frames} frames; MPJPE on this clip: {scores}"

@@ -148,3 +148,23 @@ def test_bad_inputs_are_one_line_and_leave_no_output(files, tmp_path):
         assert message in _error_line(res), name
         assert not out.exists(), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+def test_report_adds_the_best_pruned_trial_beside_the_baseline(files, tmp_path, monkeypatch):
+    from orchestrator.commands import video
+
+    monkeypatch.setattr(video, "REPORT_FRAMES", 12)
+    monkeypatch.setenv("H2OT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("H2OT_DATA_DIR", raising=False)
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    keys = _store(url, files)
+    res = runner.invoke(app, ["report", "cmp", "--out", str(tmp_path / "r"), "--db-url", url])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r" / "cmp.md").read_text(encoding="utf-8")
+    assert "## Qualitative: best pruned trial vs unpruned baseline" in page
+    assert "![best pruned vs unpruned](figures/qualitative.gif)" in page
+    assert f"{keys['hot'][:10]} mixste-27 tpc+tra 1:9:" in page and f"{keys['base'][:10]} mixste-27 unpruned:" in page
+    from PIL import Image
+
+    with Image.open(tmp_path / "r" / "figures" / "qualitative.gif") as gif:
+        assert gif.n_frames == 12
