@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint bench bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-gpu claim readme clean
+.PHONY: demo test lint bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-gpu claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,12 @@ bench-official: $(STAMP)
 # bf16 kernels, AVX-512 or AMX: elsewhere it says so and exits 2).
 bench-precision: $(STAMP)
 	$(BIN)/python -m benchmarks.precision
+
+# h2ot video: MixSTE-243 lifting frames/s unpruned vs HoT vs H2OT (fp32; bf16 where the CPU has bf16 kernels) and
+# the pipeline's per-stage split on 2 threads (DETECTOR_WEIGHTS=folder of the RTMPose-s/YOLOX-tiny .onnx files
+# times the real detector). About 15 minutes on 2 cores.
+bench-video: $(STAMP)
+	$(BIN)/python -m benchmarks.video $(if $(DETECTOR_WEIGHTS),--detector-weights $(DETECTOR_WEIGHTS))
 
 # On a GPU node: the gpu-marked tests and the GPU precision benchmark (under 8 minutes).
 bench-gpu: $(STAMP)

@@ -42,10 +42,13 @@ def _first_line(text: str | None, limit: int = 200) -> str:
 
 
 def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
-                 histories: Mapping[str, Sequence[Mapping[str, float]]] | None = None) -> Path:
+                 histories: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+                 qualitative: tuple[Path | None, str] | None = None) -> Path:
     """Write ``<out_dir>/<campaign>.md`` (plus figures and table files under it); returns the page's path.
 
-    ``histories`` (trial label -> per-epoch dicts, e.g. from MLflow) adds learning curves.
+    ``histories`` (trial label -> per-epoch dicts, e.g. from MLflow) adds learning curves. ``qualitative``
+    (a figure under ``out_dir`` made by the caller, ``h2ot video``'s best pruned trial beside its unpruned
+    baseline, and its caption; no figure: the caption says why) adds a section showing it.
     """
     check_campaign(engine, campaign)
     out = Path(out_dir)
@@ -67,6 +70,8 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
         lines += _front_section(engine, campaign, out)
     lines += _plots_section(rows, histories, out)
+    if qualitative is not None:
+        lines += _qualitative_section(*qualitative, out)
     complete = [r for r in rows if r["status"] == "complete"]
     lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [[r.get(c) for c in _LEADER_COLUMNS]
                                                                  for r in complete]), ""]
@@ -87,6 +92,14 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     path = out / f"{campaign}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
     return path
+
+
+def _qualitative_section(figure: Path | None, caption: str, out: Path) -> list[str]:
+    lines = ["## Qualitative: best pruned trial vs unpruned baseline", ""]
+    if figure is None:
+        return [*lines, f"No figure: {caption}.", ""]
+    where = Path(figure).resolve().relative_to(out.resolve()).as_posix()
+    return [*lines, f"![best pruned vs unpruned]({where})", "", caption, ""]
 
 
 def _front_section(engine: Engine, campaign: str, out: Path) -> list[str]:

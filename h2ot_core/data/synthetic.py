@@ -23,10 +23,14 @@ from h2ot_core.data.npz import load_npz_key
 from h2ot_core.data.synth import FILE_LABELS, write_synthetic
 
 
+def cache_root() -> Path:
+    """``$H2OT_CACHE``, else ``~/.cache/h2ot``: where generated data and downloaded weights are kept."""
+    return Path(os.environ.get("H2OT_CACHE") or Path.home() / ".cache" / "h2ot")
+
+
 def cache_dir(seed: int, minutes: float) -> Path:
     """Where generated files live when no ``data_dir`` is given."""
-    root = Path(os.environ.get("H2OT_CACHE") or Path.home() / ".cache" / "h2ot")
-    return root / "synthetic" / f"seed{seed}_min{minutes:g}"
+    return cache_root() / "synthetic" / f"seed{seed}_min{minutes:g}"
 
 
 def read_labels(path: Path) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]], list[str]]:

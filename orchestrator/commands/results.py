@@ -111,6 +111,8 @@ def report(
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
     campaign_opt: Annotated[str | None, typer.Option("--campaign", help="campaign name (e.g. token_sweep-tiny)",
                                                      show_default=False)] = None,
+    video: Annotated[bool, typer.Option(help="add the qualitative figure: the best pruned trial beside the unpruned "
+                                             "baseline on a test clip (h2ot video, a few seconds)")] = True,
     db_url: DbUrlOpt = None,
 ) -> None:
     """One Markdown page: the campaign's tables and plots, what ran, what failed and why, provenance."""
@@ -123,7 +125,15 @@ def report(
     name = campaign or campaign_opt
     if not name:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
-    out.print(str(build_report(make_engine(db_url), name, out_dir)), highlight=False)
+    engine = make_engine(db_url)
+    qualitative = None
+    if video:
+        from orchestrator.commands.video import campaign_figure
+        from results.queries import check_campaign
+
+        check_campaign(engine, name)
+        qualitative = campaign_figure(engine, name, out_dir.resolve() / "figures")
+    out.print(str(build_report(engine, name, out_dir, qualitative=qualitative)), highlight=False)
 
 
 @user_errors
