@@ -1,7 +1,7 @@
 """Campaigns as Ray jobs: submit, follow, status and stop through Ray's Job Submission API.
 
 ``h2ot campaign submit`` validates the grid here, then submits ``h2ot campaign run GRID ...`` as a Ray job
-whose runtime_env uploads the working directory (without :data:`~orchestrator.launcher.UPLOAD_EXCLUDES`)
+whose runtime_env uploads the working directory (without :data:`~orchestrator.cluster.UPLOAD_EXCLUDES`)
 and carries the leaderboard, MLflow, storage and data settings as env vars (names printed, values never).
 The job's driver runs on the cluster (``RAY_ADDRESS`` set by Ray's job supervisor), so a laptop that
 disconnects does not stop the campaign; the job id is recorded on the campaign's leaderboard row.
@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from h2ot_core.errors import H2OTError
-from orchestrator.launcher import ADDRESS_ENV, USER_STOPPED, ClusterError
+from orchestrator.cluster import ADDRESS_ENV, UPLOAD_EXCLUDES, ClusterError
+from orchestrator.launcher import USER_STOPPED
 
 #: settings the campaign's driver and workers need on the cluster, passed as the job's env vars when set here
 JOB_ENV = ("H2OT_DB_URL", "MLFLOW_TRACKING_URI", "H2OT_STORAGE", "H2OT_DATA_DIR", "H2OT_CACHE", "H2OT_RUNS_DIR")
@@ -133,8 +134,6 @@ def new_job_id(campaign: str) -> str:
 
 def submit(client: Any, entrypoint: str, *, working_dir: Path, env: dict[str, str], campaign: str) -> str:
     """Submit ``entrypoint`` with ``working_dir`` uploaded and ``env`` set; returns the job id."""
-    from orchestrator.launcher import UPLOAD_EXCLUDES
-
     runtime_env = {"working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES, "env_vars": env}
     job_id = new_job_id(campaign)
     deadline = time.monotonic() + AGENT_WAIT_S
