@@ -17,22 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.device import ALLOW_SLOW_BF16_ENV
+from h2ot_core.environment import ADDRESS_SETTINGS, RAY_ADDRESS, worker_env
 from h2ot_core.errors import H2OTError
 from orchestrator.provenance import REPO_ROOT
-from orchestrator.trainable import DATA_DIR_ENV
 
-#: environment passed to every worker (local or cluster) when set on the driver
-FORWARDED_ENV = (DATA_DIR_ENV, "H2OT_CACHE", "OMP_NUM_THREADS", ALLOW_SLOW_BF16_ENV)
 #: what a cluster run does not upload with the working directory
 UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
                    ".ruff_cache", "data", "paper_tables"]
 
 
 
-#: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
-#: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups
-ADDRESS_ENV = ("RAY_ADDRESS", "H2OT_RAY_ADDRESS")
 #: set by Ray's job supervisor in a job's driver: the job's runtime_env (working_dir included) and submission id
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
@@ -46,17 +40,14 @@ def resolve_address(explicit: str | None) -> str | None:
     ``None`` (or ``local``) means a local Ray instance."""
     if explicit:
         return None if explicit == "local" else explicit
-    for var in ADDRESS_ENV:
-        value = os.environ.get(var, "").strip()
-        if value:
-            return None if value == "local" else value
-    return None
+    value = next((v for s in ADDRESS_SETTINGS if (v := s.raw()) is not None), None)
+    return None if value in (None, "local") else value
 
 
 def _address_source(opts_address: str | None) -> str:
     if opts_address:
         return "--address"
-    return next((v for v in ADDRESS_ENV if os.environ.get(v, "").strip()), "--address")
+    return next((s.name for s in ADDRESS_SETTINGS if s.raw() is not None), "--address")
 
 
 def current_job_id() -> str | None:
@@ -139,7 +130,7 @@ def _split_host_port(address: str, default_port: int) -> tuple[str, int]:
 
 
 def _auto_address() -> str:
-    env = os.environ.get("RAY_ADDRESS", "").strip()
+    env = RAY_ADDRESS.raw()
     if env and env != "auto":
         return env
     current = Path("/tmp/ray/ray_current_cluster")
@@ -163,10 +154,6 @@ def check_reachable(address: str, timeout_s: float) -> None:
         raise ClusterError(f"--address {address!r}: nothing answers at {host}:{port}{stale}: {exc}. Start "
                            f"the head with `ray start --head --port {port}`, or run locally without "
                            f"--address") from None
-
-
-def _worker_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
 
 
 def preflight(opts: LaunchOptions) -> None:
@@ -203,7 +190,7 @@ def ray_session(opts: LaunchOptions) -> Iterator[None]:
         if in_ray_job():
             runtime_env = None  # the job's runtime_env (working_dir, env_vars) is inherited by every worker
         else:
-            runtime_env = {"working_dir": str(REPO_ROOT), "excludes": UPLOAD_EXCLUDES, "env_vars": _worker_env()}
+            runtime_env = {"working_dir": str(REPO_ROOT), "excludes": UPLOAD_EXCLUDES, "env_vars": worker_env()}
         try:
             ray.init(address=address, runtime_env=runtime_env, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -215,7 +202,7 @@ def ray_session(opts: LaunchOptions) -> Iterator[None]:
     else:
         # address="local": never Ray's own look-up of RAY_ADDRESS or /tmp/ray/ray_current_cluster
         ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": _worker_env()}, **common)
+                 runtime_env={"env_vars": worker_env()}, **common)
     try:
         yield
     finally:

@@ -29,16 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from h2ot_core import environment
+from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL, RAY_ADDRESS, RAY_API_SERVER_ADDRESS
 from h2ot_core.errors import H2OTError
-from orchestrator.cluster import ADDRESS_ENV, UPLOAD_EXCLUDES, ClusterError
+from orchestrator.cluster import UPLOAD_EXCLUDES, ClusterError
 from orchestrator.launcher import USER_STOPPED
 
-#: settings the campaign's driver and workers need on the cluster, passed as the job's env vars when set here
-JOB_ENV = ("H2OT_DB_URL", "MLFLOW_TRACKING_URI", "H2OT_STORAGE", "H2OT_DATA_DIR", "H2OT_CACHE", "H2OT_RUNS_DIR")
 #: Ray's job states that do not change any more
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
-#: dashboard address variables, first set wins (Ray's own first)
-DASHBOARD_ENV = ("RAY_API_SERVER_ADDRESS", *ADDRESS_ENV)
 #: how long a submission waits for a freshly started head's job agent
 AGENT_WAIT_S = 60.0
 #: metadata key naming the campaign on every job ``campaign submit`` creates
@@ -54,12 +52,12 @@ class JobError(H2OTError):
 
 def dashboard_address(explicit: str | None) -> str:
     """The dashboard to talk to: ``explicit`` (``HEAD:8265`` means ``http://HEAD:8265``), else the first of
-    :data:`DASHBOARD_ENV` that is set. A variable without a scheme (``RAY_ADDRESS=HEAD:6379`` on a node of
+    :data:`~h2ot_core.environment.DASHBOARD_SETTINGS` that is set. A variable without a scheme (``RAY_ADDRESS=HEAD:6379`` on a node of
     the cluster, or ``auto``) is the cluster's own address, from which Ray looks the dashboard up."""
     source = "--address"
     address = explicit
     if not address:
-        source, address = next(((v, os.environ[v].strip()) for v in DASHBOARD_ENV if os.environ.get(v, "").strip()),
+        source, address = next(((s.name, v) for s in DASHBOARD_SETTINGS if (v := s.raw()) is not None),
                                (source, None))
     if not address:
         raise ClusterError("no Ray dashboard address: give --address http://HEAD:8265 (or set RAY_ADDRESS); "
@@ -75,7 +73,7 @@ def dashboard_address(explicit: str | None) -> str:
 @contextlib.contextmanager
 def _without_address_env() -> Iterator[None]:
     # JobSubmissionClient lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override the address it is given.
-    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    saved = {k: os.environ.pop(k) for k in (RAY_API_SERVER_ADDRESS.name, RAY_ADDRESS.name) if k in os.environ}
     try:
         yield
     finally:
@@ -119,10 +117,11 @@ def _quiet_ray_logs() -> None:
 
 
 def job_env(db_url: str | None = None) -> dict[str, str]:
-    """The job's env vars: :data:`JOB_ENV` as set here, ``db_url`` (``--db-url``) as ``H2OT_DB_URL``."""
-    env = {k: os.environ[k] for k in JOB_ENV if os.environ.get(k)}
+    """The job's env vars: the settings that go with a job (:func:`h2ot_core.environment.job_env`) as set
+    here, ``db_url`` (``--db-url``) as ``H2OT_DB_URL``."""
+    env = environment.job_env()
     if db_url:
-        env["H2OT_DB_URL"] = db_url
+        env[DB_URL.name] = db_url
     return env
 
 

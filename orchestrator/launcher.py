@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec
 from h2ot_core.device import cpu_bf16_refusal
-from h2ot_core.errors import ConfigError, H2OTError
+from h2ot_core.environment import TUNE_CHUNK, storage_env
+from h2ot_core.errors import ConfigError
 from orchestrator.cluster import (
     LaunchOptions,
     current_job_id,
@@ -42,12 +43,6 @@ log = logging.getLogger(__name__)
 #: the error text of a trial ended by ``h2ot campaign stop`` (resumable: re-run by the next run of its grid),
 #: unlike a trial the scheduler stopped early ("stopped early by the scheduler", kept on re-runs)
 USER_STOPPED = "stopped by campaign stop"
-#: most trials one ``Tuner.fit`` is given (``$H2OT_TUNE_CHUNK``): Tune's variant generation deep-copies the
-#: whole grid for every trial, so its cost grows with the square of the grid (about 60 s before the first of
-#: 2,000 trials started; ``make bench-orchestration``); a longer campaign is submitted in chunks, one
-#: ``Tuner.fit`` after another in the same Ray session. Not with ASHA, whose rungs must see every trial.
-TUNE_CHUNK_ENV = "H2OT_TUNE_CHUNK"
-DEFAULT_TUNE_CHUNK = 500
 
 
 @dataclass
@@ -127,7 +122,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"spec": tune.grid_search([s.to_dict() for s in specs]),
-                     "storage": campaign_storage, "storage_env": storage.public_env()},
+                     "storage": campaign_storage, "storage_env": storage_env()},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=opts.max_concurrent,
             # Reusing actors saves ~1 s per trial; GPU trials get fresh processes (clean CUDA state).
@@ -255,9 +250,9 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
 
 
 def tune_chunk() -> int:
-    """The most trials one ``Tuner.fit`` gets: ``$H2OT_TUNE_CHUNK``, else :data:`DEFAULT_TUNE_CHUNK`."""
-    raw = os.environ.get(TUNE_CHUNK_ENV, "").strip()
-    try:
-        return max(1, int(raw)) if raw else DEFAULT_TUNE_CHUNK
-    except ValueError:
-        raise H2OTError(f"{TUNE_CHUNK_ENV}={raw!r}: expected a number of trials") from None
+    """The most trials one ``Tuner.fit`` gets (``$H2OT_TUNE_CHUNK``, default 500): Tune's variant generation
+    deep-copies the whole grid for every trial, so its cost grows with the square of the grid (about 60 s
+    before the first of 2,000 trials started; ``make bench-orchestration``); a longer campaign is submitted in
+    chunks, one ``Tuner.fit`` after another in the same Ray session. Not with ASHA, whose rungs must see every
+    trial."""
+    return int(TUNE_CHUNK.number(minimum=1, what="a number of trials"))

@@ -213,7 +213,7 @@ class ResultsSink(Callback):
         """Give MLflow every finished trial of the campaign it lacks (this run's or an earlier run's)."""
         from sqlalchemy.exc import SQLAlchemyError
 
-        from orchestrator.tracking import mask_uri
+        from h2ot_core.environment import mask_secret
         from orchestrator.tracking.backfill import campaign_results, record_run_ids, sync
 
         try:
@@ -228,6 +228,6 @@ class ResultsSink(Callback):
             missed = len(report.missed) if report.reachable else len(tracker.partial)
             what = f"lacks {missed} trial(s)" if missed else "could not be checked for trials"
             log.warning("MLflow %s of campaign %s (the leaderboard has all of them): run `h2ot campaign sync %s` "
-                        "once %s answers", what, self.campaign, self.campaign, mask_uri(tracker.uri))
+                        "once %s answers", what, self.campaign, self.campaign, mask_secret(tracker.uri))
         elif report.changed:
             log.warning("MLflow backfilled from the leaderboard: %s", report.summary())

@@ -30,11 +30,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from h2ot_core.environment import (
+    AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_S3,
+    AWS_REGION,
+    STORAGE,
+)
 from h2ot_core.errors import H2OTError
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "H2OT_STORAGE"
 #: schemes a storage URI may have (no scheme: a local or network path)
 SCHEMES = ("file", "s3", "gs", "gcs")
 REMOTE_SCHEMES = ("s3", "gs", "gcs")
@@ -49,12 +55,6 @@ _HOW = "use a local or network path, s3://bucket/prefix or gs://bucket/prefix"
 
 class StorageError(H2OTError):
     """A storage URI that cannot be used: unknown scheme, malformed, unreachable or not writable."""
-
-
-def _runs_dir() -> Path:
-    from orchestrator.provenance import runs_dir
-
-    return runs_dir()
 
 
 def scheme(uri: str) -> str:
@@ -92,7 +92,7 @@ def normalize(uri: str) -> str:
 
 def resolve(uri: str | None = None) -> str:
     """``uri``, else ``$H2OT_STORAGE``, else the runs folder; normalised (:func:`normalize`)."""
-    return normalize(uri or os.environ.get(ENV_VAR) or str(_runs_dir()))
+    return normalize(uri or str(STORAGE.value()))
 
 
 def join(uri: str, *parts: str) -> str:
@@ -108,16 +108,7 @@ def trial_uri(root: str, trial_key: str, *parts: str) -> str:
 
 def s3_endpoint() -> str | None:
     """The S3 endpoint of the environment: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (None: AWS)."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-
-
-#: where the storage is, never who may use it: forwarded to workers with each trial (no credentials)
-PUBLIC_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-
-
-def public_env() -> dict[str, str]:
-    """The storage settings of this environment a worker on another node needs too (endpoint, region)."""
-    return {k: os.environ[k] for k in PUBLIC_ENV if os.environ.get(k)}
+    return AWS_ENDPOINT_URL_S3.raw() or AWS_ENDPOINT_URL.raw()
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
@@ -135,7 +126,7 @@ def filesystem(uri: str) -> tuple[Any, str]:
                 raise StorageError(f"storage {uri}: {first_line(exc)}; check the bucket name, AWS_REGION "
                                    f"and the AWS credentials (or set AWS_ENDPOINT_URL)") from None
             return fs, path
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        region = AWS_REGION.raw() or AWS_DEFAULT_REGION.raw() or "us-east-1"
         fs = pafs.S3FileSystem(endpoint_override=endpoint, region=region, connect_timeout=10,
                                retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3))
         return fs, path

@@ -21,12 +21,12 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec
+from h2ot_core.environment import DATA_DIR, SCRATCH_DIR
 from orchestrator.provenance import package_versions
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,13 @@ log = logging.getLogger(__name__)
 RESULT_KEY = "h2ot_result"
 #: prefix of the metric copies an early-stopping scheduler watches
 SCHEDULER_PREFIX = "sched_"
-#: env var naming the datasets root on workers: one folder per dataset (``h36m/``, ``mpi_inf_3dhp/``)
-DATA_DIR_ENV = "H2OT_DATA_DIR"
-#: env var naming the node-local folder trials train in (default: the system's temporary folder)
-SCRATCH_ENV = "H2OT_SCRATCH_DIR"
 #: the trial config key naming the campaign storage root (a URI; see :mod:`orchestrator.storage`)
 STORAGE_KEY = "storage"
 
 
 def scratch_dir(spec: TrialSpec) -> Path:
     """A fresh node-local folder for one attempt of a trial: ``$H2OT_SCRATCH_DIR`` or the temp folder."""
-    root = Path(os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "h2ot-scratch")
+    root = Path(str(SCRATCH_DIR.value()))
     folder = root / f"{spec.trial_key}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     return folder
@@ -70,7 +66,7 @@ def data_dir(dataset: str) -> Path | None:
     ``None`` lets generated datasets (``synthetic``) use their per-seed cache, and makes a real dataset
     without files fail in its loader with a message naming the dataset.
     """
-    root = os.environ.get(DATA_DIR_ENV)
+    root = DATA_DIR.raw()
     folder = Path(root) / dataset if root else None
     return folder if folder is not None and folder.is_dir() else None
 

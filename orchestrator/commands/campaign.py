@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from h2ot_core.contracts import STATUSES
+from h2ot_core.environment import STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
     AshaOpt,
@@ -106,7 +107,7 @@ def run(
     name: NameOpt = None,
     seeds: SeedsOpt = None,
     storage: Annotated[str | None, typer.Option(
-        "--storage", envvar="H2OT_STORAGE", show_default=False,
+        "--storage", envvar=STORAGE.name, show_default=False,
         help="where checkpoints, models and Ray's folders live: a shared path, s3://bucket/prefix or "
              "gs://bucket/prefix (default: the runs folder)")] = None,
 ) -> None:

@@ -3,12 +3,12 @@ job's state for ``h2ot campaign status``."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL
 from orchestrator.commands.options import (
     AshaOpt,
     CpusOpt,
@@ -80,8 +80,8 @@ def submit(
     """Submit GRID to a Ray cluster as a Ray job running `h2ot campaign run`, and return (or --wait).
 
     The grid is checked here first. The working directory is uploaded (without .venv, .git, results/runs and
-    caches); H2OT_DB_URL (or --db-url), MLFLOW_TRACKING_URI, H2OT_STORAGE, H2OT_DATA_DIR, H2OT_CACHE and
-    H2OT_RUNS_DIR go with the job when set. The job id is printed on stdout and recorded on the campaign.
+    caches); the settings marked "to job" in `h2ot config` (the leaderboard, MLflow, storage, data and trial
+    settings) go with the job when set, --db-url as H2OT_DB_URL. The job id is printed on stdout and recorded on the campaign.
     """
     import shlex
 
@@ -112,7 +112,7 @@ def submit(
     err.print(f"campaign {campaign} submitted as Ray job {job_id} to {shown}: {entrypoint}", highlight=False,
               markup=False)
     err.print(f"  env passed to the job: {', '.join(sorted(env)) or 'none'}", highlight=False, markup=False)
-    if "H2OT_DB_URL" not in env:
+    if DB_URL.name not in env:
         err.print("  [yellow]no H2OT_DB_URL:[/] the job writes the default SQLite leaderboard on the node it runs "
                   "on; set H2OT_DB_URL to a database both sides reach", highlight=False)
     err.print(f"  follow: ray job logs --follow --address {shown} {job_id}\n"
@@ -142,7 +142,7 @@ def print_job_state(name: str, db_url: str | None, address: str | None) -> None:
     job_id = row and row.get("ray_job_id")
     if not job_id:
         return
-    if address is None and not any(os.environ.get(v) for v in jobs.DASHBOARD_ENV):
+    if address is None and not any(s.raw() for s in DASHBOARD_SETTINGS):
         err.print(f"ray job {job_id} (its state: --address http://HEAD:8265, or set RAY_ADDRESS)",
                   highlight=False, markup=False)
         return

@@ -17,12 +17,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from h2ot_core.contracts import STATUSES, TRIAL_AXES
+from h2ot_core.environment import DB_URL
 from h2ot_core.registry import unknown_message
 from orchestrator.console import TABLE_FORMATS, fail
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL", show_default=False,
+DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar=DB_URL.name, show_default=False,
                                               help="leaderboard URL (default: leaderboard.sqlite in $H2OT_RUNS_DIR, else results/runs)")]
 
 

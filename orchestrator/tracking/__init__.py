@@ -24,8 +24,8 @@ The package: :mod:`~orchestrator.tracking.breaker` (the circuit breaker and the 
 """
 
 from orchestrator.tracking.backfill import SyncReport, sync, sync_campaign
-from orchestrator.tracking.breaker import Breaker, mask_uri
+from orchestrator.tracking.breaker import Breaker
 from orchestrator.tracking.tracker import CampaignTracker, final_values, init_store, tracking_uri
 
-__all__ = ["Breaker", "CampaignTracker", "SyncReport", "final_values", "init_store", "mask_uri", "sync",
+__all__ = ["Breaker", "CampaignTracker", "SyncReport", "final_values", "init_store", "sync",
            "sync_campaign", "tracking_uri"]

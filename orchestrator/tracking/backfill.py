@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
-from orchestrator.tracking.breaker import mask_uri
+from h2ot_core.environment import mask_secret
 from orchestrator.tracking.tracker import LOGGED_TAG, ROLE_TAG, STATUS_TAG, TRIAL_TAG, CampaignTracker
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def sync_campaign(campaign: str, *, db_url: str | None = None, uri: str | None =
     if warn and report.not_synced:
         log.warning("MLflow lacks %d trial(s) of campaign %s (the leaderboard has all of them): run "
                     "`h2ot campaign sync %s` once %s answers", report.not_synced, campaign, campaign,
-                    mask_uri(tracker.uri))
+                    mask_secret(tracker.uri))
     elif warn and report.changed:
         log.warning("MLflow backfilled from the leaderboard: %s", report.summary())
     return report

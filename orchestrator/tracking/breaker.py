@@ -12,47 +12,23 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+
+from h2ot_core.environment import MLFLOW_HTTP_SETTINGS, MLFLOW_PROBE_S, mask_secret
 
 log = logging.getLogger(__name__)
 
-#: MLflow's HTTP client settings for this process (values the user exported win): 2 retries 1 s and 2 s
-#: apart instead of 7 over ~4 minutes, and 20 s per request instead of 120
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-PROBE_ENV_VAR = "H2OT_MLFLOW_PROBE_S"
-DEFAULT_PROBE_S = 30.0
 #: MLflow error codes that are about the request, not the server being away
 _REQUEST_ERRORS = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
                              "BAD_REQUEST", "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED",
                              "CUSTOMER_UNAUTHORIZED"})
 
 
-def mask_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (tracking URIs may carry ``user:password@``)."""
-    try:
-        parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable tracking URI>"
-
-
 def http_defaults() -> None:
-    """Short MLflow HTTP retries and timeout for this process (see :data:`HTTP_DEFAULTS`)."""
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-
-def probe_interval_s() -> float:
-    raw = os.environ.get(PROBE_ENV_VAR, "").strip()
-    try:
-        return max(0.0, float(raw)) if raw else DEFAULT_PROBE_S
-    except ValueError:
-        return DEFAULT_PROBE_S
+    """Short MLflow HTTP retries and timeout for this process: 2 retries 1 s and 2 s apart instead of 7 over
+    ~4 minutes, 20 s per request instead of 120 (:data:`~h2ot_core.environment.MLFLOW_HTTP_SETTINGS`; values
+    the user exported win)."""
+    for setting in MLFLOW_HTTP_SETTINGS:
+        os.environ.setdefault(setting.name, str(setting.default))
 
 
 def error_gist(exc: BaseException) -> str:
@@ -93,7 +69,7 @@ class Breaker:
 
     def __init__(self, uri: str, probe_s: float | None = None):
         self.uri = uri
-        self.probe_s = probe_interval_s() if probe_s is None else probe_s
+        self.probe_s = MLFLOW_PROBE_S.number(what="a number of seconds") if probe_s is None else probe_s
         self.down_since: float | None = None
         self.next_probe = 0.0
         self.skipped = 0
@@ -144,14 +120,14 @@ class Breaker:
         self.first_error = error_gist(exc)
         log.warning("MLflow tracking server %s unreachable (%s: %s); training goes on and the leaderboard "
                     "keeps every result; MLflow calls are skipped until it answers again (checked every %g s), "
-                    "then backfilled (or run `h2ot campaign sync`)", mask_uri(self.uri), what,
+                    "then backfilled (or run `h2ot campaign sync`)", mask_secret(self.uri), what,
                     self.first_error, self.probe_s)
 
     def reset(self) -> None:
         if self.down_since is None:
             return
         log.warning("MLflow tracking server %s answers again after %.0f s (%d call(s) skipped); backfilling "
-                    "what it missed", mask_uri(self.uri), time.monotonic() - self.down_since, self.skipped)
+                    "what it missed", mask_secret(self.uri), time.monotonic() - self.down_since, self.skipped)
         self.down_since = None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import TrialResult, TrialSpec
-from orchestrator.provenance import git_sha, package_versions, runs_dir
+from h2ot_core.environment import MLFLOW_TRACKING_URI, mask_secret, runs_dir
+from orchestrator.provenance import git_sha, package_versions
 from orchestrator.tracking.breaker import (
     Breaker,
     error_gist,
     http_defaults,
     is_request_error,
-    mask_uri,
     quiet_urllib3,
 )
 
@@ -49,7 +48,7 @@ _PARAM_BATCH = 100
 
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` or the absolute local SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir() / 'mlflow.db'}"
+    return str(MLFLOW_TRACKING_URI.value())
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -369,7 +368,7 @@ def init_store(uri: str | None = None) -> str:
     except Exception as exc:  # the campaign's tracker says it again and backfills later
         # the campaign's tracker meets the same outage and warns once; no second warning here
         log.info("MLflow tracking store %s not ready (%s); the campaign runs on and backfills it later",
-                 mask_uri(uri), error_gist(exc))
+                 mask_secret(uri), error_gist(exc))
     return uri
 
 
