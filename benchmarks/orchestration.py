@@ -239,8 +239,10 @@ def scale_grid_yaml(trials: int) -> str:
 def scale(tmp: Path, sizes: list[int], cores: int, unchunked: list[int]) -> list[dict[str, Any]]:
     """One trivial-trial campaign per size (ascending) in this process, then one per ``unchunked`` size
     submitted as a single ``Tuner.fit`` (no ``H2OT_TUNE_CHUNK`` chunks); the figures of each."""
+    from h2ot_core.environment import TUNE_CHUNK
+    from orchestrator.cluster import LaunchOptions
     from orchestrator.grid import load_grid
-    from orchestrator.launcher import TUNE_CHUNK_ENV, LaunchOptions, run_campaign, tune_chunk
+    from orchestrator.launcher import run_campaign, tune_chunk
     from orchestrator.tracking import CampaignTracker, init_store
     from results.store import LeaderboardStore
 
@@ -256,7 +258,7 @@ def scale(tmp: Path, sizes: list[int], cores: int, unchunked: list[int]) -> list
                     *((n, n, True) for n in sorted(unchunked))]
             for size, chunk, onefit in runs:  # 10: this process's one-time costs (imports, MLflow schema)
                 label = f"{size}-onefit" if onefit else f"{size}"
-                os.environ[TUNE_CHUNK_ENV] = str(chunk)
+                os.environ[TUNE_CHUNK.name] = str(chunk)
                 path = tmp / f"scale{label}.yaml"
                 path.write_text(scale_grid_yaml(size))
                 grid = load_grid(path)
@@ -352,8 +354,9 @@ def main() -> None:
 def overhead(args: argparse.Namespace, tmp: Path, cores: int) -> list[str]:
     """Parts 1-3: the table of the trials' own cost, the orchestration overhead and the CPU use."""
     from h2ot_core.api import run_trial
+    from orchestrator.cluster import LaunchOptions
     from orchestrator.grid import load_grid
-    from orchestrator.launcher import LaunchOptions, run_campaign
+    from orchestrator.launcher import run_campaign
 
     n = args.trials
     grids = {}

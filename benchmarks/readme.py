@@ -1,7 +1,8 @@
 """Copy the measured result files into README.md: ``make readme``.
 
 Every block ``<!-- bench:NAME -->`` ... ``<!-- /bench:NAME -->`` in the README is replaced by the content
-of ``benchmarks/results/NAME.md`` (written by ``make bench`` / ``make claim``). Running it twice changes
+of ``benchmarks/results/NAME.md`` (written by ``make bench`` / ``make claim``), or, for a block in
+:data:`GENERATED`, by what the code declares (the settings table of :mod:`h2ot_core.environment`). Running it twice changes
 nothing the second time. A block whose file is missing, or a marker without its closing marker, is an
 error naming what to run or fix; nothing is written then.
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.output import RESULTS_DIR
+from h2ot_core.environment import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 OPEN = re.compile(r"<!-- bench:([\w.-]+) -->")
@@ -33,6 +36,10 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
                           "--out benchmarks/results/core_cuda.md",
              "core_cuda_bf16": "python -m benchmarks.core --device cuda --bf16 --batches 1,32 --repeats 10 --threads 4 "
                                "--out benchmarks/results/core_cuda_bf16.md"}
+
+
+#: blocks generated from the code rather than measured: name -> the function writing the block
+GENERATED: dict[str, Callable[[], str]] = {"settings": markdown_table}
 
 
 class ReadmeError(Exception):
@@ -54,10 +61,13 @@ def fill(text: str, results: Path) -> tuple[str, list[str]]:
             line = text.count("\n", 0, match.start()) + 1
             raise ReadmeError(f"line {line}: <!-- bench:{name} --> has no closing {close}")
         source = results / f"{name}.md"
-        if not source.is_file():
+        if name in GENERATED:
+            body = GENERATED[name]().strip("\n")
+        elif source.is_file():
+            body = source.read_text(encoding="utf-8").strip("\n")
+        else:
             hint = PRODUCERS.get(name, f"the benchmark that writes {name}.md")
             raise ReadmeError(f"{source}: missing, so README block {name!r} cannot be filled; run: {hint}")
-        body = source.read_text(encoding="utf-8").strip("\n")
         out += [text[pos:match.end()], "\n", body, "\n", close]
         pos = end + len(close)
         names.append(name)

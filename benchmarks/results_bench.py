@@ -27,7 +27,7 @@ from results.db import make_engine
 from results.queries import leaderboard
 from results.render import build_tables
 from results.schema import Campaign, CampaignTrial, Metric, Trial
-from results.tables import spec_paths
+from results.table_spec import spec_paths
 
 BACKBONES = ("mixste", "motionbert", "motionagformer", "mhformer")
 PRUNERS = ("none", "tpc", "tpa", "tpmo", "tps", "dpc_multigrain")

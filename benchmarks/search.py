@@ -36,8 +36,9 @@ def main() -> None:
     os.environ["H2OT_DB_URL"] = db_url = f"sqlite:///{workdir / 'leaderboard.sqlite'}"
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
 
+    from orchestrator.cluster import LaunchOptions, ray_session
     from orchestrator.grid import load_grid
-    from orchestrator.launcher import LaunchOptions, ray_session, run_campaign
+    from orchestrator.launcher import run_campaign
     from orchestrator.search import run_search
     from results.db import make_engine
     from results.front import campaign_front

@@ -28,6 +28,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from h2ot_core.environment import ALLOW_SLOW_BF16
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
 
@@ -40,7 +41,7 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: what ``--device`` accepts (plus ``cuda:N``)
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: set to 1 to run bf16 on a CPU without bf16 matrix kernels (to check numerics; it is slow)
-ALLOW_SLOW_BF16_ENV = "H2OT_ALLOW_SLOW_BF16"
+ALLOW_SLOW_BF16_ENV = ALLOW_SLOW_BF16.name
 
 
 def dtype_of(precision: str) -> torch.dtype:
@@ -111,7 +112,7 @@ def cpu_bf16_refusal(source: str) -> ConfigError | None:
     """The error for bf16 on this CPU, or ``None`` when it has bf16 kernels (or ``H2OT_ALLOW_SLOW_BF16=1``)."""
     import torch
 
-    if os.environ.get(ALLOW_SLOW_BF16_ENV) == "1" or cpu_bf16_kernels():
+    if ALLOW_SLOW_BF16.raw() == "1" or cpu_bf16_kernels():
         return None
     isa = torch.backends.cpu.get_cpu_capability()
     return ConfigError(f"{source}: bf16 on this CPU ({isa}, no AVX-512/AMX bf16 kernels) multiplies matrices "

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from h2ot_core.contracts import Pipeline
 from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import Registry
+from h2ot_core.vocabulary import Pipeline
 
 # --- what an entry knows ------------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from h2ot_core.config import deep_merge, read_yaml
-from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def
+from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def, metric_key, parse_metric_key
 from h2ot_core.errors import ConfigError, H2OTError
 from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS, BackboneInfo
 from h2ot_core.registry import Registry, unknown_message
@@ -52,8 +52,7 @@ from h2ot_core.schedule import format_schedule, parse_schedule
 from orchestrator.search_space import SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
-                      "exclude", "default_profile",
-                      "profiles"})
+                      "exclude", "default_profile", "profiles"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
 FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
@@ -118,6 +117,11 @@ class GridSpec:
     exclude: list[dict[str, list[Any]]]
     resolved: dict[str, Any] = field(repr=False)
     search: SearchSpec | None = None
+
+    @property
+    def metric_key(self) -> str:
+        """The flat report key of the grid's metric on the test split (``mpjpe`` -> ``test_mpjpe``)."""
+        return self.metric if parse_metric_key(self.metric) else metric_key("test", self.metric)
 
     @property
     def resolved_yaml(self) -> str:
@@ -321,8 +325,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         if applied not in profiles:
             raise ConfigError(f"{path}: --profile: {unknown_message('profile', applied, profiles)}")
         override = profiles[applied] or {}
-        if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles",
-                                                                               "default_profile"}):
+        if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles", "default_profile"}):
             raise ConfigError(f"{path}: profiles.{applied}: must be a mapping of grid keys, got {override!r}")
         doc = deep_merge(doc, override)
     seeds = _check_seeds(path, doc.get("seeds") if seeds is None else seeds, "--seeds" if seeds else "seeds")
@@ -357,9 +360,9 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     if search is None:
         spec.expand()
     else:
-        from orchestrator.search import check_budget
+        from orchestrator.search_budget import check_budget  # counts FLOPs: imports torch
 
-        check_budget(search, spec)
+        check_budget(search, spec.spec_for)
     return spec
 
 

@@ -1,7 +1,7 @@
 """Campaigns as Ray jobs: submit, follow, status and stop through Ray's Job Submission API.
 
 ``h2ot campaign submit`` validates the grid here, then submits ``h2ot campaign run GRID ...`` as a Ray job
-whose runtime_env uploads the working directory (without :data:`~orchestrator.launcher.UPLOAD_EXCLUDES`)
+whose runtime_env uploads the working directory (without :data:`~orchestrator.cluster.UPLOAD_EXCLUDES`)
 and carries the leaderboard, MLflow, storage and data settings as env vars (names printed, values never).
 The job's driver runs on the cluster (``RAY_ADDRESS`` set by Ray's job supervisor), so a laptop that
 disconnects does not stop the campaign; the job id is recorded on the campaign's leaderboard row.
@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from h2ot_core import environment
+from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL, RAY_ADDRESS, RAY_API_SERVER_ADDRESS
 from h2ot_core.errors import H2OTError
-from orchestrator.launcher import ADDRESS_ENV, USER_STOPPED, ClusterError
+from orchestrator.cluster import UPLOAD_EXCLUDES, ClusterError
+from orchestrator.launcher import USER_STOPPED
 
-#: settings the campaign's driver and workers need on the cluster, passed as the job's env vars when set here
-JOB_ENV = ("H2OT_DB_URL", "MLFLOW_TRACKING_URI", "H2OT_STORAGE", "H2OT_DATA_DIR", "H2OT_CACHE", "H2OT_RUNS_DIR")
 #: Ray's job states that do not change any more
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
-#: dashboard address variables, first set wins (Ray's own first)
-DASHBOARD_ENV = ("RAY_API_SERVER_ADDRESS", *ADDRESS_ENV)
 #: how long a submission waits for a freshly started head's job agent
 AGENT_WAIT_S = 60.0
 #: metadata key naming the campaign on every job ``campaign submit`` creates
@@ -53,12 +52,12 @@ class JobError(H2OTError):
 
 def dashboard_address(explicit: str | None) -> str:
     """The dashboard to talk to: ``explicit`` (``HEAD:8265`` means ``http://HEAD:8265``), else the first of
-    :data:`DASHBOARD_ENV` that is set. A variable without a scheme (``RAY_ADDRESS=HEAD:6379`` on a node of
+    :data:`~h2ot_core.environment.DASHBOARD_SETTINGS` that is set. A variable without a scheme (``RAY_ADDRESS=HEAD:6379`` on a node of
     the cluster, or ``auto``) is the cluster's own address, from which Ray looks the dashboard up."""
     source = "--address"
     address = explicit
     if not address:
-        source, address = next(((v, os.environ[v].strip()) for v in DASHBOARD_ENV if os.environ.get(v, "").strip()),
+        source, address = next(((s.name, v) for s in DASHBOARD_SETTINGS if (v := s.raw()) is not None),
                                (source, None))
     if not address:
         raise ClusterError("no Ray dashboard address: give --address http://HEAD:8265 (or set RAY_ADDRESS); "
@@ -74,7 +73,7 @@ def dashboard_address(explicit: str | None) -> str:
 @contextlib.contextmanager
 def _without_address_env() -> Iterator[None]:
     # JobSubmissionClient lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override the address it is given.
-    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    saved = {k: os.environ.pop(k) for k in (RAY_API_SERVER_ADDRESS.name, RAY_ADDRESS.name) if k in os.environ}
     try:
         yield
     finally:
@@ -118,10 +117,11 @@ def _quiet_ray_logs() -> None:
 
 
 def job_env(db_url: str | None = None) -> dict[str, str]:
-    """The job's env vars: :data:`JOB_ENV` as set here, ``db_url`` (``--db-url``) as ``H2OT_DB_URL``."""
-    env = {k: os.environ[k] for k in JOB_ENV if os.environ.get(k)}
+    """The job's env vars: the settings that go with a job (:func:`h2ot_core.environment.job_env`) as set
+    here, ``db_url`` (``--db-url``) as ``H2OT_DB_URL``."""
+    env = environment.job_env()
     if db_url:
-        env["H2OT_DB_URL"] = db_url
+        env[DB_URL.name] = db_url
     return env
 
 
@@ -133,8 +133,6 @@ def new_job_id(campaign: str) -> str:
 
 def submit(client: Any, entrypoint: str, *, working_dir: Path, env: dict[str, str], campaign: str) -> str:
     """Submit ``entrypoint`` with ``working_dir`` uploaded and ``env`` set; returns the job id."""
-    from orchestrator.launcher import UPLOAD_EXCLUDES
-
     runtime_env = {"working_dir": str(working_dir), "excludes": UPLOAD_EXCLUDES, "env_vars": env}
     job_id = new_job_id(campaign)
     deadline = time.monotonic() + AGENT_WAIT_S

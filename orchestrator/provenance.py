@@ -17,14 +17,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "numpy", "ray", "mlflow", "sqlalchemy", "h2ot-lab")
 
 
-def runs_dir() -> Path:
-    """Where campaigns keep Ray storage, the local MLflow store and the default leaderboard: ``H2OT_RUNS_DIR``
-    or ``results/runs`` (one definition, :func:`results.db.runs_dir`)."""
-    from results.db import runs_dir as _runs_dir
-
-    return _runs_dir()
-
-
 @functools.cache
 def git_sha() -> str | None:
     """The checkout's commit, suffixed ``-dirty`` when tracked files changed; ``None`` outside git."""

@@ -21,13 +21,14 @@ import json
 import logging
 import time
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator.cluster import LaunchOptions, quiet_ray_env, ray_session, trial_resources
 from orchestrator.grid import GridSpec
-from orchestrator.launcher import CampaignOutcome, LaunchOptions, ray_session, train_specs, trial_resources
+from orchestrator.launcher import CampaignOutcome, train_specs
+from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
 
 log = logging.getLogger(__name__)
@@ -36,54 +37,6 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_IN_ROW = 2000
 #: user attributes on the Optuna trials
 REJECTED, KEYS, SPEC = "rejected", "trial_keys", "spec"
-
-
-@lru_cache(maxsize=4096)
-def _gflops(backbone: str, pruner: str, recoverer: str, schedule: str, pipeline: str | None, frames: int,
-            model_json: str) -> float:
-    import torch
-
-    from h2ot_core.cost import count_flops, example_input
-    from h2ot_core.factory import create_model
-
-    model = create_model(backbone, pruner, recoverer, schedule, pipeline=pipeline, num_frames=frames,
-                         **json.loads(model_json)).eval()
-    with torch.no_grad():
-        return count_flops(model, example_input(model))[0]
-
-
-def spec_gflops(spec: TrialSpec) -> float:
-    """GFLOPs per clip of ``spec``'s model in the papers' convention (cached per architecture)."""
-    return _gflops(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, spec.pipeline, spec.frames,
-                   json.dumps(dict(spec.model), sort_keys=True))
-
-
-def cheapest_gflops(search: SearchSpec, grid: GridSpec) -> float:
-    """A lower bound of any proposal's GFLOPs: one stage at the first layer down to the fewest tokens.
-
-    Every schedule the space allows runs each block on at least as many tokens as this one. The pruner's
-    own work is not in the papers' FLOPs (it has no Linear layer), so one pruner stands for all.
-    """
-    schedule = f"{search.layers[0]}:{search.tokens[0]}"
-    pruner = search.choices["pruner"][0]
-    costs = [spec_gflops(grid.spec_for({"backbone": b, "pruner": pruner, "recoverer": r, "schedule": schedule,
-                                        "dataset": "synthetic", "seed": 0, **search.fixed_axes}))
-             for b in search.choices["backbone"] for r in search.choices["recoverer"]]
-    return min(costs)
-
-
-def check_budget(search: SearchSpec, grid: GridSpec) -> None:
-    """Refuse a FLOPs cap below the cheapest schedule the space can produce (before Ray starts)."""
-    if search.max_gflops is None:
-        return
-    try:
-        cheapest = cheapest_gflops(search, grid)
-    except H2OTError as exc:
-        raise ConfigError(f"{search.path}: search.space: {exc}") from None
-    if cheapest > search.max_gflops:
-        raise ConfigError(f"{search.path}: search.budget.max_gflops: {search.max_gflops} is below the cheapest "
-                          f"schedule the space allows ({cheapest:.4g} GFLOPs at "
-                          f"{search.layers[0]}:{search.tokens[0]}); raise the cap or widen the space")
 
 
 #: the PostgreSQL schema holding the studies (a constant, never user input)
@@ -235,13 +188,12 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[Camp
     Returns the campaign outcome (per trial_key) and the counts of rejected proposals
     (``invalid``, ``over_budget``) and of proposals read back from the leaderboard (``reused``).
     """
-    from orchestrator.launcher import _quiet_ray_env
     from orchestrator.provenance import git_sha
     from results.store import LeaderboardStore
 
     search = grid.search
     assert search is not None
-    _quiet_ray_env()
+    quiet_ray_env()
     store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,
                           metric=grid.metric, mode=grid.mode, git_sha=git_sha())

@@ -213,11 +213,12 @@ class ResultsSink(Callback):
         """Give MLflow every finished trial of the campaign it lacks (this run's or an earlier run's)."""
         from sqlalchemy.exc import SQLAlchemyError
 
-        from orchestrator.tracking import campaign_results, mask_uri, record_run_ids
+        from h2ot_core.environment import mask_secret
+        from orchestrator.tracking.backfill import campaign_results, record_run_ids, sync
 
         try:
             results, _ = campaign_results(self.store.engine, self.campaign)
-            report = tracker.sync(results)
+            report = sync(tracker, results)
             record_run_ids(self.store, report.run_ids)
         except (ResultsError, SQLAlchemyError, OSError) as exc:  # the rows are written; only their MLflow copy waits
             log.warning("MLflow backfill of campaign %s skipped: %s; run `h2ot campaign sync %s`",
@@ -227,6 +228,6 @@ class ResultsSink(Callback):
             missed = len(report.missed) if report.reachable else len(tracker.partial)
             what = f"lacks {missed} trial(s)" if missed else "could not be checked for trials"
             log.warning("MLflow %s of campaign %s (the leaderboard has all of them): run `h2ot campaign sync %s` "
-                        "once %s answers", what, self.campaign, self.campaign, mask_uri(tracker.uri))
+                        "once %s answers", what, self.campaign, self.campaign, mask_secret(tracker.uri))
         elif report.changed:
             log.warning("MLflow backfilled from the leaderboard: %s", report.summary())

@@ -14,41 +14,38 @@ Layout, keyed by ``trial_key``::
     <storage>/trials/<key>/model.pt                 the selected weights (the leaderboard's checkpoint_uri)
     <storage>/trials/<key>/worker.pid               which process trains the trial now (for operators)
 
-A checkpoint is published files first, manifest last (:func:`publish_checkpoint`); a reader trusts only what
-a manifest lists, with the sizes it records (:func:`fetch_checkpoint`), so a half-uploaded epoch is never
-taken for a complete one. Single files (the manifest, the model) are replaced atomically: written under a
+Epoch checkpoints and the trial folder: :mod:`orchestrator.checkpoints`. Single files (the manifest, the model) are replaced atomically: written under a
 temporary name, then renamed (a server-side copy on a bucket).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from h2ot_core.environment import (
+    AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_S3,
+    AWS_REGION,
+    STORAGE,
+)
 from h2ot_core.errors import H2OTError
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "H2OT_STORAGE"
 #: schemes a storage URI may have (no scheme: a local or network path)
 SCHEMES = ("file", "s3", "gs", "gcs")
 REMOTE_SCHEMES = ("s3", "gs", "gcs")
 TRIALS_DIR = "trials"
 RAY_DIR = "ray"
-CHECKPOINT_DIR = "checkpoint"
-MODEL_FILE = "model.pt"
-MANIFEST = "MANIFEST.json"
-MANIFEST_FORMAT = "h2ot-checkpoint-manifest"
 #: bytes per read/write when streaming a file to or from storage
 CHUNK = 8 << 20
 
@@ -58,12 +55,6 @@ _HOW = "use a local or network path, s3://bucket/prefix or gs://bucket/prefix"
 
 class StorageError(H2OTError):
     """A storage URI that cannot be used: unknown scheme, malformed, unreachable or not writable."""
-
-
-def _runs_dir() -> Path:
-    from orchestrator.provenance import runs_dir
-
-    return runs_dir()
 
 
 def scheme(uri: str) -> str:
@@ -101,7 +92,7 @@ def normalize(uri: str) -> str:
 
 def resolve(uri: str | None = None) -> str:
     """``uri``, else ``$H2OT_STORAGE``, else the runs folder; normalised (:func:`normalize`)."""
-    return normalize(uri or os.environ.get(ENV_VAR) or str(_runs_dir()))
+    return normalize(uri or str(STORAGE.value()))
 
 
 def join(uri: str, *parts: str) -> str:
@@ -117,16 +108,7 @@ def trial_uri(root: str, trial_key: str, *parts: str) -> str:
 
 def s3_endpoint() -> str | None:
     """The S3 endpoint of the environment: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (None: AWS)."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-
-
-#: where the storage is, never who may use it: forwarded to workers with each trial (no credentials)
-PUBLIC_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-
-
-def public_env() -> dict[str, str]:
-    """The storage settings of this environment a worker on another node needs too (endpoint, region)."""
-    return {k: os.environ[k] for k in PUBLIC_ENV if os.environ.get(k)}
+    return AWS_ENDPOINT_URL_S3.raw() or AWS_ENDPOINT_URL.raw()
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
@@ -141,10 +123,10 @@ def filesystem(uri: str) -> tuple[Any, str]:
             try:
                 fs, _ = pafs.FileSystem.from_uri(uri)
             except (OSError, ValueError) as exc:
-                raise StorageError(f"storage {uri}: {_first_line(exc)}; check the bucket name, AWS_REGION "
+                raise StorageError(f"storage {uri}: {first_line(exc)}; check the bucket name, AWS_REGION "
                                    f"and the AWS credentials (or set AWS_ENDPOINT_URL)") from None
             return fs, path
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        region = AWS_REGION.raw() or AWS_DEFAULT_REGION.raw() or "us-east-1"
         fs = pafs.S3FileSystem(endpoint_override=endpoint, region=region, connect_timeout=10,
                                retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3))
         return fs, path
@@ -152,7 +134,7 @@ def filesystem(uri: str) -> tuple[Any, str]:
         try:
             fs, path = pafs.FileSystem.from_uri(uri)
         except (OSError, ValueError) as exc:
-            raise StorageError(f"storage {uri}: {_first_line(exc)}; check the bucket and the Google "
+            raise StorageError(f"storage {uri}: {first_line(exc)}; check the bucket and the Google "
                                f"credentials (GOOGLE_APPLICATION_CREDENTIALS)") from None
         return fs, path
     return pafs.LocalFileSystem(), uri
@@ -167,7 +149,7 @@ def tune_storage(uri: str) -> tuple[str, Any]:
     return path, fs
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -182,7 +164,7 @@ def _fail(uri: str, what: str, exc: BaseException) -> StorageError:
         hint = "; check the bucket and GOOGLE_APPLICATION_CREDENTIALS"
     else:
         hint = "; check that the folder exists or can be created and is writable (--storage or H2OT_STORAGE)"
-    return StorageError(f"storage {uri}: cannot {what} ({_first_line(exc)}){hint}")
+    return StorageError(f"storage {uri}: cannot {what} ({first_line(exc)}){hint}")
 
 
 def check(uri: str | None = None) -> str:
@@ -297,7 +279,7 @@ def get_file(uri: str, local: str | Path) -> Path:
     return local
 
 
-def _listing(uri: str) -> list[tuple[str, int]]:
+def listing(uri: str) -> list[tuple[str, int]]:
     """``(relative path, size)`` of every file under the directory ``uri`` (empty if there is none)."""
     import pyarrow.fs as pafs
 
@@ -322,7 +304,7 @@ def put_dir(local_dir: str | Path, uri: str) -> dict[str, int]:
 def get_dir(uri: str, local_dir: str | Path) -> Path:
     """Download every file under the directory ``uri`` into ``local_dir``; returns ``local_dir``."""
     local_dir = Path(local_dir)
-    for rel, _ in _listing(uri):
+    for rel, _ in listing(uri):
         get_file(join(uri, rel), local_dir / rel)
     return local_dir
 
@@ -358,96 +340,3 @@ def local_copy(uri: str | Path, what: str = "file") -> Iterator[Path]:
         raise
     except OSError as exc:
         raise _fail(uri, f"read the {what}", exc) from None
-
-
-# -- epoch checkpoints -------------------------------------------------------------------------------------
-
-def _epoch_dir(epoch: int) -> str:
-    return f"epoch-{epoch:06d}"
-
-
-def publish_checkpoint(local_dir: str | Path, uri: str, *, epoch: int, trial_key: str) -> None:
-    """Publish the epoch checkpoint in ``local_dir`` under the checkpoint directory ``uri``.
-
-    Files go to ``<uri>/epoch-<N>-<id>/`` first; then ``MANIFEST.json`` (epoch, folder, file sizes) replaces the
-    previous one atomically; only then are older epoch folders removed. A crash at any point leaves the
-    previous manifest, and the files it lists, intact.
-    """
-    # A folder of its own per upload: re-publishing an epoch (a retry) never touches the files the current
-    # manifest lists.
-    folder = f"{_epoch_dir(epoch)}-{uuid.uuid4().hex[:8]}"
-    files = put_dir(local_dir, join(uri, folder))
-    manifest = {"format": MANIFEST_FORMAT, "version": 1, "trial_key": trial_key, "epoch": int(epoch),
-                "dir": folder, "files": files}
-    put_bytes(json.dumps(manifest, sort_keys=True).encode(), join(uri, MANIFEST))
-    stale = {rel.partition("/")[0] for rel, _ in _listing(uri) if "/" in rel} - {folder}
-    for top in sorted(stale):
-        if top.startswith("epoch-"):
-            with contextlib.suppress(OSError):
-                delete_dir(join(uri, top))
-
-
-def read_manifest(uri: str) -> dict[str, Any] | None:
-    """The manifest of the checkpoint directory ``uri`` when it lists a complete checkpoint, else ``None``.
-
-    Complete: the manifest parses and every file it lists exists with the size it records. Anything else (no
-    manifest, a foreign or truncated file) is logged and ignored: the trial then starts from scratch.
-    """
-    manifest_uri = join(uri, MANIFEST)
-    try:
-        if size(manifest_uri) is None:
-            return None
-        manifest = json.loads(get_bytes(manifest_uri))
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-            log.warning("%s: not an H2OT checkpoint manifest; ignored", manifest_uri)
-            return None
-        for rel, expected in dict(manifest["files"]).items():
-            found = size(join(uri, manifest["dir"], rel))
-            if found != expected:
-                log.warning("%s: %s/%s is %s bytes, the manifest says %s; checkpoint ignored", uri,
-                            manifest["dir"], rel, found, expected)
-                return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: unreadable checkpoint manifest (%s); ignored", uri, _first_line(exc))
-        return None
-    return manifest
-
-
-def fetch_checkpoint(uri: str, local_dir: str | Path) -> tuple[Path, int] | None:
-    """Download the complete checkpoint under ``uri`` into ``local_dir``: ``(local_dir, epoch)``, or ``None``."""
-    manifest = read_manifest(uri)
-    if manifest is None:
-        return None
-    local_dir = Path(local_dir)
-    if local_dir.exists():
-        shutil.rmtree(local_dir)
-    for rel in manifest["files"]:
-        get_file(join(uri, manifest["dir"], rel), local_dir / rel)
-    return local_dir, int(manifest["epoch"])
-
-
-def discard_checkpoints(root: str | None, trial_keys: list[str]) -> None:
-    """Remove the epoch checkpoints of ``trial_keys`` (``--rerun``: train again from scratch, not resume)."""
-    root = resolve(root)
-    for key in trial_keys:
-        delete_dir(trial_uri(root, key, CHECKPOINT_DIR))
-
-
-@dataclass(frozen=True)
-class TrialStorage:
-    """The storage folder of one trial: ``<root>/trials/<trial_key>``."""
-
-    root: str
-    trial_key: str
-
-    @property
-    def uri(self) -> str:
-        return trial_uri(self.root, self.trial_key)
-
-    @property
-    def checkpoint(self) -> str:
-        return join(self.uri, CHECKPOINT_DIR)
-
-    @property
-    def model(self) -> str:
-        return join(self.uri, MODEL_FILE)

@@ -2,7 +2,7 @@
 
 Runs on a worker. It adapts :func:`h2ot_core.api.run_trial` to Tune and to the campaign storage
 (:mod:`orchestrator.storage`): training writes to a local scratch folder; after each epoch the checkpoint is
-published to ``<storage>/trials/<trial_key>/checkpoint/`` (files, then the manifest) and only then reported
+published to ``<storage>/trials/<trial_key>/checkpoint/`` (files, then the manifest: :mod:`orchestrator.checkpoints`) and only then reported
 with ``ray.tune.report``; at the end the model goes to ``<storage>/trials/<trial_key>/model.pt``, whose
 storage URI becomes the result's ``checkpoint_uri``. A trial starts from ``tune.get_checkpoint()`` after a Tune
 retry, else from the storage's checkpoint when a complete one exists (a new Tune run after a killed driver),
@@ -21,12 +21,12 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec
+from h2ot_core.environment import DATA_DIR, SCRATCH_DIR
 from orchestrator.provenance import package_versions
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,13 @@ log = logging.getLogger(__name__)
 RESULT_KEY = "h2ot_result"
 #: prefix of the metric copies an early-stopping scheduler watches
 SCHEDULER_PREFIX = "sched_"
-#: env var naming the datasets root on workers: one folder per dataset (``h36m/``, ``mpi_inf_3dhp/``)
-DATA_DIR_ENV = "H2OT_DATA_DIR"
-#: env var naming the node-local folder trials train in (default: the system's temporary folder)
-SCRATCH_ENV = "H2OT_SCRATCH_DIR"
 #: the trial config key naming the campaign storage root (a URI; see :mod:`orchestrator.storage`)
 STORAGE_KEY = "storage"
 
 
 def scratch_dir(spec: TrialSpec) -> Path:
     """A fresh node-local folder for one attempt of a trial: ``$H2OT_SCRATCH_DIR`` or the temp folder."""
-    root = Path(os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir()) / "h2ot-scratch")
+    root = Path(str(SCRATCH_DIR.value()))
     folder = root / f"{spec.trial_key}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     return folder
@@ -70,7 +66,7 @@ def data_dir(dataset: str) -> Path | None:
     ``None`` lets generated datasets (``synthetic``) use their per-seed cache, and makes a real dataset
     without files fail in its loader with a message naming the dataset.
     """
-    root = os.environ.get(DATA_DIR_ENV)
+    root = DATA_DIR.raw()
     folder = Path(root) / dataset if root else None
     return folder if folder is not None and folder.is_dir() else None
 
@@ -84,7 +80,7 @@ def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None) -> ReportF
     """``run_trial``'s report callable: ``ray.tune.report`` with the epoch's checkpoint directory.
 
     With ``checkpoint_uri`` (the trial's checkpoint folder in the campaign storage) the epoch's checkpoint is
-    published there first (:func:`orchestrator.storage.publish_checkpoint`); a failed upload fails the
+    published there first (:func:`orchestrator.checkpoints.publish_checkpoint`); a failed upload fails the
     attempt (Tune retries it from its last checkpoint) rather than report an epoch the storage lacks.
     Test metrics are also reported under :func:`scheduler_key` names, except in the last epoch: a scheduler
     (ASHA) stopping a trial there would throw away the finished trial's result, which comes after it.
@@ -92,13 +88,13 @@ def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None) -> ReportF
     from ray import tune
 
     from h2ot_core.engine.recipes import resolve_settings
-    from orchestrator import storage
+    from orchestrator import checkpoints
 
     last_epoch = resolve_settings(spec.backbone, spec.train).epochs
 
     def report(metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         if checkpoint_dir and checkpoint_uri:
-            storage.publish_checkpoint(checkpoint_dir, checkpoint_uri, epoch=int(metrics["epoch"]),
+            checkpoints.publish_checkpoint(checkpoint_dir, checkpoint_uri, epoch=int(metrics["epoch"]),
                                        trial_key=spec.trial_key)
         flat = dict(metrics)
         if flat.get("epoch", last_epoch) < last_epoch:
@@ -147,14 +143,14 @@ def _start_from(spec: TrialSpec, trial: Any, scratch: Path, stack: contextlib.Ex
     """The checkpoint folder this attempt starts from: Tune's (a retry), else the storage's, else ``None``."""
     from ray import tune
 
-    from orchestrator import storage
+    from orchestrator import checkpoints
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         resume_from = Path(stack.enter_context(checkpoint.as_directory()))
         log.info("trial %s resumes from Tune's checkpoint %s", spec.trial_key, resume_from)
         return resume_from
-    found = storage.fetch_checkpoint(trial.checkpoint, scratch / "resume")
+    found = checkpoints.fetch_checkpoint(trial.checkpoint, scratch / "resume")
     if found is None:
         return None
     log.info("trial %s resumes after epoch %d from %s", spec.trial_key, found[1], trial.checkpoint)
@@ -174,10 +170,10 @@ def publish_result(result: TrialResult, trial: Any) -> TrialResult:
 def trainable(config: dict[str, Any]) -> None:
     """Tune entry point: ``config["spec"]`` is ``TrialSpec.to_dict()``; optional ``config["storage"]`` (a URI)."""
     from h2ot_core.api import run_trial
-    from orchestrator import storage
+    from orchestrator import checkpoints, storage
 
     spec = TrialSpec.from_dict(config["spec"])
-    trial = storage.TrialStorage(storage_root(config), spec.trial_key)
+    trial = checkpoints.TrialStorage(storage_root(config), spec.trial_key)
     # Written for operators (and the kill/retry tests): which process trains this trial right now.
     storage.put_bytes(str(os.getpid()).encode(), storage.join(trial.uri, "worker.pid"))
     _torch_threads()

@@ -1,7 +1,7 @@
 """Engines for the leaderboard: SQLite (default, WAL) or PostgreSQL (psycopg 3).
 
 The URL comes from the argument, else ``H2OT_DB_URL``, else ``sqlite:///<runs dir>/leaderboard.sqlite``
-(the runs dir is ``$H2OT_RUNS_DIR``, default ``<repo>/results/runs``). Every engine checks the schema revision: an empty
+(the runs dir is ``$H2OT_RUNS_DIR``, default ``<repo>/results/runs``: :mod:`h2ot_core.environment`). Every engine checks the schema revision: an empty
 database is created and an older one upgraded in place by the Alembic migrations of
 :mod:`results.migrations` (with a one-line notice), so months of results are never locked out by a new
 release; only a database written by a newer H2OT Lab is refused, early and clearly.
@@ -10,7 +10,6 @@ release; only a database written by a newer H2OT Lab is refused, early and clear
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
+from h2ot_core.environment import DB_RETRY_S, DB_URL
+from h2ot_core.errors import ConfigError
 from results import migrations
 from results.errors import ResultsError
 from results.migrations import SchemaChange
@@ -29,35 +30,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: the repository root: the parent of the ``results`` package directory
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ENV_VAR = "H2OT_DB_URL"
 #: SQLite transaction modes a caller may ask for with ``execution_options(sqlite_begin=...)``
 _SQLITE_BEGIN = {"DEFERRED": "BEGIN", "IMMEDIATE": "BEGIN IMMEDIATE"}
 _DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
-RUNS_ENV_VAR = "H2OT_RUNS_DIR"
-
-
-def runs_dir() -> Path:
-    """Where the commands write: ``$H2OT_RUNS_DIR``, else ``<repo>/results/runs`` (absolute).
-
-    The one definition (``orchestrator.provenance.runs_dir`` is this function): the default leaderboard
-    ``leaderboard.sqlite``, the local MLflow store ``mlflow.db`` and ``mlartifacts/``, Ray storage ``ray/``
-    and trial checkpoints ``trials/`` all live under it.
-    """
-    return Path(os.environ.get(RUNS_ENV_VAR) or REPO_ROOT / "results" / "runs").expanduser().resolve()
-
-
-def default_url() -> str:
-    """``sqlite:///<runs dir>/leaderboard.sqlite`` (see :func:`runs_dir`)."""
-    return f"sqlite:///{runs_dir() / 'leaderboard.sqlite'}"
-
-
 def resolve_url(url: str | None = None) -> str:
-    """The URL to use: ``url``, else ``$H2OT_DB_URL``, else the default SQLite file."""
-    return url or os.environ.get(ENV_VAR) or default_url()
+    """The URL to use: ``url``, else ``$H2OT_DB_URL``, else ``leaderboard.sqlite`` in the runs folder."""
+    return url or str(DB_URL.value())
 
 
 def mask_url(url: str) -> str:
@@ -91,9 +71,6 @@ def _is_locked(exc: OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text or "deadlock detected" in text
 
 
-#: seconds a leaderboard write keeps retrying while the database cannot be reached (env override)
-RETRY_ENV_VAR = "H2OT_DB_RETRY_S"
-DEFAULT_RETRY_S = 60.0
 #: SQLSTATEs of a lost or refused connection (class 08) and of a server shutting down or starting (57P0x)
 _DISCONNECT_STATES = frozenset({"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"})
 _DISCONNECT_TEXT = ("connection refused", "could not connect", "server closed the connection", "connection failed",
@@ -108,16 +85,10 @@ class DatabaseUnavailable(ResultsError):
 
 def retry_window_s() -> float:
     """``$H2OT_DB_RETRY_S`` (seconds a write retries while the database is unreachable), default 60."""
-    raw = os.environ.get(RETRY_ENV_VAR, "").strip()
-    if not raw:
-        return DEFAULT_RETRY_S
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ResultsError(f"{RETRY_ENV_VAR}={raw!r}: expected a number of seconds >= 0")
-    return value
+        return DB_RETRY_S.number(what="a number of seconds")
+    except ConfigError as exc:
+        raise ResultsError(str(exc)) from None
 
 
 def _is_disconnect(exc: DBAPIError) -> bool:
@@ -165,10 +136,10 @@ def retry_locked(fn: Callable[[], T], *, attempts: int = 20, label: str | None =
             if deadline is None:
                 deadline = now + window_s
                 log.warning("leaderboard %s unreachable (%s); retrying for up to %g s (%s)",
-                            label or "database", _reason(exc), window_s, RETRY_ENV_VAR)
+                            label or "database", _reason(exc), window_s, DB_RETRY_S.name)
             if now >= deadline:
                 raise DatabaseUnavailable(
-                    f"Leaderboard {label or 'database'} unreachable for {window_s:g} s ({RETRY_ENV_VAR}); "
+                    f"Leaderboard {label or 'database'} unreachable for {window_s:g} s ({DB_RETRY_S.name}); "
                     f"the write was not made: {_reason(exc)}") from exc
             time.sleep(min(delay * (0.5 + random.random()), deadline - now))
             delay = min(5.0, delay * 2)
@@ -262,7 +233,7 @@ def _valid_url(url: str | None) -> str:
     try:
         make_url(full)
     except ArgumentError:
-        raise ResultsError(f"Database URL {full!r} (from --db-url or {ENV_VAR}) is not a valid URL; "
+        raise ResultsError(f"Database URL {full!r} (from --db-url or {DB_URL.name}) is not a valid URL; "
                            f"expected e.g. sqlite:///results/runs/leaderboard.sqlite") from None
     return full
 

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from results.errors import ResultsError
 from results.markdown import markdown_table
 from results.queries import check_campaign
-from results.tables import MISSING, Cell, Table, build_table, resolve_specs
+from results.table_campaigns import resolve_specs
+from results.tables import MISSING, Cell, Table, build_table
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -150,7 +151,7 @@ def build_tables(engine: Engine, paths: Sequence[Path], out_dir: str | Path, *, 
 
     A spec that selects no complete trial is skipped when ``skip_empty`` (building "all specs"), and is
     an error otherwise (the user named it). Which campaign each spec reads, and ``campaign``: see
-    :func:`results.tables.resolve_specs`.
+    :func:`results.table_campaigns.resolve_specs`.
     """
     written: list[Path] = []
     skipped: list[str] = []

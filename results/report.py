@@ -17,7 +17,9 @@ from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
 from results.schema import Campaign
-from results.tables import build_table, load_spec, resolve_specs, spec_paths, stored_campaigns
+from results.table_campaigns import resolve_specs, stored_campaigns
+from results.table_spec import load_spec, spec_paths
+from results.tables import build_table
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
                    "speedup_flops", "latency_ms", "speedup_latency")

@@ -11,7 +11,6 @@ data. The generator's per-frame labels are exposed in ``PoseData.extras``:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,13 @@ from h2ot_core.data.checks import expect_array, expect_dict, key_path
 from h2ot_core.data.h36m import load_h36m
 from h2ot_core.data.npz import load_npz_key
 from h2ot_core.data.synth import FILE_LABELS, write_synthetic
-
-
-def cache_root() -> Path:
-    """``$H2OT_CACHE``, else ``~/.cache/h2ot``: where generated data and downloaded weights are kept."""
-    return Path(os.environ.get("H2OT_CACHE") or Path.home() / ".cache" / "h2ot")
+from h2ot_core.environment import CACHE
 
 
 def cache_dir(seed: int, minutes: float) -> Path:
     """Where generated files live when no ``data_dir`` is given."""
-    return cache_root() / "synthetic" / f"seed{seed}_min{minutes:g}"
+    root = Path(str(CACHE.value()))
+    return root / "synthetic" / f"seed{seed}_min{minutes:g}"
 
 
 def read_labels(path: Path) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]], list[str]]:

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from h2ot_core.data.synthetic import cache_root
+from h2ot_core.environment import CACHE, DETECTOR_WEIGHTS
 from h2ot_core.errors import ConfigError, DataError
 from h2ot_core.registry import unknown_message
 
 #: a folder holding the detector's .onnx files (same as --detector-weights)
-DETECTOR_WEIGHTS_ENV = "H2OT_DETECTOR_WEIGHTS"
+DETECTOR_WEIGHTS_ENV = DETECTOR_WEIGHTS.name
 _OPENMMLAB = "https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/"
 #: bytes per read while downloading
 _CHUNK = 1 << 16
@@ -69,7 +69,7 @@ DETECTORS: dict[str, tuple[OnnxWeights, OnnxWeights]] = {
 
 
 def detector_cache() -> Path:
-    return cache_root() / "detector"
+    return Path(str(CACHE.value())) / "detector"
 
 
 def rtmlib_cache() -> Path:

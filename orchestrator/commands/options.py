@@ -11,17 +11,19 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from h2ot_core.contracts import STATUSES, TRIAL_AXES
+from h2ot_core.environment import DB_URL
 from h2ot_core.registry import unknown_message
 from orchestrator.console import TABLE_FORMATS, fail
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar="H2OT_DB_URL", show_default=False,
+DbUrlOpt = Annotated[str | None, typer.Option("--db-url", envvar=DB_URL.name, show_default=False,
                                               help="leaderboard URL (default: leaderboard.sqlite in $H2OT_RUNS_DIR, else results/runs)")]
 
 
@@ -89,3 +91,34 @@ def with_trial_filter(fn: F) -> F:
     wrapper.__signature__ = new  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in new.parameters.values()}
     return wrapper  # type: ignore[return-value]
+
+
+# -- the options of `campaign run` and `campaign submit` ----------------------------------------------------
+GridArg = Annotated[Path, typer.Argument(help="grid YAML (search_spaces/...)", show_default=False)]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="named override in the grid (tiny, paper)")]
+
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="seeds 0..N-1 of every configuration "
+                                                              "(overrides the file's seeds: N)")]
+RerunOpt = Annotated[bool, typer.Option("--rerun", help="train again even trials already complete")]
+RerunStoppedOpt = Annotated[bool, typer.Option(
+    "--rerun-stopped", help="train again trials an early-stopping scheduler stopped (trials stopped by "
+                            "`campaign stop` are always trained again)")]
+CpusOpt = Annotated[float, typer.Option(help="CPUs per trial (fractions allowed)")]
+GpusOpt = Annotated[float | None, typer.Option(
+    help="GPUs per trial (0.25 = four trials per GPU; default: 1 when the cluster has GPUs, else 0)",
+    show_default=False)]
+MaxConcurrentOpt = Annotated[int | None, typer.Option(help="most trials at once")]
+RetriesOpt = Annotated[int, typer.Option(help="restarts of a crashed trial (from its checkpoint)")]
+AshaOpt = Annotated[bool, typer.Option("--asha", help="stop poor trials early (ASHA on the metric)")]
+NameOpt = Annotated[str | None, typer.Option(help="campaign name (default: grid name[-profile])")]
+JobAddressOpt = Annotated[str | None, typer.Option(
+    "--address", show_default=False,
+    help="Ray dashboard, http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS or H2OT_RAY_ADDRESS)")]
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float | None, retries: int,
+                     max_concurrent: int | None) -> None:
+    if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0) or retries < 0 or (
+            max_concurrent is not None and max_concurrent < 1):
+        raise typer.BadParameter("--cpus-per-trial > 0, --gpus-per-trial >= 0, --retries >= 0, "
+                                 "--max-concurrent >= 1")

@@ -74,7 +74,7 @@ def build(
     from results.db import make_engine
     from results.errors import ResultsError
     from results.render import build_tables
-    from results.tables import spec_paths
+    from results.table_spec import spec_paths
 
     written, skipped = build_tables(make_engine(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
                                     campaign=campaign)

@@ -25,13 +25,14 @@ def sync(
     Exit code 0 when MLflow has every finished trial, 1 when the tracking server did not answer (or refused
     a trial), 2 for an unknown campaign or leaderboard.
     """
-    from orchestrator.tracking import mask_uri, sync_campaign, tracking_uri
+    from h2ot_core.environment import mask_secret
+    from orchestrator.tracking import sync_campaign, tracking_uri
 
     uri = tracking_uri()
     report = sync_campaign(name, db_url=db_url, uri=uri)
-    err.print(f"campaign {name} -> MLflow {mask_uri(uri)} (experiment {report.experiment}): {report.summary()}",
+    err.print(f"campaign {name} -> MLflow {mask_secret(uri)} (experiment {report.experiment}): {report.summary()}",
               highlight=False, markup=False)
     if report.not_synced:
         cause = report.error or "MLflow refused part of the record"
-        raise fail(f"MLflow at {mask_uri(uri)}: {report.not_synced} trial(s) of campaign {name} not synced "
+        raise fail(f"MLflow at {mask_secret(uri)}: {report.not_synced} trial(s) of campaign {name} not synced "
                    f"({cause}); run `h2ot campaign sync {name}` again once it answers", code=1)

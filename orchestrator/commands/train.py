@@ -13,10 +13,10 @@ from rich.table import Table
 
 from h2ot_core.config import deep_merge, read_yaml
 from h2ot_core.contracts import TrialSpec, metric_key
+from h2ot_core.environment import runs_dir
 from h2ot_core.errors import ConfigError
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, out, user_errors
-from orchestrator.provenance import runs_dir
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from orchestrator import storage
+from orchestrator import checkpoints, storage
 from orchestrator.grid import load_grid
 from orchestrator.storage import StorageError
 
@@ -135,7 +135,7 @@ def test_check_leaves_nothing_behind(tmp_path, s3):
     assert storage.check(str(tmp_path / "new")) == str(tmp_path / "new")
     assert list((tmp_path / "new").iterdir()) == []
     assert storage.check(f"s3://{BUCKET}/checked/") == f"s3://{BUCKET}/checked"
-    assert storage._listing(f"s3://{BUCKET}/checked") == []
+    assert storage.listing(f"s3://{BUCKET}/checked") == []
 
 
 def test_check_names_unreachable_storage_and_how_to_fix_it(tmp_path, monkeypatch):
@@ -196,8 +196,8 @@ def root(request, tmp_path):
 
 def test_a_half_written_checkpoint_is_ignored(root, tmp_path, monkeypatch):
     uri = storage.trial_uri(root, "k1", "checkpoint")
-    assert storage.fetch_checkpoint(uri, tmp_path / "none") is None  # nothing published yet
-    storage.publish_checkpoint(_epoch_files(tmp_path / "e1", 1), uri, epoch=1, trial_key="k1")
+    assert checkpoints.fetch_checkpoint(uri, tmp_path / "none") is None  # nothing published yet
+    checkpoints.publish_checkpoint(_epoch_files(tmp_path / "e1", 1), uri, epoch=1, trial_key="k1")
 
     # Epoch 2's upload dies half way through its file: the manifest still names epoch 1.
     real_copy = storage._copy_stream
@@ -208,27 +208,27 @@ def test_a_half_written_checkpoint_is_ignored(root, tmp_path, monkeypatch):
 
     monkeypatch.setattr(storage, "_copy_stream", dies_half_way)
     with pytest.raises(ConnectionResetError):
-        storage.publish_checkpoint(_epoch_files(tmp_path / "e2", 2), uri, epoch=2, trial_key="k1")
+        checkpoints.publish_checkpoint(_epoch_files(tmp_path / "e2", 2), uri, epoch=2, trial_key="k1")
     monkeypatch.setattr(storage, "_copy_stream", real_copy)
-    listed = dict(storage._listing(uri))
+    listed = dict(storage.listing(uri))
     assert any(k.startswith("epoch-000002-") for k in listed)  # the half-written upload is there ...
-    local, epoch = storage.fetch_checkpoint(uri, tmp_path / "got")  # ... and not taken
+    local, epoch = checkpoints.fetch_checkpoint(uri, tmp_path / "got")  # ... and not taken
     assert epoch == 1
     assert (local / "state.pt").read_bytes() == bytes([1]) * 1001
 
     # A completed epoch 2 replaces it, and older folders go.
-    storage.publish_checkpoint(_epoch_files(tmp_path / "e2", 2), uri, epoch=2, trial_key="k1")
-    local, epoch = storage.fetch_checkpoint(uri, tmp_path / "got")
+    checkpoints.publish_checkpoint(_epoch_files(tmp_path / "e2", 2), uri, epoch=2, trial_key="k1")
+    local, epoch = checkpoints.fetch_checkpoint(uri, tmp_path / "got")
     assert epoch == 2 and (local / "state.pt").read_bytes() == bytes([2]) * 1002
-    assert {k.partition("/")[0] for k in dict(storage._listing(uri))} - {storage.MANIFEST} == \
-        {json.loads(storage.get_bytes(storage.join(uri, storage.MANIFEST)))["dir"]}
+    assert {k.partition("/")[0] for k in dict(storage.listing(uri))} - {checkpoints.MANIFEST} == \
+        {json.loads(storage.get_bytes(storage.join(uri, checkpoints.MANIFEST)))["dir"]}
 
     # A manifest whose file is truncated (or gone) names no complete checkpoint: start from scratch.
-    manifest = json.loads(storage.get_bytes(storage.join(uri, storage.MANIFEST)))
+    manifest = json.loads(storage.get_bytes(storage.join(uri, checkpoints.MANIFEST)))
     storage.put_bytes(b"short", storage.join(uri, manifest["dir"], "state.pt"))
-    assert storage.fetch_checkpoint(uri, tmp_path / "got2") is None
-    storage.put_bytes(b"{not json", storage.join(uri, storage.MANIFEST))
-    assert storage.fetch_checkpoint(uri, tmp_path / "got3") is None
+    assert checkpoints.fetch_checkpoint(uri, tmp_path / "got2") is None
+    storage.put_bytes(b"{not json", storage.join(uri, checkpoints.MANIFEST))
+    assert checkpoints.fetch_checkpoint(uri, tmp_path / "got3") is None
 
 
 def test_a_failed_atomic_write_keeps_the_old_file(root, monkeypatch, tmp_path):
@@ -245,7 +245,7 @@ def test_a_failed_atomic_write_keeps_the_old_file(root, monkeypatch, tmp_path):
     with pytest.raises(ConnectionResetError):
         storage.put_file(source, target)
     assert storage.get_bytes(target) == b"old model"
-    assert [k for k, _ in storage._listing(storage.trial_uri(root, "k2"))] == ["model.pt"]  # no temp left
+    assert [k for k, _ in storage.listing(storage.trial_uri(root, "k2"))] == ["model.pt"]  # no temp left
 
 
 # -- a campaign on S3 ----------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_campaign_on_s3_storage_and_predict_from_the_uri(tmp_path, s3):
     assert [tuple(r) for r in found] == [("complete", model_uri, 0)]
     assert campaign_storage == root
 
-    files = dict(storage._listing(root))
+    files = dict(storage.listing(root))
     assert files[f"trials/{key}/model.pt"] > 0
     manifest = json.loads(storage.get_bytes(f"{root}/trials/{key}/checkpoint/MANIFEST.json"))
     assert manifest["epoch"] == 2 and manifest["trial_key"] == key
@@ -306,10 +306,10 @@ def test_campaign_on_s3_storage_and_predict_from_the_uri(tmp_path, s3):
 def test_discard_checkpoints_removes_only_the_named_trials(tmp_path):
     root = str(tmp_path / "store")
     for key in ("a", "b"):
-        storage.publish_checkpoint(_epoch_files(tmp_path / key, 1), storage.trial_uri(root, key, "checkpoint"),
+        checkpoints.publish_checkpoint(_epoch_files(tmp_path / key, 1), storage.trial_uri(root, key, "checkpoint"),
                                    epoch=1, trial_key=key)
         storage.put_bytes(b"model", storage.trial_uri(root, key, "model.pt"))
-    storage.discard_checkpoints(root, ["a", "missing"])
-    assert storage.read_manifest(storage.trial_uri(root, "a", "checkpoint")) is None
-    assert storage.read_manifest(storage.trial_uri(root, "b", "checkpoint"))["epoch"] == 1
+    checkpoints.discard_checkpoints(root, ["a", "missing"])
+    assert checkpoints.read_manifest(storage.trial_uri(root, "a", "checkpoint")) is None
+    assert checkpoints.read_manifest(storage.trial_uri(root, "b", "checkpoint"))["epoch"] == 1
     assert storage.exists(storage.trial_uri(root, "a", "model.pt"))

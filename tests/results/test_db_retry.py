@@ -23,8 +23,9 @@ import typer
 from sqlalchemy import func, select, text
 
 from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
+from h2ot_core.environment import DB_RETRY_S
 from orchestrator.console import user_errors
-from results.db import RETRY_ENV_VAR, DatabaseUnavailable
+from results.db import DatabaseUnavailable
 from results.errors import ResultsError
 from results.schema import Campaign, Metric, Trial
 from results.store import LeaderboardStore
@@ -136,7 +137,7 @@ def restart_later(pg: PgServer, delay_s: float) -> Restart:
 
 
 def test_write_issued_while_the_server_is_down_lands_once_it_is_back(pg, monkeypatch, caplog):
-    monkeypatch.setenv(RETRY_ENV_VAR, "120")
+    monkeypatch.setenv(DB_RETRY_S.name, "120")
     store = LeaderboardStore(pg.url)
     store.upsert_result(result(0), campaign="c")  # a pooled connection, which the restart will kill
     pg.stop()
@@ -157,7 +158,7 @@ def test_write_issued_while_the_server_is_down_lands_once_it_is_back(pg, monkeyp
 
 def test_transaction_cut_by_an_admin_shutdown_is_retried_whole(pg, monkeypatch):
     """The server shuts down between two statements of one write: the retry writes both, once."""
-    monkeypatch.setenv(RETRY_ENV_VAR, "120")
+    monkeypatch.setenv(DB_RETRY_S.name, "120")
     store = LeaderboardStore(pg.url)
     attempts: list[int] = []
 
@@ -181,7 +182,7 @@ def test_transaction_cut_by_an_admin_shutdown_is_retried_whole(pg, monkeypatch):
 
 
 def test_write_fails_loudly_after_the_window_and_writes_nothing(pg, monkeypatch):
-    monkeypatch.setenv(RETRY_ENV_VAR, "2")
+    monkeypatch.setenv(DB_RETRY_S.name, "2")
     store = LeaderboardStore(pg.url)
     store.ensure_campaign("c")
     pg.stop()
@@ -189,7 +190,7 @@ def test_write_fails_loudly_after_the_window_and_writes_nothing(pg, monkeypatch)
         store.upsert_result(result(2), campaign="c")
     message = str(caught.value)
     assert f"postgresql+psycopg://postgres:***@127.0.0.1:{pg.port}/postgres" in message
-    assert PASSWORD not in message and RETRY_ENV_VAR in message and "not made" in message
+    assert PASSWORD not in message and DB_RETRY_S.name in message and "not made" in message
     assert isinstance(caught.value, ResultsError)
 
     # What the user sees: one line naming the database, a non-zero exit code, no traceback.
@@ -209,7 +210,7 @@ def test_write_fails_loudly_after_the_window_and_writes_nothing(pg, monkeypatch)
 
 
 def test_bad_retry_window_is_refused(pg, monkeypatch):
-    monkeypatch.setenv(RETRY_ENV_VAR, "soon")
+    monkeypatch.setenv(DB_RETRY_S.name, "soon")
     store = LeaderboardStore(pg.url)
     with pytest.raises(ResultsError, match=r"H2OT_DB_RETRY_S='soon': expected a number of seconds"):
         store.ensure_campaign("c")
@@ -224,7 +225,7 @@ def test_campaign_sink_stops_the_campaign_loudly_when_a_write_fails_for_good(pg,
     from orchestrator.sink import ResultsSink
     from orchestrator.trainable import RESULT_KEY
 
-    monkeypatch.setenv(RETRY_ENV_VAR, "1")
+    monkeypatch.setenv(DB_RETRY_S.name, "1")
     sink = ResultsSink("c", "exp", db_url=pg.url, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     done = result(3)
     trial = SimpleNamespace(config={"spec": done.spec}, last_result={RESULT_KEY: done.to_json()}, error_file=None)

@@ -36,7 +36,8 @@ from results.export import export_trials
 from results.queries import leaderboard
 from results.schema import Base, Trial
 from results.store import LeaderboardStore
-from results.tables import build_table, load_spec
+from results.table_spec import load_spec
+from results.tables import build_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "leaderboard_v1.sqlite"
 HEAD = migrations.head_revision()

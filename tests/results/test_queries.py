@@ -79,7 +79,8 @@ def test_queries_and_tables_on_postgresql(pg_server_db: str) -> None:
     from sqlalchemy import delete
 
     from results.schema import Campaign, CampaignTrial, Metric, Trial
-    from results.tables import SPEC_DIR, build_table, load_spec
+    from results.table_spec import SPEC_DIR, load_spec
+    from results.tables import build_table
 
     store = LeaderboardStore(pg_server_db)
     with store.engine.begin() as conn:  # the session database is shared with the store tests

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from h2ot_core.environment import DB_URL, REPO_ROOT, runs_dir
 from orchestrator.cli import app
-from results.db import REPO_ROOT, default_url, runs_dir
 
 
 @pytest.fixture
@@ -21,15 +21,15 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_default_leaderboard_follows_the_runs_dir(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert runs_dir() == runs.resolve()
-    assert default_url() == f"sqlite:///{runs.resolve() / 'leaderboard.sqlite'}"
+    assert DB_URL.value() == f"sqlite:///{runs.resolve() / 'leaderboard.sqlite'}"
     monkeypatch.delenv("H2OT_RUNS_DIR")
     assert runs_dir() == REPO_ROOT / "results" / "runs"
 
 
 def test_every_reader_of_the_runs_dir_agrees(runs: Path) -> None:
-    from orchestrator import provenance, tracking
+    from orchestrator import storage, tracking
 
-    assert provenance.runs_dir() == runs_dir() == runs.resolve()
+    assert storage.resolve() == str(runs_dir()) == str(runs.resolve())
     assert tracking.tracking_uri() == f"sqlite:///{runs.resolve() / 'mlflow.db'}"
 
 

@@ -16,15 +16,9 @@ from results.errors import ResultsError
 from results.render import build_tables, to_csv, to_latex, to_markdown
 from results.schema import Campaign
 from results.store import LeaderboardStore
-from results.tables import (
-    SPEC_DIR,
-    build_table,
-    load_spec,
-    pick_campaign,
-    resolve_specs,
-    spec_paths,
-    stored_campaigns,
-)
+from results.table_campaigns import pick_campaign, resolve_specs, stored_campaigns
+from results.table_spec import SPEC_DIR, load_spec, spec_paths
+from results.tables import build_table
 
 SMOKE_SPEC = SPEC_DIR / "smoke.yaml"
 
