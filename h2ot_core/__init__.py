@@ -57,8 +57,8 @@ Add a metric
     1. ``h2ot_core/metrics.py``: a function of predicted and true poses ``[..., J, 3]`` (metres) giving one
        value per frame (mm or %); a per-frame pose error goes into ``FRAME_METRICS``.
     2. ``h2ot_core/engine/evaluate.py``: accumulate it per action (``FRAME_METRICS`` entries already are).
-    3. ``h2ot_core/vocabulary.py``: its ``MetricDef(name, lower_is_better, unit)`` in ``METRICS`` (and its
-       printed name in ``_LABELS``); a metric missing there cannot be ranked or plotted.
+    3. ``h2ot_core/vocabulary.py``: its ``MetricDef(name, lower_is_better, unit, title, evaluated)`` in
+       ``METRICS``; a metric missing there cannot be ranked, plotted or selected on.
     4. ``tests/h2ot_core/test_metrics.py``: its value on hand-computed poses.
 """
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from h2ot_core.checkpoint import load_native, save_native
-from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, metric_key
+from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, TrialStatus, metric_key
 from h2ot_core.cost import count_cost, latency_fields
 from h2ot_core.data.base import PoseData
 from h2ot_core.data.loading import load_dataset
@@ -32,8 +32,8 @@ from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
 from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.engine.state import TrainState, load_state, save_state
 from h2ot_core.engine.train import train_one_epoch
-from h2ot_core.errors import CheckpointError
-from h2ot_core.factory import check_combination, create_model, model_config
+from h2ot_core.errors import CheckpointError, DataError
+from h2ot_core.factory import build_model, model_config
 from h2ot_core.hourglass import HourglassModel
 from h2ot_core.names import dataset_info
 
@@ -107,14 +107,21 @@ class _Run:
             torch.cuda.set_rng_state_all(state.cuda_rng)
 
 
-def _build(spec: TrialSpec, settings: TrainSettings, data_dir: str | Path | None, device: torch.device) -> _Run:
+def trial_model_config(spec: TrialSpec) -> dict[str, Any]:
+    """The checked model configuration of ``spec`` (its clip length, its dataset's joints, its size overrides)."""
+    model_kwargs = {"num_frames": spec.frames, "num_joints": dataset_info(spec.dataset).num_joints, **spec.model}
+    return model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
+                        **model_kwargs)
+
+
+def _build(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], data_dir: str | Path | None,
+           device: torch.device) -> _Run:
     data = load_dataset(spec.dataset, data_dir, **data_options(spec))
-    model_kwargs = {"num_frames": spec.frames, "num_joints": data.num_joints, **spec.model}
-    config = model_config(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
-                          **model_kwargs)
+    if data.num_joints != config["model"]["num_joints"]:
+        raise DataError(f"dataset {spec.dataset}: its loader gave {data.num_joints} joints per pose, its entry "
+                        f"says {config['model']['num_joints']}")
     torch.manual_seed(spec.seed)
-    model = create_model(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
-                         **model_kwargs).to(device)
+    model = build_model(config).to(device)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, settings.lr_factor)
     train_stride, test_stride = settings.strides(spec.frames, model.pipeline)
@@ -143,9 +150,13 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any]
 
 
 def _is_better(spec: TrialSpec, ev: Evaluation, selected: dict[str, Any] | None) -> bool:
+    """Whether this epoch replaces the selected one: always for ``last_epoch``; for ``best_on_test`` when it
+    is better on the spec's selection metric, in that metric's direction."""
     if spec.selection != "best_on_test" or selected is None:
         return True
-    return ev.metrics["mpjpe"]["avg"] < selected["metrics"]["mpjpe"]["avg"]
+    metric = spec.selected_on
+    now, best = ev.metrics[metric.name]["avg"], selected["metrics"][metric.name]["avg"]
+    return now < best if metric.lower_is_better else now > best
 
 
 def _records(selected: Mapping[str, Any]) -> list[MetricRecord]:
@@ -165,8 +176,12 @@ def run_trial(
     data_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
     device: str | torch.device = "cpu",
+    settings: TrainSettings | None = None,
 ) -> TrialResult:
     """Train and evaluate ``spec``; see the module docstring.
+
+    ``settings`` are the trial's resolved training settings when the caller has them already (else they are
+    resolved from the spec here).
 
     ``device`` is ``auto`` (the accelerator this process was given, else the CPU), ``cpu``, ``cuda`` or
     ``cuda:N``; it is not part of the trial's identity. ``train.precision`` picks autocast (and fp16 loss
@@ -176,23 +191,22 @@ def run_trial(
     unknown precision, fp16 on a CPU, CUDA where there is none) raise :class:`~h2ot_core.errors.ConfigError`
     before anything is built; anything else propagates.
     """
-    settings = resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
+    settings = settings or resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
     device = resolve_device(str(device))
     check_precision_on(device, settings.precision, f"trial {spec.trial_key}: train.precision")
-    check_combination(spec.backbone, spec.pruner, spec.recoverer, spec.schedule, pipeline=spec.pipeline,
-                      model={"num_frames": spec.frames, **spec.model})
+    config = trial_model_config(spec)  # the one check of the combination, before anything is built
     threads_before = torch.get_num_threads()
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     try:
-        return _run(spec, settings, report, Path(workdir), data_dir, resume_from, device)
+        return _run(spec, settings, config, report, Path(workdir), data_dir, resume_from, device)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, workdir: Path,
+def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], report: ReportFn | None, workdir: Path,
          data_dir: str | Path | None, resume_from: str | Path | None, device: torch.device) -> TrialResult:
-    run = _build(spec, settings, data_dir, device)
+    run = _build(spec, settings, config, data_dir, device)
     with torch.random.fork_rng(devices=[]):  # cost counting runs the pruners, which may draw noise
         # FLOPs now, on the CPU as the papers count them; the latency is timed after training (_result)
         cost = count_cost(run.model.cpu(), spec.frames)
@@ -207,16 +221,16 @@ def _run(spec: TrialSpec, settings: TrainSettings, report: ReportFn | None, work
         state = load_state(resume_from)
         run.restore(state, str(resume_from))
         start, history, selected = state.epoch, list(state.history), state.selected
-    status = "complete"
+    status = TrialStatus.COMPLETE
     for epoch in range(start + 1, settings.epochs + 1):
         outcome = _epoch(run, loss_fn, epoch)
         if outcome is None:
-            status = "diverged"
+            status = TrialStatus.DIVERGED
             break
         row, ev = outcome
         history.append(row)
         if _is_better(spec, ev, selected):
-            selected = {"epoch": epoch, "metrics": ev.metrics, "train_loss": row["train_loss"],
+            selected = {"epoch": epoch, "metrics": ev.metrics, "train_loss": row[metric_key("train", "loss")],
                         "model": ({k: v.detach().clone() for k, v in run.model.state_dict().items()}
                                   if spec.selection == "best_on_test" else None)}
         last_state = save_state(ckpt_dir, run.state(epoch, history, selected))
@@ -246,7 +260,7 @@ def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], se
         # The selected weights: the best epoch's copy, else the last completed epoch's (after a divergence
         # the live weights are the diverging ones, so they are read back from that epoch's checkpoint).
         weights = selected["model"]
-        if weights is None and status == "diverged" and last_state is not None:
+        if weights is None and status == TrialStatus.DIVERGED and last_state is not None:
             weights = load_state(last_state).model
         if weights is not None:
             run.model.load_state_dict(weights)

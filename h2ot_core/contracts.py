@@ -8,28 +8,33 @@ metric's direction) are defined in :mod:`h2ot_core.vocabulary` and re-exported h
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from h2ot_core.errors import ConfigError
-from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS, backbone_info
-from h2ot_core.registry import unknown_message
+from h2ot_core.names import BACKBONES, backbone_info
 from h2ot_core.vocabulary import (
     FINISHED_STATUSES,
+    IN_FLIGHT_STATUSES,
     KEPT_ON_RERUN,
+    KEPT_STOP_REASONS,
     METRICS,
     PIPELINES,
     SELECTIONS,
     SPLITS,
     STATUSES,
+    STOP_REASONS,
     TRIAL_AXES,
+    UNFINISHED_STATUSES,
     MetricDef,
     Pipeline,
     Selection,
     Split,
+    StopReason,
     TrialStatus,
     lower_is_better,
     metric_def,
@@ -38,8 +43,9 @@ from h2ot_core.vocabulary import (
 )
 
 __all__ = [
-    "FINISHED_STATUSES", "KEPT_ON_RERUN", "METRICS", "PIPELINES", "SELECTIONS", "SPLITS", "STATUSES", "TRIAL_AXES",
-    "Cost", "MetricDef", "MetricRecord", "Pipeline", "ReportFn", "Selection", "Split", "TrialResult", "TrialSpec",
+    "COST_METRICS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES", "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES",
+    "SELECTIONS", "SPLITS", "STATUSES", "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "Cost", "MetricDef",
+    "MetricRecord", "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec",
     "TrialStatus", "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
 ]
 
@@ -51,16 +57,9 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-#: top-level fields a spec mapping may give, with the YAML types each accepts
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "backbone": (str,), "pruner": (str,), "recoverer": (str,), "schedule": (str, int), "frames": (int,),
-    "dataset": (str,), "seed": (int,), "pipeline": (str,), "model": (Mapping,), "train": (Mapping,),
-    "data": (Mapping,), "selection": (str,),
-}
-_TYPE_WORDS = {str: "a string", int: "an integer", Mapping: "a mapping"}
 #: fields added after the first trials were keyed, at the value that leaves their keys unchanged: such a
 #: field enters the canonical JSON only when it differs from this value
-ADDED_FIELDS: dict[str, Any] = {"pipeline": None}
+ADDED_FIELDS: dict[str, Any] = {"pipeline": None, "selection_metric": None}
 #: settings inside ``model``/``train``/``data`` added later, likewise left out of the key at their default
 ADDED_SETTINGS: dict[tuple[str, str], Any] = {("train", "precision"): "fp32"}
 
@@ -81,12 +80,16 @@ class TrialSpec:
         frames: clip length F in frames.
         dataset: dataset registry name (``synthetic``, ``h36m``, ``mpi_inf_3dhp``, ``mocap_clips``).
         seed: random seed (an explicit axis: every seed is its own trial).
-        pipeline: ``seq2seq`` or ``seq2frame``; ``None`` (normalised from the backbone's own value)
-            runs the backbone as it was published.
         model: backbone size overrides (``dim``, ``depth``, ``num_heads``, ...), merged over defaults.
         train: training settings (``epochs``, ``batch_size``, ``lr``, ... see ``engine.recipes``).
         data: dataset options that change results (``source: cpn|gt``, ``minutes`` of synthetic data).
         selection: checkpoint selection rule, ``last_epoch`` (default) or ``best_on_test``.
+        pipeline: ``seq2seq`` or ``seq2frame``; ``None`` (normalised from the backbone's own value)
+            runs the backbone as it was published.
+        selection_metric: the metric ``best_on_test`` selects on (its direction from :data:`METRICS`);
+            ``None`` is ``mpjpe``. A grid sets it to its own metric.
+
+    The mappings are the spec's own copies: treat them as read-only (the key is computed once).
     """
 
     backbone: str
@@ -101,14 +104,18 @@ class TrialSpec:
     data: Mapping[str, Any] = field(default_factory=dict)
     selection: Selection = "last_epoch"
     pipeline: Pipeline | None = None
+    selection_metric: str | None = None
 
     def __post_init__(self) -> None:
-        model = dict(self.model)
+        # The spec's own copies: a caller changing its dicts afterwards cannot change the spec (or its cached key).
+        model = copy.deepcopy(dict(self.model))
         # Specs written before ``pipeline`` was a field carried a non-native pipeline in ``model``.
         pipeline = self.pipeline or model.pop("pipeline", None)
         if pipeline is not None and pipeline == _native_pipeline(self.backbone):
             pipeline = None
         object.__setattr__(self, "model", model)
+        object.__setattr__(self, "train", copy.deepcopy(dict(self.train)))
+        object.__setattr__(self, "data", copy.deepcopy(dict(self.data)))
         object.__setattr__(self, "pipeline", pipeline)
 
     @property
@@ -131,40 +138,6 @@ class TrialSpec:
             raise ValueError(f"Unknown trial spec fields: {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], source: str) -> TrialSpec:
-        """A spec from user input (a trial file, a grid's combination, a table spec, the command line).
-
-        Every field's type, every registry name, the pipeline and the selection rule are checked; an
-        error names ``source``, the field and the value. ``schedule`` may be an integer-looking YAML
-        scalar and is kept as text.
-        """
-        raw = {k: v for k, v in raw.items() if k != "trial_key"}
-        for key in raw:
-            if key not in _FIELD_TYPES:
-                raise ConfigError(f"{source}: {unknown_message('trial field', key, list(_FIELD_TYPES))}")
-        if "backbone" not in raw:
-            raise ConfigError(f"{source}: backbone: missing; every trial names its backbone "
-                              f"({', '.join(BACKBONES)})")
-        for key, value in raw.items():
-            expected = _FIELD_TYPES[key]
-            if isinstance(value, bool) or not isinstance(value, expected):
-                kinds = " or ".join(_TYPE_WORDS[t] for t in expected)
-                raise ConfigError(f"{source}: {key}: {value!r} must be {kinds}")
-        for key, registry in (("backbone", BACKBONES), ("pruner", PRUNERS), ("recoverer", RECOVERERS),
-                              ("dataset", DATASETS)):
-            if key in raw and raw[key] not in registry:
-                raise ConfigError(f"{source}: {key}: {unknown_message(key, raw[key], registry.names())}")
-        for key, allowed in (("pipeline", PIPELINES), ("selection", SELECTIONS)):
-            if key in raw and raw[key] not in allowed:
-                raise ConfigError(f"{source}: {key}: {unknown_message(key, raw[key], list(allowed))}")
-        for key in ("frames", "seed"):
-            if key in raw and raw[key] < (0 if key == "seed" else 1):
-                raise ConfigError(f"{source}: {key}: {raw[key]!r} must be a positive integer")
-        if "schedule" in raw:
-            raw["schedule"] = str(raw["schedule"])
-        return cls(**raw)
-
     def key_dict(self) -> dict[str, Any]:
         """What the key hashes: :meth:`to_dict` less the later-added fields and settings at their defaults.
 
@@ -186,10 +159,16 @@ class TrialSpec:
     def canonical_json(self) -> str:
         return _canonical(self.key_dict())
 
-    @property
+    @functools.cached_property
     def trial_key(self) -> str:
-        """Short content hash: names the Ray trial, the MLflow run, the checkpoint folder, the DB row."""
+        """Short content hash: names the Ray trial, the MLflow run, the checkpoint folder, the DB row
+        (computed once: the spec is frozen and owns its mappings)."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def selected_on(self) -> MetricDef:
+        """The metric the checkpoint is selected on (``best_on_test``), with its direction."""
+        return metric_def(self.selection_metric or "mpjpe")
 
     def axes(self) -> dict[str, Any]:
         """Flat ``name -> value`` view (nested settings as ``model.dim``), for params and columns."""
@@ -238,11 +217,16 @@ class Cost:
     latency_contended: bool | None = None
 
 
+#: the costs that are numbers with a direction (:data:`METRICS`): ranked, tabled and logged as ``cost.<name>``
+COST_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Cost) if f.name in METRICS)
+
+
 @dataclass
 class TrialResult:
     """What a trial reports once at the end; the single writer stores it.
 
-    ``metrics`` is long format (per split and action); ``history`` holds the per-epoch reports.
+    ``metrics`` is long format (per split and action); ``history`` holds the per-epoch reports;
+    ``stop_reason`` says why a ``stopped`` trial stopped (``None`` for any other status).
     """
 
     trial_key: str
@@ -258,6 +242,7 @@ class TrialResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int = 0
+    stop_reason: StopReason | None = None
 
     def metric(self, name: str, split: str = "test", action: str = "avg") -> float | None:
         for m in self.metrics:
@@ -271,6 +256,8 @@ class TrialResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialResult:
         d = dict(d)
+        d["status"] = TrialStatus(d["status"])
+        d["stop_reason"] = StopReason(d["stop_reason"]) if d.get("stop_reason") else None
         d["metrics"] = [MetricRecord(**m) for m in d.get("metrics", [])]
         d["cost"] = Cost(**d["cost"]) if d.get("cost") else None
         return cls(**d)

@@ -8,6 +8,7 @@ cheaply; :mod:`h2ot_core.contracts` re-exports it beside the dataclasses that cr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal, get_args
 
 from h2ot_core.errors import ConfigError
@@ -17,18 +18,53 @@ Pipeline = Literal["seq2seq", "seq2frame"]
 #: ``seq2seq`` estimates all F frames of a clip; ``seq2frame`` estimates its centre frame only
 PIPELINES: tuple[str, ...] = get_args(Pipeline)
 
-TrialStatus = Literal["complete", "diverged", "failed", "stopped", "running", "pending"]
-#: every status a trial row can have, in the order tables and status reports list them:
-#: ``complete`` trained and evaluated; ``diverged`` its loss turned NaN (a result, not an error);
-#: ``failed`` an error that retries did not cure; ``stopped`` ended early on purpose (ASHA, ``campaign
-#: stop``) and resumable; ``running`` in flight; ``pending`` planned but not started
-STATUSES: tuple[str, ...] = get_args(TrialStatus)
+class TrialStatus(StrEnum):
+    """Every status a trial row can have, in the order tables and status reports list them (stored as its value)."""
+
+    #: trained and evaluated
+    COMPLETE = "complete"
+    #: its loss turned NaN: a result, not an error
+    DIVERGED = "diverged"
+    #: an error that retries did not cure
+    FAILED = "failed"
+    #: ended early, for the :class:`StopReason` its row records; resumable
+    STOPPED = "stopped"
+    #: in flight
+    RUNNING = "running"
+    #: planned but not started
+    PENDING = "pending"
+
+
+#: every status, in order
+STATUSES: tuple[TrialStatus, ...] = tuple(TrialStatus)
 #: trials that ended as designed: a campaign whose trials all end so exits 0
-FINISHED_STATUSES = frozenset({"complete", "diverged", "stopped"})
-#: trials a re-run of their grid does not train again (``--rerun`` trains all, ``--rerun-stopped`` the
-#: stopped ones); failed, diverged and unfinished trials are trained again, and so are trials that
-#: ``campaign stop`` ended (stopped by the user, not judged: see ``orchestrator.launcher.partition``)
-KEPT_ON_RERUN = frozenset({"complete", "stopped"})
+FINISHED_STATUSES = frozenset({TrialStatus.COMPLETE, TrialStatus.DIVERGED, TrialStatus.STOPPED})
+#: the others: failed for good, or still owed a result (a campaign with any of them exits 1)
+UNFINISHED_STATUSES = frozenset(TrialStatus) - FINISHED_STATUSES
+#: still owed a result by a campaign run: nothing to report about them yet
+IN_FLIGHT_STATUSES = UNFINISHED_STATUSES - {TrialStatus.FAILED}
+
+
+class StopReason(StrEnum):
+    """Why a ``stopped`` trial stopped (``trials.stop_reason``)."""
+
+    #: ``h2ot campaign stop``
+    USER = "user"
+    #: the early-stopping scheduler judged it poor
+    ASHA = "asha"
+    #: the campaign's ``budget.max_device_hours`` was spent
+    BUDGET = "budget"
+    #: the driver got SIGINT or SIGTERM (Ctrl-C)
+    INTERRUPTED = "interrupted"
+
+
+STOP_REASONS: tuple[StopReason, ...] = tuple(StopReason)
+#: stopped trials that were judged, not cut short: a re-run of their grid keeps them (``--rerun-stopped``
+#: trains them again); trials stopped for any other reason are resumed by the next run
+KEPT_STOP_REASONS = frozenset({StopReason.ASHA})
+#: trials a re-run of their grid does not train again: complete ones, and stopped ones whose reason is in
+#: :data:`KEPT_STOP_REASONS` (``--rerun`` trains all); failed, diverged and unfinished trials are trained again
+KEPT_ON_RERUN = frozenset({TrialStatus.COMPLETE, TrialStatus.STOPPED})
 
 Selection = Literal["last_epoch", "best_on_test"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
@@ -44,47 +80,55 @@ SPLITS: tuple[str, ...] = get_args(Split)
 
 @dataclass(frozen=True)
 class MetricDef:
-    """What a number means: its unit and which way is better.
+    """What a number means: its printed name, its unit and which way is better.
 
     Attributes:
         name: the metric's name without split (``mpjpe``).
         lower_is_better: ``True`` for errors, losses and costs; ``False`` for PCK, AUC and speed-ups.
         unit: for axis labels and captions (``mm``, ``%``, ``GFLOPs``, ``ms``, ``x``); empty for unitless.
+        title: the name as the papers write it (``MPJPE``; default: ``name``).
+        evaluated: the evaluation reports it on the test split every epoch, so a checkpoint can be selected on it.
     """
 
     name: str
     lower_is_better: bool
     unit: str = ""
+    title: str = ""
+    evaluated: bool = False
 
     @property
     def label(self) -> str:
-        """``MPJPE (mm)``: the name as the papers write it, with its unit."""
-        text = _LABELS.get(self.name, self.name)
+        """``MPJPE (mm)``: the printed name with its unit."""
+        text = self.title or self.name
         return f"{text} ({self.unit})" if self.unit and self.unit not in text else text
 
+    @property
+    def mode(self) -> str:
+        """``min`` or ``max``: the better direction, as Ray Tune and Optuna spell it."""
+        return "min" if self.lower_is_better else "max"
 
-_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE", "pck": "PCK",
-           "auc": "AUC", "loss": "loss", "gflops": "GFLOPs", "gflops_total": "GFLOPs (all matmuls)",
-           "params": "parameters", "latency_ms": "latency", "speedup_flops": "FLOPs speed-up",
-           "speedup_latency": "latency speed-up", "gflops_change_pct": "FLOPs change"}
 
 #: every metric and cost a trial records; a name missing here cannot be ranked (no silent direction)
 METRICS: dict[str, MetricDef] = {m.name: m for m in (
-    MetricDef("mpjpe", True, "mm"),
-    MetricDef("p_mpjpe", True, "mm"),
-    MetricDef("n_mpjpe", True, "mm"),
-    MetricDef("mpjve", True, "mm"),
-    MetricDef("pck", False, "%"),
-    MetricDef("auc", False, "%"),
+    MetricDef("mpjpe", True, "mm", "MPJPE", evaluated=True),
+    MetricDef("p_mpjpe", True, "mm", "P-MPJPE", evaluated=True),
+    MetricDef("n_mpjpe", True, "mm", "N-MPJPE", evaluated=True),
+    MetricDef("mpjve", True, "mm", "MPJVE", evaluated=True),
+    MetricDef("pck", False, "%", "PCK", evaluated=True),
+    MetricDef("auc", False, "%", "AUC", evaluated=True),
     MetricDef("loss", True),
-    MetricDef("params", True),
-    MetricDef("gflops", True, "GFLOPs"),
-    MetricDef("gflops_total", True, "GFLOPs"),
-    MetricDef("latency_ms", True, "ms"),
-    MetricDef("speedup_flops", False, "x"),
-    MetricDef("speedup_latency", False, "x"),
-    MetricDef("gflops_change_pct", True, "%"),
+    MetricDef("params", True, title="parameters"),
+    MetricDef("gflops", True, "GFLOPs", "GFLOPs"),
+    MetricDef("gflops_total", True, "GFLOPs", "GFLOPs (all matmuls)"),
+    MetricDef("latency_ms", True, "ms", "latency"),
+    MetricDef("speedup_flops", False, "x", "FLOPs speed-up"),
+    MetricDef("speedup_latency", False, "x", "latency speed-up"),
+    MetricDef("gflops_change_pct", True, "%", "FLOPs change"),
 )}
+
+
+#: metrics scored only on datasets whose entry names PCK joints (``DatasetInfo.pck_joints``)
+PCK_METRICS = frozenset({"pck", "auc"})
 
 
 def metric_def(name: str) -> MetricDef:

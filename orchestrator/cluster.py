@@ -99,6 +99,8 @@ class LaunchOptions:
         storage: campaign storage URI (:mod:`orchestrator.storage`): Ray's experiment folders under
             ``<storage>/ray``, trial checkpoints and models under ``<storage>/trials/<trial_key>``; a path, or
             ``s3://bucket/prefix`` / ``gs://...`` for multi-node runs (``None``: ``H2OT_STORAGE`` or the runs folder).
+        prepared: :func:`prepare` checked the cluster and the storage already (``storage`` is then resolved).
+        ray_job_id: the Ray job this process is the driver of (set by :func:`prepare`; ``None`` outside a job).
     """
 
     address: str | None = None
@@ -111,6 +113,8 @@ class LaunchOptions:
     db_url: str | None = None
     connect_timeout_s: float = 30.0
     storage: str | None = None
+    prepared: bool = False
+    ray_job_id: str | None = None
 
 
 
@@ -169,24 +173,40 @@ def preflight(opts: LaunchOptions) -> None:
     check_reachable(address, opts.connect_timeout_s)
 
 
+def prepare(opts: LaunchOptions) -> LaunchOptions:
+    """Check where the campaign runs once, before anything is written: the cluster address
+    (:func:`preflight`), then the storage (which writes and deletes a marker); and quiet Ray before it is
+    imported. Returns ``opts`` with the storage resolved, the Ray job (if this is a job's driver) and
+    ``prepared`` set (a second call changes nothing)."""
+    if opts.prepared:
+        return opts
+    from orchestrator.storage import check as check_storage
+
+    preflight(opts)
+    quiet_ray_env()
+    return replace(opts, storage=check_storage(opts.storage), prepared=True, ray_job_id=current_job_id())
+
+
 @contextlib.contextmanager
-def ray_session(opts: LaunchOptions) -> Iterator[None]:
-    """Join the cluster (``--address``, ``RAY_ADDRESS``, ``H2OT_RAY_ADDRESS``), or start a local instance.
+def ray_session(opts: LaunchOptions) -> Iterator[tuple[LaunchOptions, str]]:
+    """Join the cluster (``--address``, ``RAY_ADDRESS``, ``H2OT_RAY_ADDRESS``), or start a local instance
+    (after :func:`prepare` checked the address).
 
     A local instance gets the CPUs and GPUs Ray detects (container limits included) unless ``--num-cpus``
     says otherwise. Joining never sizes anything (Ray refuses resources for an existing cluster). From
     outside the cluster the repository is uploaded as the runtime_env's ``working_dir``; a Ray job's driver
     already runs in the job's uploaded working_dir with its env, so it joins with nothing more.
+
+    Yields ``opts`` with what each trial gets decided, and the plan line saying so (:func:`trial_resources`).
     """
     import ray
 
     if ray.is_initialized():  # an embedding caller owns the session
-        yield
+        yield trial_resources(opts)
         return
     common: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False)
     address = resolve_address(opts.address)
     if address:
-        preflight(opts)
         if in_ray_job():
             runtime_env = None  # the job's runtime_env (working_dir, env_vars) is inherited by every worker
         else:
@@ -204,14 +224,14 @@ def ray_session(opts: LaunchOptions) -> Iterator[None]:
         ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False,
                  runtime_env={"env_vars": worker_env()}, **common)
     try:
-        yield
+        yield trial_resources(opts)
     finally:
         ray.shutdown()
 
 
 def trial_resources(opts: LaunchOptions) -> tuple[LaunchOptions, str]:
     """``opts`` with ``gpus_per_trial`` decided (``None``: 1 when the joined cluster has GPUs, else 0), and the
-    plan line saying so. Call inside :func:`ray_session`."""
+    plan line saying so (:func:`ray_session` yields it)."""
     import ray
 
     gpus_total = float(ray.cluster_resources().get("GPU", 0) or 0)

@@ -16,6 +16,7 @@ A grid file (``search_spaces/*.yaml``)::
       seed: [0]
       pipeline: [seq2seq]             # optional: run a seq2seq backbone as seq2frame
     fixed: {model: {dim: 32}, train: {epochs: 1}, data: {minutes: 0.5}, selection: last_epoch}
+                                      # best_on_test selects each checkpoint on the grid's metric
     exclude:                          # drop every combination matching all keys of one rule
       - {pruner: tps, recoverer: tra}
     profiles:                         # named overrides merged over the file with --profile NAME
@@ -23,11 +24,12 @@ A grid file (``search_spaces/*.yaml``)::
 
 Merging is a deep merge of mappings (lists and scalars are replaced). Rules applied while expanding:
 
-- ``pruner: none`` is the unpruned baseline: its schedule is empty and its recoverer ``none`` whatever the
-  other axes say, and duplicate combinations collapse into one trial (so one baseline per backbone/frames).
-- ``schedule: hot`` is the backbone's official HoT schedule, ``schedule: h2ot`` its default hierarchical one.
-- Model overrides equal to the backbone's official value are dropped, so the same model spelled two ways
-  has one ``trial_key`` (and is trained once across campaigns).
+- every combination becomes its trial through :func:`h2ot_core.resolve.resolve_spec`, as ``h2ot train`` and a
+  search's proposals do: ``pruner: none`` is the unpruned baseline (empty schedule, recoverer ``none``;
+  duplicate combinations collapse into one trial, so one baseline per backbone/frames); ``schedule: hot`` is
+  the backbone's official HoT schedule, ``schedule: h2ot`` its default hierarchical one; a left-out ``frames``
+  is the backbone's own; model overrides equal to the backbone's official value are dropped, so the same
+  model spelled two ways has one ``trial_key`` (and is trained once across campaigns).
 
 Every name and every combination is checked here, before Ray starts; errors are :class:`ConfigError`
 naming the file, the axis and the value.
@@ -35,6 +37,7 @@ naming the file, the axis and the value.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -45,10 +48,10 @@ import yaml
 
 from h2ot_core.config import deep_merge, read_yaml
 from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def, metric_key, parse_metric_key
-from h2ot_core.errors import ConfigError, H2OTError
-from h2ot_core.names import BACKBONE_INFO, BACKBONES, DATASETS, PRUNERS, RECOVERERS, BackboneInfo
+from h2ot_core.errors import ConfigError
+from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 from h2ot_core.registry import Registry, unknown_message
-from h2ot_core.schedule import format_schedule, parse_schedule
+from h2ot_core.resolve import AXIS_DEFAULTS, resolve_spec
 from orchestrator.search_space import SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
@@ -62,8 +65,6 @@ NAME_AXES: dict[str, Registry[Any]] = {
     "backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS,
 }
 INT_AXES = ("tokens", "layer", "frames", "seed")
-#: schedule names resolved per backbone (``h2ot ls``): the official HoT one and the default hierarchical one
-SCHEDULE_ALIASES = {"hot": "hot_schedule", "h2ot": "h2ot_schedule"}
 
 
 def _load_merged(path: Path, stack: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -134,8 +135,9 @@ class GridSpec:
                   for values in itertools.product(*(self.axes[n] for n in names))]
         return [c for c in combos if not any(_matches(rule, c) for rule in self.exclude)]
 
-    def expand(self) -> list[TrialSpec]:
-        """One checked :class:`TrialSpec` per distinct trial, in grid order."""
+    @functools.cached_property
+    def specs(self) -> tuple[TrialSpec, ...]:
+        """One checked :class:`TrialSpec` per distinct trial, in grid order (expanded once, when loaded)."""
         if self.search is not None:
             raise ConfigError(f"{self.path}: a search campaign proposes its trials as it runs; there is no "
                               f"fixed list to expand")
@@ -145,61 +147,23 @@ class GridSpec:
             specs.setdefault(spec.trial_key, spec)
         if not specs:
             raise ConfigError(f"{self.path}: the grid has no trials left after `exclude`")
-        return list(specs.values())
+        return tuple(specs.values())
 
-    def spec_for(self, combo: dict[str, Any]) -> TrialSpec:
-        """The checked spec of one combination of axis values (plus optional ``train`` overrides)."""
-        from h2ot_core.engine.recipes import resolve_settings
-        from h2ot_core.factory import check_combination
+    def expand(self) -> list[TrialSpec]:
+        """:attr:`specs` as a list."""
+        return list(self.specs)
 
-        backbone, pruner, recoverer = combo["backbone"], combo["pruner"], combo["recoverer"]
-        info = BACKBONE_INFO[backbone]
-        frames = combo.get("frames", info.defaults["num_frames"])
-        schedule = self._schedule(combo, info, frames)
-        if pruner == "none":
-            schedule, recoverer = "", "none"
-        model = {k: v for k, v in dict(self.fixed.get("model", {})).items()
-                 if info.defaults.get(k, object()) != v}
+    def spec_for(self, combo: Mapping[str, Any]) -> TrialSpec:
+        """The checked spec of one combination of axis values (plus optional ``train`` overrides) with the grid's
+        ``fixed`` settings, its defaults filled in by :func:`h2ot_core.resolve.resolve_spec`; a
+        ``best_on_test`` grid selects each trial's checkpoint on its own metric."""
         where = ", ".join(f"{k}={v}" for k, v in combo.items())
-        source = f"{self.path}: trial ({where})"
-        raw = {"backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
-               "frames": frames, "dataset": combo["dataset"], "seed": combo["seed"], "model": model,
-               "train": {**dict(self.fixed.get("train", {})), **combo.get("train", {})},
-               "data": dict(self.fixed.get("data", {})),
-               "selection": self.fixed.get("selection", "last_epoch")}
-        if "pipeline" in combo:
-            raw["pipeline"] = combo["pipeline"]
-        spec = TrialSpec.from_mapping(raw, source)
-        try:
-            check_combination(backbone, pruner, recoverer, schedule, pipeline=spec.pipeline,
-                              model={**model, "num_frames": frames})
-        except H2OTError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-        resolve_settings(backbone, self.fixed.get("train"), source=f"{self.path}: fixed")
-        return spec
-
-    def _schedule(self, combo: dict[str, Any], info: BackboneInfo, frames: int) -> str:
-        if "tokens" in combo:
-            tokens = combo["tokens"]
-            if tokens >= frames:
-                raise ConfigError(
-                    f"{self.path}: grid.tokens: {tokens} must be fewer than the frames ({frames})"
-                )
-            return f"{combo['layer']}:{tokens}"
-        schedule = str(combo.get("schedule", ""))
-        if schedule in SCHEDULE_ALIASES:
-            return getattr(info, SCHEDULE_ALIASES[schedule])
-        try:
-            stages = parse_schedule(schedule)
-        except H2OTError as exc:
-            raise ConfigError(f"{self.path}: grid.schedule: {exc}") from None
-        for stage in stages:
-            if stage.tokens >= frames:
-                raise ConfigError(
-                    f"{self.path}: grid.schedule: {schedule!r} keeps {stage.tokens} tokens, which must be "
-                    f"fewer than the frames ({frames})"
-                )
-        return format_schedule(stages)
+        intent = {**{k: v for k, v in combo.items() if k != "train"},
+                  "model": dict(self.fixed.get("model", {})),
+                  "train": {**dict(self.fixed.get("train", {})), **combo.get("train", {})},
+                  "data": dict(self.fixed.get("data", {})),
+                  "selection": self.fixed.get("selection", "last_epoch"), "selection_metric": self.metric}
+        return resolve_spec(intent, f"{self.path}: trial ({where})", prefix="grid.")
 
 
 def _matches(rule: Mapping[str, list[Any]], combo: Mapping[str, Any]) -> bool:
@@ -229,8 +193,7 @@ def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
         raise ConfigError(f"{path}: grid: give either `schedule` or `tokens` with `layer`, not both")
     if ("tokens" in axes) != ("layer" in axes):
         raise ConfigError(f"{path}: grid: `tokens` and `layer` go together (schedule LAYER:TOKENS)")
-    defaults = {"pruner": ["none"], "recoverer": ["none"], "dataset": ["synthetic"], "seed": [0]}
-    return {**axes, **{k: v for k, v in defaults.items() if k not in axes}}
+    return {**axes, **{k: [v] for k, v in AXIS_DEFAULTS.items() if k not in axes}}
 
 
 def _check_value(path: Path, axis: str, value: Any) -> None:
@@ -335,7 +298,8 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         search = check_search(path, _search_with_grid_values(path, doc), fixed)
         if seeds is not None:
             search = replace(search, seeds=seeds)
-        axes = {**{k: list(v) for k, v in search.choices.items()}, "dataset": ["synthetic"], "seed": [0]}
+        axes = {**{k: list(v) for k, v in search.choices.items()},
+                **{k: [AXIS_DEFAULTS[k]] for k in ("dataset", "seed")}}
         doc.setdefault("metric", {"name": search.trained_objective, "mode": search.objectives.get(
             search.trained_objective or "", "min")})
     else:
@@ -358,7 +322,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         search=search,
     )
     if search is None:
-        spec.expand()
+        spec.expand()  # every trial checked now, and kept: the campaign reuses the expansion
     else:
         from orchestrator.search_budget import check_budget  # counts FLOPs: imports torch
 

@@ -7,7 +7,7 @@ The job's driver runs on the cluster (``RAY_ADDRESS`` set by Ray's job superviso
 disconnects does not stop the campaign; the job id is recorded on the campaign's leaderboard row.
 
 ``h2ot campaign stop`` stops the job and then ends every trial row of the campaign still ``running`` as
-``stopped`` with :data:`~orchestrator.launcher.USER_STOPPED`: resumable, the next run of the grid trains it
+``stopped`` by the user (``trials.stop_reason = user``): resumable, the next run of the grid trains it
 again (the driver that would have written those rows is gone).
 
 The dashboard address is ``--address``, else ``RAY_API_SERVER_ADDRESS``, ``RAY_ADDRESS`` or
@@ -26,14 +26,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from h2ot_core import environment
+from h2ot_core.contracts import StopReason
 from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL, RAY_ADDRESS, RAY_API_SERVER_ADDRESS
 from h2ot_core.errors import H2OTError
 from orchestrator.cluster import UPLOAD_EXCLUDES, ClusterError
-from orchestrator.launcher import USER_STOPPED
+
+if TYPE_CHECKING:
+    from results.store import LeaderboardStore
 
 #: Ray's job states that do not change any more
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -230,30 +233,18 @@ def stop(client: Any, job_id: str, *, timeout_s: float = 60.0) -> JobState:
     return wait_finished(client, job_id, timeout_s=timeout_s)
 
 
-def end_running_trials(db_url: str | None, campaign: str) -> list[str]:
-    """Trials of ``campaign`` still ``running`` become ``stopped`` with :data:`USER_STOPPED`; returns their keys.
+def end_running_trials(store: LeaderboardStore, campaign: str) -> list[str]:
+    """Trials of ``campaign`` still ``running`` become ``stopped`` by the user (``StopReason.USER``: the next
+    run of the grid trains them again); returns their keys.
 
     Only after the job has ended: nothing else writes these rows any more. Their MLflow runs are ended as
     KILLED (best effort: MLflow is the browser, the leaderboard the record).
     """
-    from sqlalchemy import select, update
-
-    from results.schema import Campaign, CampaignTrial, Trial
-    from results.store import LeaderboardStore, now
-
-    store = LeaderboardStore(db_url)
-    in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
-                   .where(Campaign.name == campaign))
-    with store.engine.begin() as conn:
-        rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id)
-                            .where(Trial.id.in_(in_campaign), Trial.status == "running")).all()
-        if rows:
-            conn.execute(update(Trial).where(Trial.id.in_(in_campaign), Trial.status == "running")
-                         .values(status="stopped", error=USER_STOPPED, finished_at=now()))
-    run_ids = [r.mlflow_run_id for r in rows if r.mlflow_run_id]
+    ended = store.end_running_trials(campaign, StopReason.USER)
+    run_ids = [run_id for _, run_id in ended if run_id]
     if run_ids:
         _kill_mlflow_runs(run_ids)
-    return [r.trial_key for r in rows]
+    return [key for key, _ in ended]
 
 
 def _kill_mlflow_runs(run_ids: list[str]) -> None:
@@ -272,15 +263,6 @@ def _kill_mlflow_runs(run_ids: list[str]) -> None:
         logging.getLogger(__name__).info("could not end the MLflow runs of stopped trials: %s", exc)
 
 
-def campaign_row(db_url: str | None, name: str) -> dict[str, Any] | None:
-    """The leaderboard's row of campaign ``name`` (``ray_job_id`` included), or ``None``."""
-    from results.store import LeaderboardStore
-
-    return next((c for c in LeaderboardStore(db_url).campaigns() if c["name"] == name), None)
-
-
-def campaign_of_job(db_url: str | None, job_id: str) -> str | None:
+def campaign_of_job(store: LeaderboardStore, job_id: str) -> str | None:
     """The campaign whose recorded Ray job id is ``job_id``."""
-    from results.store import LeaderboardStore
-
-    return next((c["name"] for c in LeaderboardStore(db_url).campaigns() if c.get("ray_job_id") == job_id), None)
+    return next((c["name"] for c in store.campaigns() if c.get("ray_job_id") == job_id), None)

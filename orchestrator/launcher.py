@@ -19,30 +19,25 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, TrialSpec
+from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, KEPT_STOP_REASONS, TrialSpec, TrialStatus
 from h2ot_core.device import cpu_bf16_refusal
 from h2ot_core.environment import TUNE_CHUNK, storage_env
 from h2ot_core.errors import ConfigError
 from orchestrator.cluster import (
     LaunchOptions,
-    current_job_id,
-    preflight,
-    quiet_ray_env,
+    prepare,
     ray_session,
     resolve_address,
-    trial_resources,
 )
 from orchestrator.provenance import git_sha
 from orchestrator.trainable import scheduler_key
 
 if TYPE_CHECKING:
     from orchestrator.grid import GridSpec
+    from results.store import LeaderboardStore
 
 log = logging.getLogger(__name__)
 
-#: the error text of a trial ended by ``h2ot campaign stop`` (resumable: re-run by the next run of its grid),
-#: unlike a trial the scheduler stopped early ("stopped early by the scheduler", kept on re-runs)
-USER_STOPPED = "stopped by campaign stop"
 
 
 @dataclass
@@ -103,13 +98,13 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     from orchestrator import storage
     from orchestrator.trainable import trainable
 
-    campaign_storage = storage.resolve(opts.storage)
+    campaign_storage = str(opts.storage)  # resolved by prepare()
     tune_path, tune_fs = storage.tune_storage(campaign_storage)
     scheduler = None
     if opts.asha:
         from ray.tune.schedulers import ASHAScheduler
 
-        from h2ot_core.engine.recipes import resolve_settings
+        from h2ot_core.resolve import resolve_settings
 
         max_epochs = max(resolve_settings(s.backbone, s.train).epochs for s in specs)
         # The last epoch's report deliberately lacks the scheduler's metric (see below).
@@ -152,76 +147,71 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
         tune_log.setLevel(level)
 
 
-def partition(specs: list[TrialSpec], *, db_url: str | None = None, rerun: bool = False,
+def partition(specs: list[TrialSpec], store: LeaderboardStore, *, rerun: bool = False,
               rerun_stopped: bool = False) -> tuple[list[TrialSpec], list[TrialSpec]]:
     """``(to_run, kept)`` by the leaderboard's record of each ``trial_key`` (read only).
 
-    Kept: complete trials, and trials the scheduler (ASHA) stopped early on purpose unless ``rerun_stopped``;
-    ``rerun`` keeps none. Trials a user stopped (``h2ot campaign stop``: error :data:`USER_STOPPED`) were cut
-    short, not judged, so they are always trained again.
+    Kept: complete trials, and stopped trials that were judged (:data:`~h2ot_core.contracts.KEPT_STOP_REASONS`:
+    the early-stopping scheduler) unless ``rerun_stopped``; ``rerun`` keeps none. Trials stopped for another
+    reason (``h2ot campaign stop``, an interrupted driver) were cut short, not judged: always trained again.
     """
-    from results.store import LeaderboardStore
-
-    kept_statuses = set() if rerun else KEPT_ON_RERUN - ({"stopped"} if rerun_stopped else set())
-    store = LeaderboardStore(db_url)
-    keys = [s.trial_key for s in specs]
-    done = store.keys_with_status(keys, kept_statuses) if kept_statuses else set()
-    if "stopped" in kept_statuses:
-        done -= user_stopped_keys(store, keys)
+    done = store.keys_with_status([s.trial_key for s in specs], kept_statuses(rerun, rerun_stopped),
+                                  stop_reasons=KEPT_STOP_REASONS)
     return [s for s in specs if s.trial_key not in done], [s for s in specs if s.trial_key in done]
 
 
-def user_stopped_keys(store: Any, trial_keys: list[str]) -> set[str]:
-    """The subset of ``trial_keys`` whose rows are ``stopped`` by ``h2ot campaign stop`` (not by ASHA)."""
-    from sqlalchemy import select
-
-    from results.schema import Trial
-
-    found: set[str] = set()
-    with store.engine.connect() as conn:
-        for i in range(0, len(trial_keys), 500):
-            found.update(conn.execute(select(Trial.trial_key).where(
-                Trial.trial_key.in_(trial_keys[i:i + 500]), Trial.status == "stopped",
-                Trial.error.like(f"{USER_STOPPED}%"))).scalars())
-    return found
+def kept_statuses(rerun: bool, rerun_stopped: bool) -> frozenset[TrialStatus]:
+    """The statuses a run keeps from the record (stopped ones only for :data:`KEPT_STOP_REASONS`)."""
+    if rerun:
+        return frozenset()
+    return KEPT_ON_RERUN - ({TrialStatus.STOPPED} if rerun_stopped else set())
 
 
-def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, rerun: bool = False,
-                 rerun_stopped: bool = False) -> CampaignOutcome:
-    """Train every trial of ``grid`` not yet complete in the leaderboard; returns each trial's status."""
-    preflight(opts)  # before anything is written: a typo in --address should leave no trace
-    quiet_ray_env()
-    from results.store import LeaderboardStore
+def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: LeaderboardStore | None = None,
+                 rerun: bool = False, rerun_stopped: bool = False) -> CampaignOutcome:
+    """Train every trial of ``grid`` not yet complete in the leaderboard; returns each trial's status.
 
-    store = LeaderboardStore(opts.db_url)
-    store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml,
-                          version=grid.version, metric=grid.metric, mode=grid.mode, git_sha=git_sha(),
-                          ray_job_id=current_job_id(), storage=opts.storage)
-    todo, done = partition(grid.expand(), db_url=opts.db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+    ``store``: the campaign's one leaderboard store (opened here when not given, after :func:`prepare` checked
+    the cluster and the storage: a typo in --address leaves no trace).
+    """
+    opts = prepare(opts)
+    if store is None:
+        from results.store import LeaderboardStore
+
+        store = LeaderboardStore(opts.db_url)
+    specs = grid.expand()
+    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=kept_statuses(rerun, rerun_stopped),
+                                keep_stop_reasons=KEPT_STOP_REASONS, **campaign_fields(grid, opts))
+    todo = [s for s in specs if s.trial_key not in kept]
     if rerun:  # train again from scratch, not from the epoch checkpoints of the earlier run
         from orchestrator.checkpoints import discard_checkpoints
 
         discard_checkpoints(opts.storage, [s.trial_key for s in todo])
-    store.link(campaign, [s.trial_key for s in done])
-    stopped = store.keys_with_status([s.trial_key for s in done], {"stopped"})
-    outcome = CampaignOutcome(campaign, kept={s.trial_key: "stopped" if s.trial_key in stopped else "complete"
-                                              for s in done})
+    outcome = CampaignOutcome(campaign, kept=dict(kept))
     if not todo:  # nothing to train: still backfill what a tracking outage kept from MLflow
         from orchestrator.tracking import sync_campaign
 
-        sync_campaign(campaign, db_url=opts.db_url, store=store, warn=True)
+        sync_campaign(campaign, store=store, warn=True)
         return outcome
-    sink = train_specs(campaign, grid.name, todo, opts, metric=grid.metric_key, mode=grid.mode,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(done))
+    sink = train_specs(campaign, grid.name, todo, opts, store, metric=grid.metric_key, mode=grid.mode,
+                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
+    recorded = store.trial_statuses([s.trial_key for s in todo if s.trial_key not in sink.outcomes])
     for spec in todo:
         key = spec.trial_key
-        outcome.statuses[key] = sink.outcomes.get(key) or store.trial_status(key) or "pending"
+        outcome.statuses[key] = sink.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
     outcome.errors = dict(sink.errors)
     return outcome
 
 
-def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions, *, metric: str,
-                mode: str, tags: dict[str, str], kept: int = 0) -> Any:
+def campaign_fields(grid: GridSpec, opts: LaunchOptions) -> dict[str, Any]:
+    """What the campaign's row records about this run: its grid (path, resolved YAML, version, metric), the
+    code (git SHA), the Ray job and the storage."""
+    return dict(grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version, metric=grid.metric,
+                mode=grid.mode, git_sha=git_sha(), ray_job_id=opts.ray_job_id, storage=opts.storage)
+
+
+def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions,
+                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0) -> Any:
     """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
 
     Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
@@ -232,10 +222,10 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     from orchestrator.tracking import init_store
 
     uri = init_store()
-    sink = ResultsSink(campaign, experiment, db_url=opts.db_url, tracking_uri=uri, tags=tags)
+    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
-    with ray_session(opts):
-        opts, plan = trial_resources(opts)
+    opts = prepare(opts)  # nothing to do when the caller prepared them
+    with ray_session(opts) as (opts, plan):
         check_precisions_fit(specs, opts, tags.get("grid") or campaign)
         err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
         size = max(len(specs), 1) if opts.asha else tune_chunk()

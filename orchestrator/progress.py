@@ -9,7 +9,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from h2ot_core.contracts import metric_key
 from orchestrator.trainable import RESULT_KEY
+
+#: the flat key a campaign ranks by unless its grid says otherwise
+TEST_MPJPE = metric_key("test", "mpjpe")
 
 
 class CampaignProgress(Callback):
@@ -21,7 +25,7 @@ class CampaignProgress(Callback):
         metric_key: the flat report key ranked by (``test_mpjpe``); ``mode`` is ``min`` or ``max``.
     """
 
-    def __init__(self, total: int, *, skipped: int = 0, metric_key: str = "test_mpjpe", mode: str = "min"):
+    def __init__(self, total: int, *, skipped: int = 0, metric_key: str = TEST_MPJPE, mode: str = "min"):
         self.total, self.skipped = total, skipped
         self.metric_key, self.mode = metric_key, mode
         self.running: set[str] = set()

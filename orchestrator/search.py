@@ -21,15 +21,22 @@ import json
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import TrialSpec, metric_key
+from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
-from orchestrator.cluster import LaunchOptions, quiet_ray_env, ray_session, trial_resources
+from orchestrator.cluster import (
+    LaunchOptions,
+    prepare,
+    ray_session,
+)
 from orchestrator.grid import GridSpec
-from orchestrator.launcher import CampaignOutcome, train_specs
+from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
+
+if TYPE_CHECKING:
+    from results.store import LeaderboardStore
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +65,16 @@ def study_url(db_url: str | None) -> str:
         hide_password=False)
 
 
-def _storage(db_url: str | None) -> Any:
+def _storage(store: LeaderboardStore) -> Any:
     import optuna
     from sqlalchemy import text
 
-    from results.db import make_engine
-
-    engine = make_engine(db_url)  # the leaderboard first: created or upgraded
+    engine = store.engine  # the leaderboard's, created or upgraded already
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}"))
-    return optuna.storages.RDBStorage(study_url(db_url), engine_kwargs={"pool_pre_ping": True})
+    url = engine.url.render_as_string(hide_password=False)
+    return optuna.storages.RDBStorage(study_url(url), engine_kwargs={"pool_pre_ping": True})
 
 
 def _sampler(search: SearchSpec) -> Any:
@@ -80,12 +86,12 @@ def _sampler(search: SearchSpec) -> Any:
                                          population_size=max(4, min(50, search.trials)))
 
 
-def open_study(search: SearchSpec, campaign: str, db_url: str | None) -> Any:
-    """The campaign's study (created, or loaded with its trials and sampler state)."""
+def open_study(search: SearchSpec, campaign: str, store: LeaderboardStore) -> Any:
+    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=campaign, storage=_storage(db_url), directions=search.directions,
+    return optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
                                sampler=_sampler(search), load_if_exists=True)
 
 
@@ -102,7 +108,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
 
     for _ in range(MAX_REJECTED_IN_ROW):
         trial = study.ask()
-        combo = {"dataset": "synthetic", "seed": 0, **search.sample(trial)}
+        combo = search.sample(trial)
         try:
             spec = grid.spec_for(combo)
         except H2OTError as exc:
@@ -116,7 +122,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             counts["over_budget"] += 1
             continue
-        specs = [replace(spec, seed=int(combo.get("seed", 0)) + s) for s in range(search.seeds)]
+        specs = [replace(spec, seed=spec.seed + s) for s in range(search.seeds)]
         trial.set_user_attr(SPEC, spec.canonical_json())
         trial.set_user_attr(KEYS, [s.trial_key for s in specs])
         trial.set_user_attr("gflops", gflops)
@@ -157,8 +163,8 @@ def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str,
 
     rows = [values.get(s.trial_key, {}) for s in proposal.specs]
     statuses = {r.get("status") for r in rows}
-    if statuses != {"complete"}:
-        state = optuna.trial.TrialState.PRUNED if "stopped" in statuses else optuna.trial.TrialState.FAIL
+    if statuses != {TrialStatus.COMPLETE}:
+        state = optuna.trial.TrialState.PRUNED if TrialStatus.STOPPED in statuses else optuna.trial.TrialState.FAIL
         study.tell(proposal.number, state=state)
         return state.name.lower()
     objective_values = []
@@ -182,28 +188,28 @@ def _parallel_trials(opts: LaunchOptions) -> int:
     return max(1, int(resources.get("CPU", 1) // opts.cpus_per_trial))
 
 
-def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[CampaignOutcome, dict[str, int]]:
+def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: LeaderboardStore | None = None
+               ) -> tuple[CampaignOutcome, dict[str, int]]:
     """Propose, reject, dedupe, train and tell until ``budget.trials`` proposals are done (or time is up).
 
     Returns the campaign outcome (per trial_key) and the counts of rejected proposals
-    (``invalid``, ``over_budget``) and of proposals read back from the leaderboard (``reused``).
+    (``invalid``, ``over_budget``) and of proposals read back from the leaderboard (``reused``). ``store``:
+    the campaign run's one leaderboard store (opened here, after the cluster and storage checks, if not given).
     """
-    from orchestrator.provenance import git_sha
-    from results.store import LeaderboardStore
-
     search = grid.search
     assert search is not None
-    quiet_ray_env()
-    store = LeaderboardStore(opts.db_url)
-    store.ensure_campaign(campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,
-                          metric=grid.metric, mode=grid.mode, git_sha=git_sha())
-    study = open_study(search, campaign, opts.db_url)
+    opts = prepare(opts)
+    if store is None:
+        from results.store import LeaderboardStore
+
+        store = LeaderboardStore(opts.db_url)
+    store.ensure_campaign(campaign, **campaign_fields(grid, opts))
+    study = open_study(search, campaign, store)
     counts = {"invalid": 0, "over_budget": 0, "reused": 0}
     outcome = CampaignOutcome(campaign)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
-    with ray_session(opts):
-        opts, _ = trial_resources(opts)
+    with ray_session(opts) as (opts, _):
         asha_opts = replace(opts, asha=search.asha or opts.asha)
         batch_size = opts.max_concurrent or _parallel_trials(opts)
         while True:
@@ -217,14 +223,14 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[Camp
             while len(batch) < min(batch_size, left):
                 batch.append(_propose(search, grid, study, counts))
             specs = [s for p in batch for s in p.specs]
-            kept = store.keys_with_status([s.trial_key for s in specs], {"complete"})
+            kept = store.keys_with_status([s.trial_key for s in specs], {TrialStatus.COMPLETE})
             store.link(campaign, kept)
             counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             todo = [s for s in specs if s.trial_key not in kept]
             for key in kept:
-                outcome.kept[key] = "complete"
+                outcome.kept[key] = TrialStatus.COMPLETE
             if todo:
-                sink = train_specs(campaign, grid.name, todo, asha_opts, metric=metric_key("test", trained),
+                sink = train_specs(campaign, grid.name, todo, asha_opts, store, metric=metric_key("test", trained),
                                    mode="min" if search.objectives.get(trained, "min") == "min" else "max",
                                    tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
                 outcome.errors.update(sink.errors)
@@ -232,6 +238,6 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions) -> tuple[Camp
             for p in batch:
                 _tell(search, study, p, values)
             for s in todo:
-                outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or "pending"
+                outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or TrialStatus.PENDING
     return outcome, counts
 

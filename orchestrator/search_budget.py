@@ -46,7 +46,7 @@ def cheapest_gflops(search: SearchSpec, spec_for: SpecFor) -> float:
     schedule = f"{search.layers[0]}:{search.tokens[0]}"
     pruner = search.choices["pruner"][0]
     costs = [spec_gflops(spec_for({"backbone": b, "pruner": pruner, "recoverer": r, "schedule": schedule,
-                                   "dataset": "synthetic", "seed": 0, **search.fixed_axes}))
+                                   **search.fixed_axes}))
              for b in search.choices["backbone"] for r in search.choices["recoverer"]]
     return min(costs)
 

@@ -2,7 +2,7 @@
 
 Workers only report; this callback turns those reports into leaderboard rows (``mark_running`` at start,
 ``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial, ``stopped`` when
-the scheduler ends it early) and MLflow runs
+the scheduler ends it early: ``stop_reason`` asha) and MLflow runs
 (per-epoch metrics, final metrics, cost, provenance and artifacts at the end).
 An epoch reported with a checkpoint reaches MLflow only once Tune has registered that checkpoint: Tune saves
 it in a second call to the worker, and a worker lost in between is resumed from the checkpoint before, so
@@ -22,14 +22,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
-from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec, parse_metric_key
+from h2ot_core.contracts import (
+    MetricRecord,
+    StopReason,
+    TrialResult,
+    TrialSpec,
+    TrialStatus,
+    parse_metric_key,
+)
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
 from results.errors import ResultsError
+
+if TYPE_CHECKING:
+    from results.store import LeaderboardStore
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +60,17 @@ def trial_error(trial: Any) -> str:
     return "trial errored without an error file (worker lost?)"
 
 
-def stopped_result(spec: TrialSpec, last: dict[str, Any], reason: str) -> TrialResult:
-    """A trial that ended without a TrialResult (stopped early by the scheduler): status ``stopped``,
-    with the metrics of its last reported epoch."""
+def stopped_result(spec: TrialSpec, last: dict[str, Any], reason: StopReason) -> TrialResult:
+    """A trial that ended without a TrialResult (stopped early by the scheduler): status ``stopped`` for
+    ``reason``, with the metrics of its last reported epoch."""
     metrics = []
     for key, value in last.items():
         parsed = parse_metric_key(key)
         if parsed and isinstance(value, int | float) and not isinstance(value, bool):
             split, name, action = parsed
             metrics.append(MetricRecord(name, split, float(value), action, epoch=last.get("epoch")))
-    return TrialResult(spec.trial_key, spec.to_dict(), "stopped", metrics=metrics,
-                       epochs_run=int(last.get("epoch", 0)), error=reason)
+    return TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.STOPPED, metrics=metrics,
+                       epochs_run=int(last.get("epoch", 0)), stop_reason=reason)
 
 
 class ResultsSink(Callback):
@@ -69,17 +79,18 @@ class ResultsSink(Callback):
     Args:
         campaign: campaign name (leaderboard campaign and MLflow parent run).
         experiment: MLflow experiment name (the grid's name).
-        db_url: leaderboard URL (``None``: ``H2OT_DB_URL`` or the default SQLite file).
+        store: the campaign run's leaderboard store (one engine for the whole run on the driver).
         tracking_uri: MLflow URI (``None``: :func:`orchestrator.tracking.tracking_uri`).
         tags: extra MLflow tags for every run.
 
-    Live objects (store, MLflow client) are created lazily and dropped when Tune pickles the callback.
+    The MLflow client is created lazily; the live objects are dropped when Tune pickles the callback (into its
+    experiment folder, for a restore this project never does).
     """
 
-    def __init__(self, campaign: str, experiment: str, *, db_url: str | None = None,
+    def __init__(self, campaign: str, experiment: str, store: LeaderboardStore, *,
                  tracking_uri: str | None = None, tags: dict[str, str] | None = None):
         self.campaign, self.experiment = campaign, experiment
-        self.db_url, self.tracking_uri, self.tags = db_url, tracking_uri, dict(tags or {})
+        self.tracking_uri, self.tags = tracking_uri, dict(tags or {})
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
         self.errors: dict[str, str] = {}
@@ -87,7 +98,7 @@ class ResultsSink(Callback):
         self.pending: dict[str, tuple[int, dict[str, Any]]] = {}
         #: trial_key -> step -> committed report, the history of a trial that ends without a TrialResult
         self.history: dict[str, dict[int, dict[str, Any]]] = {}
-        self._store: Any = None
+        self._store: LeaderboardStore | None = store
         self._tracker: Any = None
         #: a leaderboard write that failed for good: Tune swallows errors of on_trial_complete/error, so it is
         #: raised again from the next callback whose errors do end ``Tuner.fit`` (and at the end)
@@ -105,11 +116,9 @@ class ResultsSink(Callback):
             raise self.fatal
 
     @property
-    def store(self) -> Any:
+    def store(self) -> LeaderboardStore:
         if self._store is None:
-            from results.store import LeaderboardStore
-
-            self._store = LeaderboardStore(self.db_url)
+            raise RuntimeError("a ResultsSink unpickled from Tune's experiment folder has no leaderboard store")
         return self._store
 
     @property
@@ -173,12 +182,12 @@ class ResultsSink(Callback):
         if RESULT_KEY in last:
             result = TrialResult.from_json(last[RESULT_KEY])
         else:
-            result = stopped_result(spec, last, "stopped early by the scheduler (ASHA) before finishing")
+            result = stopped_result(spec, last, StopReason.ASHA)  # the scheduler ended it: its only way out
         self._write(spec, result)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec.from_dict(trial.config["spec"])
-        result = TrialResult(spec.trial_key, spec.to_dict(), "failed", error=trial_error(trial))
+        result = TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.FAILED, error=trial_error(trial))
         self._write(spec, result)
 
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
@@ -200,6 +209,8 @@ class ResultsSink(Callback):
         self.outcomes[key] = result.status
         if result.error:
             self.errors[key] = result.error.strip().splitlines()[-1]
+        elif result.stop_reason:
+            self.errors[key] = f"stopped: {result.stop_reason}"
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._check()
@@ -207,19 +218,19 @@ class ResultsSink(Callback):
             return  # a chunk of the campaign ended, not the campaign
         tracker = self.tracker
         self.backfill(tracker)
-        tracker.close(failed="failed" in self.outcomes.values())
+        tracker.close(failed=TrialStatus.FAILED in self.outcomes.values())
 
     def backfill(self, tracker: Any) -> None:
         """Give MLflow every finished trial of the campaign it lacks (this run's or an earlier run's)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         from h2ot_core.environment import mask_secret
-        from orchestrator.tracking.backfill import campaign_results, record_run_ids, sync
+        from orchestrator.tracking.backfill import sync
 
         try:
-            results, _ = campaign_results(self.store.engine, self.campaign)
+            results, _ = self.store.campaign_results(self.campaign)
             report = sync(tracker, results)
-            record_run_ids(self.store, report.run_ids)
+            self.store.record_run_ids(report.run_ids)
         except (ResultsError, SQLAlchemyError, OSError) as exc:  # the rows are written; only their MLflow copy waits
             log.warning("MLflow backfill of campaign %s skipped: %s; run `h2ot campaign sync %s`",
                         self.campaign, exc, self.campaign)

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec
+from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec, parse_metric_key
 from h2ot_core.environment import DATA_DIR, SCRATCH_DIR
 from orchestrator.provenance import package_versions
 
@@ -76,21 +76,18 @@ def scheduler_key(metric_key: str) -> str:
     return f"{SCHEDULER_PREFIX}{metric_key}"
 
 
-def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None) -> ReportFn:
+def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None, *, last_epoch: int) -> ReportFn:
     """``run_trial``'s report callable: ``ray.tune.report`` with the epoch's checkpoint directory.
 
     With ``checkpoint_uri`` (the trial's checkpoint folder in the campaign storage) the epoch's checkpoint is
     published there first (:func:`orchestrator.checkpoints.publish_checkpoint`); a failed upload fails the
     attempt (Tune retries it from its last checkpoint) rather than report an epoch the storage lacks.
-    Test metrics are also reported under :func:`scheduler_key` names, except in the last epoch: a scheduler
+    Test metrics are also reported under :func:`scheduler_key` names, except in ``last_epoch``: a scheduler
     (ASHA) stopping a trial there would throw away the finished trial's result, which comes after it.
     """
     from ray import tune
 
-    from h2ot_core.engine.recipes import resolve_settings
     from orchestrator import checkpoints
-
-    last_epoch = resolve_settings(spec.backbone, spec.train).epochs
 
     def report(metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         if checkpoint_dir and checkpoint_uri:
@@ -98,7 +95,8 @@ def tune_reporter(spec: TrialSpec, checkpoint_uri: str | None = None) -> ReportF
                                        trial_key=spec.trial_key)
         flat = dict(metrics)
         if flat.get("epoch", last_epoch) < last_epoch:
-            flat.update({scheduler_key(k): v for k, v in metrics.items() if k.startswith("test_")})
+            flat.update({scheduler_key(k): v for k, v in metrics.items()
+                         if (parsed := parse_metric_key(k)) is not None and parsed[0] == "test"})
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(flat, checkpoint=checkpoint)
 
@@ -170,9 +168,11 @@ def publish_result(result: TrialResult, trial: Any) -> TrialResult:
 def trainable(config: dict[str, Any]) -> None:
     """Tune entry point: ``config["spec"]`` is ``TrialSpec.to_dict()``; optional ``config["storage"]`` (a URI)."""
     from h2ot_core.api import run_trial
+    from h2ot_core.resolve import resolve_settings
     from orchestrator import checkpoints, storage
 
     spec = TrialSpec.from_dict(config["spec"])
+    settings = resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
     trial = checkpoints.TrialStorage(storage_root(config), spec.trial_key)
     # Written for operators (and the kill/retry tests): which process trains this trial right now.
     storage.put_bytes(str(os.getpid()).encode(), storage.join(trial.uri, "worker.pid"))
@@ -181,8 +181,9 @@ def trainable(config: dict[str, Any]) -> None:
     try:
         with contextlib.ExitStack() as stack:
             resume_from = _start_from(spec, trial, scratch, stack)
-            result = run_trial(spec, tune_reporter(spec, trial.checkpoint), workdir=scratch / "work",
-                               data_dir=data_dir(spec.dataset), resume_from=resume_from, device=_device())
+            result = run_trial(spec, tune_reporter(spec, trial.checkpoint, last_epoch=settings.epochs),
+                               workdir=scratch / "work", data_dir=data_dir(spec.dataset), resume_from=resume_from,
+                               device=_device(), settings=settings)
         result = publish_result(result, trial)
         # the worker's own versions of everything that changes results (numpy, ray, mlflow, ...), beside torch
         result.provenance = {**package_versions(), **result.provenance}

@@ -109,14 +109,16 @@ def _reason(exc: DBAPIError) -> str:
 
 
 def retry_locked(fn: Callable[[], T], *, attempts: int = 20, label: str | None = None,
-                 window_s: float | None = None) -> T:
+                 window_s: float | None = None, unreachable: bool = False) -> T:
     """Run ``fn`` again (with jittered backoff) while the database reports a lock conflict.
 
-    With ``window_s`` (writes pass :func:`retry_window_s`), also while the database cannot be reached (refused,
-    dropped or shut-down connections, e.g. a server restart): ``fn`` is retried with backoff for up to
-    ``window_s`` seconds, then :class:`DatabaseUnavailable` names the database (``label``, a masked URL).
-    ``fn`` must be one transaction, so a failed attempt leaves nothing behind.
+    With ``window_s``, or ``unreachable`` (writes: the window is then :func:`retry_window_s`), also while the
+    database cannot be reached (refused, dropped or shut-down connections, e.g. a server restart): ``fn`` is
+    retried with backoff for up to ``window_s`` seconds, then :class:`DatabaseUnavailable` names the database
+    (``label``, a masked URL). ``fn`` must be one transaction, so a failed attempt leaves nothing behind.
     """
+    if unreachable and window_s is None:
+        window_s = retry_window_s()
     locked = 0
     deadline: float | None = None
     delay = 0.25

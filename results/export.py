@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
 from h2ot_core.contracts import metric_key
@@ -21,24 +22,29 @@ from results.errors import unknown
 from results.queries import check_campaign, filtered
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
-_STRING = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "dataset", "pipeline",
-           "selection", "error", "checkpoint_uri", "mlflow_run_id", "git_sha", "torch_version", "device",
-           "data_fingerprint", "model_json", "train_json", "data_json", "spec_json", "package_versions")
-_INT = ("frames", "seed", "tokens", "layer", "stages", "epochs_run", "best_epoch", "params", "resumed_from_epoch")
-_FLOAT = ("gflops", "gflops_total", "latency_ms")
-#: how ``latency_ms`` was measured (and the trial's precision)
-_LATENCY = (("precision", pa.string()), ("latency_batch", pa.int64()), ("latency_device", pa.string()),
-            ("latency_contended", pa.bool_()))
-_TIME = ("created_at", "started_at", "finished_at")
-#: fixed columns and their Arrow types, in output order (wide metric columns follow, float64)
+#: trial columns the export leaves out: the row id, and the per-epoch history (``h2ot campaign sync``'s source)
+_NOT_EXPORTED = frozenset({"id", "history_json"})
+
+
+def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    """The Arrow type of a trial column, from its SQL type (timestamps are UTC)."""
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return pa.bool_()
+    if isinstance(kind, sa.Integer):
+        return pa.int64()
+    if isinstance(kind, sa.Float):
+        return pa.float64()
+    if isinstance(kind, sa.DateTime):
+        return pa.timestamp("us", tz="UTC")
+    return pa.string()
+
+
+#: the fixed columns and their Arrow types: every trial column in the table's order (a column added to the
+#: schema is exported with no edit here), then the campaigns a trial belongs to; wide metric columns follow
 BASE_SCHEMA = pa.schema(
-    [pa.field(c, pa.string()) for c in _STRING[:9]]
-    + [pa.field(c, pa.int64()) for c in _INT]
-    + [pa.field(c, pa.float64()) for c in _FLOAT]
-    + [pa.field(c, t) for c, t in _LATENCY]
-    + [pa.field(c, pa.string()) for c in _STRING[9:]]
+    [pa.field(c.name, _arrow_type(c)) for c in Trial.__table__.columns if c.name not in _NOT_EXPORTED]
     + [pa.field("campaigns", pa.string())]
-    + [pa.field(c, pa.timestamp("us", tz="UTC")) for c in _TIME]
 )
 
 

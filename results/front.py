@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from h2ot_core.contracts import lower_is_better
+from h2ot_core.contracts import TrialStatus, lower_is_better
 from results.errors import ResultsError
 from results.pareto import hypervolume, pareto_front, reference_point
 
@@ -46,7 +46,7 @@ def campaign_front(engine: Engine, campaign: str, x: str = "gflops", y: str = "m
     from results.queries import leaderboard
 
     minimize = (lower_is_better(x), lower_is_better(y))
-    rows = [r for r in leaderboard(engine, campaign=campaign, status=["complete"], sort=y)
+    rows = [r for r in leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort=y)
             if r.get(x) is not None and r.get(y) is not None]
     if not rows:
         raise ResultsError(f"campaign {campaign!r} has no complete trial with both {x} and {y}")

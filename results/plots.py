@@ -18,7 +18,7 @@ from typing import Any, Literal
 from matplotlib.figure import Figure
 from sqlalchemy import Engine
 
-from h2ot_core.contracts import METRICS, lower_is_better, parse_metric_key
+from h2ot_core.contracts import METRICS, TrialStatus, lower_is_better, metric_key, parse_metric_key
 from results.errors import ResultsError, unknown
 from results.pareto import pareto_front
 from results.queries import leaderboard
@@ -131,7 +131,8 @@ def tokens_chart(rows: Sequence[Mapping[str, Any]], stem: str | Path, *, metric:
 
 
 def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], stem: str | Path, *,
-                    keys: Sequence[str] = ("train_loss", "test_mpjpe"), title: str = "") -> list[Path]:
+                    keys: Sequence[str] = (metric_key("train", "loss"), metric_key("test", "mpjpe")),
+                    title: str = "") -> list[Path]:
     """Per-epoch curves: one panel per key, one line per trial (``label -> [{epoch, key: value}, ...]``)."""
     present = [k for k in keys if any(k in row for hist in histories.values() for row in hist)]
     if not present:
@@ -167,5 +168,5 @@ def plot_trials(engine: Engine, out_dir: str | Path, kinds: Sequence[str], *, me
     for kind in kinds:
         if kind not in CHARTS:
             raise unknown("plot kind", kind, list(CHARTS))
-    rows = leaderboard(engine, filters, campaign=campaign, status=list(status or ["complete"]), sort=metric)
+    rows = leaderboard(engine, filters, campaign=campaign, status=list(status or [TrialStatus.COMPLETE]), sort=metric)
     return [path for kind in kinds for path in CHARTS[kind](rows, Path(out_dir) / kind, metric=metric)]

@@ -17,8 +17,9 @@ from typing import Any, Literal
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import aliased
 
-from h2ot_core.contracts import STATUSES, TRIAL_AXES, lower_is_better
+from h2ot_core.contracts import STATUSES, TRIAL_AXES, TrialStatus, lower_is_better
 from results.errors import ResultsError, unknown
+from results.rows import COST_COLUMNS, LATENCY_COLUMNS
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 Agg = Literal["best", "mean"]
@@ -26,11 +27,7 @@ Agg = Literal["best", "mean"]
 #: filterable / groupable trial columns (the grid axes plus the derived ones)
 AXES = TRIAL_AXES
 INT_AXES = frozenset({"frames", "seed", "tokens", "layer", "stages"})
-#: numeric trial columns a leaderboard can sort on besides metrics
-COST_COLUMNS: tuple[str, ...] = ("params", "gflops", "gflops_total", "latency_ms")
 DERIVED_COLUMNS: tuple[str, ...] = ("speedup_flops", "speedup_latency", "gflops_change_pct")
-#: how a row's latency was measured (every row carries them, for ``speedup_latency``)
-LATENCY_COLUMNS: tuple[str, ...] = ("precision", "latency_batch", "latency_device", "latency_contended")
 #: metrics shown next to the sort metric in every leaderboard row
 DEFAULT_METRICS: tuple[str, ...] = ("mpjpe", "p_mpjpe")
 # Trial columns every row carries, in output order.
@@ -144,7 +141,7 @@ def _baselines(engine: Engine, rows: Sequence[Mapping[str, Any]], key: Sequence[
     if not rows:
         return {}
     stmt = (select(*(getattr(Trial, k) for k in key), func.avg(Trial.gflops), func.avg(Trial.latency_ms))
-            .where(Trial.pruner == "none", Trial.status == "complete",
+            .where(Trial.pruner == "none", Trial.status == TrialStatus.COMPLETE,
                    Trial.backbone.in_(sorted({r["backbone"] for r in rows})),
                    Trial.dataset.in_(sorted({r["dataset"] for r in rows})),
                    Trial.frames.in_(sorted({r["frames"] for r in rows})))

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, select
 
-from h2ot_core.contracts import STATUSES
+from h2ot_core.contracts import STATUSES, TrialStatus
 from results.errors import ResultsError
 from results.markdown import markdown_table
 from results.plots import learning_curves, pareto_chart, tokens_chart
@@ -74,14 +74,14 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     lines += _plots_section(rows, histories, out)
     if qualitative is not None:
         lines += _qualitative_section(*qualitative, out)
-    complete = [r for r in rows if r["status"] == "complete"]
+    complete = [r for r in rows if r["status"] == TrialStatus.COMPLETE]
     lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [[r.get(c) for c in _LEADER_COLUMNS]
                                                                  for r in complete]), ""]
-    bad = [r for r in rows if r["status"] in ("failed", "diverged")]
+    bad = [r for r in rows if r["status"] in (TrialStatus.FAILED, TrialStatus.DIVERGED)]
     lines += ["## Failures", ""]
     lines += (_md_table(["trial_key", "status", "pruner", "recoverer", "schedule", "error"],
                         [[r["trial_key"], r["status"], r["pruner"], r["recoverer"], r["schedule"],
-                          _first_line(r["error"]) if r["status"] == "failed" else "training loss became NaN/inf"]
+                          _first_line(r["error"]) if r["status"] == TrialStatus.FAILED else "training loss became NaN/inf"]
                          for r in bad]) if bad else ["None."])
     lines += ["", "## Provenance", ""]
     prov = [[c, ", ".join(sorted({str(r[c]) for r in rows if r.get(c) is not None})) or "–"] for c in _PROVENANCE]
@@ -150,7 +150,7 @@ def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
 def _plots_section(rows: Sequence[Mapping[str, Any]], histories: Mapping[str, Any] | None, out: Path
                    ) -> list[str]:
     lines = ["## Plots", ""]
-    complete = [r for r in rows if r["status"] == "complete"]
+    complete = [r for r in rows if r["status"] == TrialStatus.COMPLETE]
     figures = out / "figures"
     if any(r.get("gflops") is not None and r.get("mpjpe") is not None for r in complete):
         pareto_chart(complete, figures / "pareto")

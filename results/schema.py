@@ -77,6 +77,8 @@ class Trial(Base):
     data_json: Mapped[str] = mapped_column(Text, default="{}")
     spec_json: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
+    #: why a ``stopped`` trial stopped (``StopReason``: user, asha, budget, interrupted); ``NULL`` otherwise
+    stop_reason: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     selection: Mapped[str] = mapped_column(String(32), default="last_epoch")
     best_epoch: Mapped[int | None] = mapped_column(Integer)

@@ -7,18 +7,18 @@ A complete row is never replaced by a failed, diverged or running one.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select
+import yaml
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from h2ot_core.contracts import TrialResult, TrialSpec
-from results.db import make_engine, mask_url, resolve_url, retry_locked, retry_window_s
-from results.errors import ResultsError, unknown
+from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
+from results.db import make_engine, retry_locked
+from results.errors import unknown
+from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 log = logging.getLogger(__name__)
@@ -26,95 +26,36 @@ log = logging.getLogger(__name__)
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 # Columns an upsert must not touch on an existing row.
 _KEEP_ON_UPDATE = frozenset({"id", "trial_key", "created_at", "started_at"})
-# Provenance keys that have their own columns; the rest are stored as package_versions JSON.
-_PROVENANCE_COLUMNS = {"git_sha": "git_sha", "device": "device", "data_fingerprint": "data_fingerprint"}
 # Chunk size for ``IN (...)`` lookups: stays under SQLite's bound-parameter limit.
 _CHUNK = 500
 
 
-def now() -> datetime:
-    """Naive UTC (SQLite has no time zones; every timestamp in the leaderboard is UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+def _status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
+    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
+    them (``None``: no status asked for, no row)."""
+    wanted = sorted(set(statuses))
+    if not wanted:
+        return None
+    where = Trial.status.in_(wanted)
+    if stop_reasons is not None:
+        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
+    return where
 
 
-def _json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def schedule_facts(schedule: str) -> tuple[int | None, int | None, int]:
-    """``(final tokens, first pruning layer, number of stages)`` of ``"2:121,4:61"`` → ``(61, 2, 2)``.
-
-    An empty schedule (no pruning) gives ``(None, None, 0)``; the string was validated upstream, so
-    an unparseable one is stored as-is with ``(None, None, 0)`` rather than losing the trial.
-    """
-    try:
-        stages = [tuple(int(v) for v in part.split(":")) for part in schedule.split(",") if part.strip()]
-    except ValueError:
-        return None, None, 0
-    if not stages or any(len(s) != 2 for s in stages):
-        return None, None, 0
-    return stages[-1][1], stages[0][0], len(stages)
-
-
-def spec_columns(spec: TrialSpec) -> dict[str, Any]:
-    """The axis, derived and JSON columns of a trial row."""
-    tokens, layer, stages = schedule_facts(spec.schedule)
-    return {
-        "trial_key": spec.trial_key, "backbone": spec.backbone, "pruner": spec.pruner,
-        "recoverer": spec.recoverer, "schedule": spec.schedule, "frames": int(spec.frames),
-        "dataset": spec.dataset, "seed": int(spec.seed), "pipeline": spec.effective_pipeline, "tokens": tokens,
-        "layer": layer, "stages": stages, "model_json": _json(dict(spec.model)),
-        "train_json": _json(dict(spec.train)), "data_json": _json(dict(spec.data)),
-        "spec_json": spec.canonical_json(), "selection": spec.selection,
-        "precision": str(spec.train.get("precision", "fp32")),
-    }
-
-
-def _spec_of(result: TrialResult) -> TrialSpec:
-    try:
-        spec = TrialSpec.from_dict(result.spec)
-    except (TypeError, ValueError) as exc:
-        raise ResultsError(f"Trial {result.trial_key}: result.spec cannot be read as a TrialSpec: {exc}") from None
-    if spec.trial_key != result.trial_key:
-        raise ResultsError(f"Trial {result.trial_key}: result.spec hashes to trial_key {spec.trial_key}; "
-                           f"the result and its spec disagree")
-    return spec
-
-
-def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
-    """Every trial column for ``result`` (axes from ``spec``, cost, provenance, timestamps)."""
-    prov = dict(result.provenance)
-    cols = {**spec_columns(spec), "status": result.status, "error": result.error,
-            "selection": result.selection or spec.selection, "best_epoch": result.best_epoch,
-            "epochs_run": int(result.epochs_run), "checkpoint_uri": result.checkpoint_uri,
-            "resumed_from_epoch": int(result.resumed_from_epoch),
-            "torch_version": prov.pop("torch", None)}
-    for key, column in _PROVENANCE_COLUMNS.items():
-        value = prov.pop(key, None)
-        cols[column] = None if value is None else str(value)
-    cols["package_versions"] = _json(prov)
-    cols["history_json"] = _json(result.history) if result.history else None
-    cost = result.cost
-    for column in ("params", "gflops", "gflops_total", "latency_ms", "latency_batch", "latency_device",
-                   "latency_contended"):
-        cols[column] = getattr(cost, column) if cost else None
-    stamp = now()
-    cols.update(created_at=stamp, started_at=stamp, finished_at=None if result.status == "running" else stamp)
-    return cols
+def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
+    ordered = sorted(set(keys))
+    for i in range(0, len(ordered), _CHUNK):
+        yield ordered[i:i + _CHUNK]
 
 
 class LeaderboardStore:
     """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`)."""
 
     def __init__(self, url: str | None = None):
-        self._url = resolve_url(url)
-        self.engine = make_engine(self._url)
+        self.engine = make_engine(url)
+        #: the database URL with any password masked (for logs, reprs and messages)
+        self.url = self.engine.url.render_as_string(hide_password=True)
         self._insert = _INSERTS[self.engine.dialect.name]
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password masked."""
-        return mask_url(self._url)
 
     def __repr__(self) -> str:
         return f"LeaderboardStore({self.url!r})"
@@ -126,7 +67,7 @@ class LeaderboardStore:
             with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
                 return fn(conn)
 
-        return retry_locked(attempt, label=self.url, window_s=retry_window_s())
+        return retry_locked(attempt, label=self.url, unreachable=True)
 
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,
@@ -136,16 +77,36 @@ class LeaderboardStore:
         its Ray job id and storage only when given)."""
         values = dict(name=name, grid_path=grid_path, grid_yaml=grid_yaml, version=version, metric=metric,
                       mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage)
+        return self._write(lambda conn: self._ensure_campaign(conn, values))
 
-        def write(conn: Connection) -> int:
-            stmt = self._insert(Campaign).values(values)
-            refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode")}
-            for kept in ("git_sha", "ray_job_id", "storage"):
-                refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
-            conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
-            return conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar_one()
+    def begin_campaign(self, name: str, trial_keys: Iterable[str], *, keep: Iterable[str],
+                       keep_stop_reasons: Iterable[str] | None = None, **campaign: Any) -> dict[str, TrialStatus]:
+        """The start of a campaign run, in one transaction: the campaign's row (created, or refreshed as by
+        :meth:`ensure_campaign` with ``campaign``'s fields), and the trials of ``trial_keys`` the record already
+        holds in a ``keep`` status (a ``stopped`` one only for one of ``keep_stop_reasons``) linked to it.
+        Returns those kept trials' statuses: the rest is the run's to train."""
+        values = dict(name=name, created_at=now(), **campaign)
+        where = _status_where(keep, keep_stop_reasons)
+
+        def write(conn: Connection) -> dict[str, TrialStatus]:
+            self._ensure_campaign(conn, values)
+            kept: dict[str, tuple[int, TrialStatus]] = {}
+            if where is not None:
+                for chunk in _chunks(trial_keys):
+                    kept.update({k: (i, TrialStatus(s)) for i, k, s in conn.execute(
+                        select(Trial.id, Trial.trial_key, Trial.status).where(Trial.trial_key.in_(chunk), where))})
+            self._link_ids(conn, name, [i for i, _ in kept.values()])
+            return {k: s for k, (_, s) in kept.items()}
 
         return self._write(write)
+
+    def _ensure_campaign(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        stmt = self._insert(Campaign).values(dict(values))
+        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode") if k in values}
+        for kept in ("git_sha", "ray_job_id", "storage"):
+            refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
+        conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
+        return conn.execute(select(Campaign.id).where(Campaign.name == values["name"])).scalar_one()
 
     def _campaign_id(self, conn: Connection, name: str) -> int:
         found = conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
@@ -179,14 +140,16 @@ class LeaderboardStore:
     def mark_running(self, spec: TrialSpec, campaign: str) -> None:
         """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked)."""
         stamp = now()
-        values = {**spec_columns(spec), "status": "running", "created_at": stamp, "started_at": stamp}
+        running = str(TrialStatus.RUNNING)
+        values = {**spec_columns(spec), "status": running, "created_at": stamp, "started_at": stamp}
 
         def write(conn: Connection) -> None:
             stmt = self._insert(Trial).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["trial_key"],
-                set_={"status": "running", "error": None, "started_at": stamp, "finished_at": None},
-                where=Trial.status != "complete",
+                set_={"status": running, "error": None, "stop_reason": None, "started_at": stamp,
+                      "finished_at": None},
+                where=Trial.status != TrialStatus.COMPLETE,
             )
             conn.execute(stmt)
             tid = conn.execute(select(Trial.id).where(Trial.trial_key == spec.trial_key)).scalar_one()
@@ -200,7 +163,7 @@ class LeaderboardStore:
 
         Idempotent; a complete row is only ever replaced by another complete result.
         """
-        spec = _spec_of(result)
+        spec = spec_of(result)
         values = {**result_columns(result, spec), "mlflow_run_id": mlflow_run_id}
         metrics = {(m.name, m.split, m.action): m for m in result.metrics}  # last record of a key wins
 
@@ -213,7 +176,7 @@ class LeaderboardStore:
                 update["git_sha"] = func.coalesce(stmt.excluded.git_sha, Trial.git_sha)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["trial_key"], set_=update,
-                where=or_(Trial.status != "complete", stmt.excluded.status == "complete"),
+                where=or_(Trial.status != TrialStatus.COMPLETE, stmt.excluded.status == TrialStatus.COMPLETE),
             ).returning(Trial.id)
             written = conn.execute(stmt).scalar()
             if written is not None:
@@ -239,26 +202,62 @@ class LeaderboardStore:
         conn.execute(Trial.__table__.update().where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
                      .values(git_sha=sha))
 
+    def end_running_trials(self, campaign: str, reason: StopReason) -> list[tuple[str, str | None]]:
+        """Trials of ``campaign`` still ``running`` become ``stopped`` for ``reason`` (their driver is gone);
+        returns each one's ``(trial_key, mlflow_run_id)``."""
+        in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
+                       .where(Campaign.name == campaign))
+        running = and_(Trial.id.in_(in_campaign), Trial.status == TrialStatus.RUNNING)
+
+        def write(conn: Connection) -> list[tuple[str, str | None]]:
+            rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
+            if rows:
+                conn.execute(Trial.__table__.update().where(running).values(
+                    status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
+            return [(r.trial_key, r.mlflow_run_id) for r in rows]
+
+        return self._write(write)
+
+    def record_run_ids(self, run_ids: Mapping[str, str]) -> None:
+        """Fill the empty ``mlflow_run_id`` of trials the MLflow backfill found or gave a run."""
+        def write(conn: Connection) -> None:
+            for key, run_id in sorted(run_ids.items()):
+                conn.execute(Trial.__table__.update().where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
+                             .values(mlflow_run_id=run_id))
+
+        if run_ids:
+            self._write(write)
+
     # -- reads -----------------------------------------------------------------------------------------
-    def keys_with_status(self, trial_keys: Iterable[str], statuses: Iterable[str] = ("complete",)) -> set[str]:
-        """The subset of ``trial_keys`` whose rows have one of ``statuses``."""
-        keys, wanted = sorted(set(trial_keys)), sorted(set(statuses))
+    def keys_with_status(self, trial_keys: Iterable[str], statuses: Iterable[str] = (TrialStatus.COMPLETE,), *,
+                         stop_reasons: Iterable[str] | None = None) -> set[str]:
+        """The subset of ``trial_keys`` whose rows have one of ``statuses``; with ``stop_reasons``, a ``stopped``
+        row counts only when it stopped for one of them."""
+        where = _status_where(statuses, stop_reasons)
         found: set[str] = set()
+        if where is None:
+            return found
         with self.engine.connect() as conn:
-            for i in range(0, len(keys), _CHUNK):
-                found.update(conn.execute(select(Trial.trial_key).where(
-                    Trial.trial_key.in_(keys[i:i + _CHUNK]), Trial.status.in_(wanted))).scalars())
+            for chunk in _chunks(trial_keys):
+                found.update(conn.execute(select(Trial.trial_key).where(Trial.trial_key.in_(chunk), where)).scalars())
+        return found
+
+    def trial_statuses(self, trial_keys: Iterable[str]) -> dict[str, TrialStatus]:
+        """``trial_key -> status`` of the given trials that have a row."""
+        found: dict[str, TrialStatus] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(trial_keys):
+                found.update({k: TrialStatus(s) for k, s in conn.execute(
+                    select(Trial.trial_key, Trial.status).where(Trial.trial_key.in_(chunk)))})
         return found
 
     def trial_values(self, trial_keys: Iterable[str], split: str = "test") -> dict[str, dict[str, Any]]:
         """``trial_key -> {"status", cost columns, metric name -> value}`` (average over actions only)."""
-        keys = sorted(set(trial_keys))
         found: dict[str, dict[str, Any]] = {}
+        cost = [getattr(Trial, c) for c in COST_COLUMNS]
         with self.engine.connect() as conn:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i:i + _CHUNK]
-                for row in conn.execute(select(Trial.trial_key, Trial.status, Trial.params, Trial.gflops,
-                                               Trial.gflops_total, Trial.latency_ms)
+            for chunk in _chunks(trial_keys):
+                for row in conn.execute(select(Trial.trial_key, Trial.status, *cost)
                                         .where(Trial.trial_key.in_(chunk))).mappings():
                     found[row["trial_key"]] = {k: v for k, v in row.items() if k != "trial_key"}
                 for key, name, value in conn.execute(
@@ -289,3 +288,40 @@ class LeaderboardStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(*Campaign.__table__.columns).order_by(Campaign.name)).mappings().all()
         return [dict(r) for r in rows]
+
+    def campaign_row(self, name: str) -> dict[str, Any] | None:
+        """The row of campaign ``name`` (``ray_job_id`` included), or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*Campaign.__table__.columns).where(Campaign.name == name)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def campaign_results(self, campaign: str) -> tuple[list[TrialResult], str]:
+        """Every trial of ``campaign`` as stored (with its per-epoch history), and the MLflow experiment its runs
+        belong to (the name of the grid it ran). An unknown campaign is a did-you-mean :class:`ResultsError`."""
+        t = Trial.__table__.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(Campaign.id, Campaign.grid_yaml).where(Campaign.name == campaign)).first()
+            if found is None:
+                known = conn.execute(select(Campaign.name).order_by(Campaign.name)).scalars().all()
+                raise unknown("campaign (in the leaderboard)", campaign, list(known))
+            rows = conn.execute(select(Trial.__table__).join(CampaignTrial, CampaignTrial.trial_id == t.id)
+                                .where(CampaignTrial.campaign_id == found.id).order_by(t.trial_key)).mappings().all()
+            metrics: dict[int, list[MetricRecord]] = {}
+            ids = [r["id"] for r in rows]
+            for i in range(0, len(ids), _CHUNK):
+                for m in conn.execute(select(Metric.trial_id, Metric.name, Metric.split, Metric.value, Metric.action,
+                                             Metric.epoch).where(Metric.trial_id.in_(ids[i:i + _CHUNK]))
+                                      .order_by(Metric.id)):
+                    metrics.setdefault(m.trial_id, []).append(MetricRecord(m.name, m.split, m.value, m.action,
+                                                                           epoch=m.epoch))
+        return [result_of(row, metrics.get(row["id"], [])) for row in rows], _grid_name(found.grid_yaml) or campaign
+
+
+def _grid_name(grid_yaml: str | None) -> str | None:
+    """The ``name`` of a campaign's stored resolved grid (``None`` when it has none)."""
+    try:
+        doc = yaml.safe_load(grid_yaml or "") or {}
+    except yaml.YAMLError:
+        return None
+    name = doc.get("name") if isinstance(doc, dict) else None
+    return str(name) if name else None

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from h2ot_core.contracts import TrialStatus
 from results.queries import DERIVED_COLUMNS, LEAN_COLUMNS, add_speedups, fetch_trials, seed_values
 from results.stats import ALPHA, significantly_better, summarize
 from results.table_spec import TableSpec
@@ -123,7 +124,7 @@ def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
     notes = [spec.footnote] if spec.footnote else []
     if spec.source_note:
         notes.append(spec.source_note)
-    rules = sorted({r["selection"] for r in selected if r["status"] == "complete"})
+    rules = sorted({r["selection"] for r in selected if r["status"] == TrialStatus.COMPLETE})
     rule_text = {"last_epoch": "the last epoch's weights", "best_on_test": "the epoch best on the test set"}
     if rules:
         notes.append("Checkpoint selection: " + "; ".join(f"{r} ({rule_text.get(r, r)})" for r in rules) + ".")
@@ -131,7 +132,7 @@ def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
         notes.append("Warning: some cells select checkpoints on the test set (best_on_test).")
     incomplete = defaultdict(int)
     for r in selected:
-        if r["status"] != "complete":
+        if r["status"] != TrialStatus.COMPLETE:
             incomplete[r["status"]] += 1
     if incomplete:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(incomplete.items()))
@@ -152,7 +153,7 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
                             split=spec.split, action=spec.action, columns=LEAN_COLUMNS)
     if set(spec.extra) & set(DERIVED_COLUMNS):
         add_speedups(engine, selected)
-    complete = [r for r in selected if r["status"] == "complete"]
+    complete = [r for r in selected if r["status"] == TrialStatus.COMPLETE]
     row_values = {a: {r[a] for r in complete} for a in spec.rows}
     col_values = {a: {r[a] for r in complete} for a in spec.columns}
     present_rows = {tuple(r[a] for a in spec.rows) for r in complete}

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from h2ot_core.contracts import metric_key
 from h2ot_core.data.windows import flip_poses
 from h2ot_core.device import autocast, to_device
 from h2ot_core.engine.losses import align_to_output
@@ -45,9 +46,9 @@ class Evaluation:
     metrics: dict[str, dict[str, float]]
     frames: int
 
-    def flat(self, prefix: str = "test_") -> dict[str, float]:
-        """``{prefix + metric: avg}``, the per-epoch report's view."""
-        return {f"{prefix}{name}": per_action["avg"] for name, per_action in self.metrics.items() if per_action}
+    def flat(self, split: str = "test") -> dict[str, float]:
+        """``{flat key: avg}`` (``test_mpjpe``: :func:`~h2ot_core.contracts.metric_key`), the per-epoch report's view."""
+        return {metric_key(split, name): per_action["avg"] for name, per_action in self.metrics.items() if per_action}
 
 
 def match_channels(x: Tensor, in_chans: int) -> Tensor:

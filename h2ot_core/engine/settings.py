@@ -1,14 +1,20 @@
 """The training settings of a trial: a backbone's official recipe merged with ``TrialSpec.train``.
 
 Torch-free, so every backbone's :class:`~h2ot_core.names.BackboneInfo` holds its recipe as a
-:class:`TrainSettings` and ``h2ot ls`` can list it without importing torch. Overrides are checked by
-:func:`h2ot_core.engine.recipes.resolve_settings`.
+:class:`TrainSettings`, ``h2ot ls`` can list it and a grid's ``train`` overrides are checked
+(:func:`apply_overrides`) without importing torch. The loss terms and optimisers are named here; their
+implementations (:data:`h2ot_core.engine.losses.LOSS_TERMS`, :data:`h2ot_core.engine.recipes.OPTIMIZERS`)
+use the same names (a test compares them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from h2ot_core.device import PRECISIONS
+from h2ot_core.errors import ConfigError
 
 
 def _exponential(epoch: int, decay: float) -> float:
@@ -23,6 +29,10 @@ def _mhformer(epoch: int, decay: float) -> float:
     return factor
 
 
+#: loss terms a recipe may weigh (the functions: :data:`h2ot_core.engine.losses.LOSS_TERMS`)
+LOSS_TERM_NAMES: tuple[str, ...] = ("mpjpe", "wmpjpe", "n_mpjpe", "velocity", "tc")
+#: optimisers (the factories: :data:`h2ot_core.engine.recipes.OPTIMIZERS`)
+OPTIMIZER_NAMES: tuple[str, ...] = ("adamw", "adam_amsgrad")
 #: learning-rate rules: ``rule(epochs_done, lr_decay) -> factor`` on the base rate
 LR_RULES: dict[str, Callable[[int, float], float]] = {"exponential": _exponential, "mhformer": _mhformer}
 
@@ -78,3 +88,55 @@ class TrainSettings:
 
     def lr_factor(self, epochs_done: int) -> float:
         return LR_RULES[self.lr_rule](epochs_done, self.lr_decay)
+
+
+_POSITIVE_INT = ("epochs", "batch_size", "train_stride_div", "train_stride", "test_stride", "eval_batch_size",
+                 "max_train_windows", "max_test_windows", "num_threads", "latency_batch", "latency_repeats")
+_NON_NEGATIVE_FLOAT = ("lr", "weight_decay", "lr_decay")
+_BOOL = ("flip_train", "flip_test", "latency")
+_CHOICES: dict[str, Collection[str]] = {"optimizer": OPTIMIZER_NAMES, "lr_rule": tuple(LR_RULES),
+                                         "precision": PRECISIONS}
+
+
+def _check_value(key: str, value: Any, source: str) -> Any:
+    where = f"{source}: field 'train.{key}'"
+    if value is None:
+        return None
+    if key in _POSITIVE_INT:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+    elif key in _NON_NEGATIVE_FLOAT:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(f"{where} must be a non-negative number, got {value!r}")
+        value = float(value)
+    elif key in _BOOL:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+    elif key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{where} is {value!r}; known: {', '.join(sorted(_CHOICES[key]))}")
+    elif key == "loss" and not (isinstance(value, Mapping) and all(isinstance(w, int | float) for w in value.values())):
+        raise ConfigError(f"{where} must map loss terms to weights, got {value!r}")
+    return value
+
+
+def apply_overrides(recipe: TrainSettings, overrides: Mapping[str, Any] | None = None, *,
+                    source: str = "trial spec") -> TrainSettings:
+    """``recipe`` with ``overrides`` (``TrialSpec.train``) applied and checked
+    (:func:`h2ot_core.resolve.resolve_settings` does it with a backbone's recipe).
+
+    Raises :class:`ConfigError` naming ``source``, the field and the bad value.
+    """
+    known = {f.name for f in fields(TrainSettings)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(f'train.{k}' for k in unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    checked = {k: _check_value(k, v, source) for k, v in (overrides or {}).items()}
+    if checked.get("loss") is not None:
+        bad = sorted(set(checked["loss"]) - set(LOSS_TERM_NAMES))
+        if bad:
+            raise ConfigError(f"{source}: field 'train.loss' has unknown term(s) {', '.join(bad)}; "
+                              f"known: {', '.join(sorted(LOSS_TERM_NAMES))}")
+    required = {"loss", "optimizer", "lr", "weight_decay", "lr_decay", "epochs", "batch_size", "precision",
+                "latency", "latency_batch", "latency_repeats"}
+    return replace(recipe, **{k: v for k, v in checked.items() if v is not None or k not in required})

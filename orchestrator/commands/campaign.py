@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from h2ot_core.contracts import STATUSES
+from h2ot_core.contracts import STATUSES, TrialStatus
 from h2ot_core.environment import STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.cluster import LaunchOptions
     from orchestrator.grid import GridSpec
     from orchestrator.launcher import CampaignOutcome
+    from results.store import LeaderboardStore
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Run ablation grids on Ray Tune, here or as a Ray job; resume; status; stop.")
 
@@ -119,75 +120,71 @@ def run(
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
     bad grid or option.
     """
-    from orchestrator.cluster import LaunchOptions
+    from orchestrator.cluster import LaunchOptions, prepare
     from orchestrator.grid import campaign_name, load_grid
     from orchestrator.launcher import run_campaign
+    from results.store import LeaderboardStore
 
     check_resources(cpus_per_trial, gpus_per_trial, retries, max_concurrent)
     if num_cpus is not None and num_cpus < 1:
         raise typer.BadParameter("--num-cpus >= 1")
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
-    opts = LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
-                         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries, asha=asha,
-                         db_url=db_url, storage=None if dry_run else _preflight(address, num_cpus, storage))
-    if grid.search is not None:
-        _run_search(grid, campaign, opts, dry_run)
-    elif dry_run:
+    if dry_run:
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+        return
+    # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
+    opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
+                                 gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
+                                 asha=asha, db_url=db_url, storage=storage))
+    store = LeaderboardStore(db_url)  # the campaign run's one store
+    if grid.search is not None:
+        _run_search(grid, campaign, opts, store)
     else:
-        _finish(run_campaign(grid, campaign, opts, rerun=rerun, rerun_stopped=rerun_stopped), grid.metric,
-                db_url, "run the same command again to retry them")
-
-
-def _preflight(address: str | None, num_cpus: int | None, storage: str | None) -> str:
-    """Check the cluster address, then the storage (which writes a marker), before Ray starts or anything
-    is written; returns the storage URI to use."""
-    from orchestrator.cluster import LaunchOptions, preflight
-    from orchestrator.storage import check as check_storage
-
-    preflight(LaunchOptions(address=address, num_cpus=num_cpus))
-    return check_storage(storage)
+        _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
+                grid.metric, store, "run the same command again to retry them")
 
 
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
+    """What a run would train, and what it would keep from the leaderboard; starts nothing, imports no torch."""
     from orchestrator.launcher import partition
+    from results.store import LeaderboardStore
 
+    if grid.search is not None:
+        err.print(f"campaign {campaign}: {_search_summary(grid)}")
+        return
     specs = grid.expand()
-    todo, done = partition(specs, db_url=db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+    todo, done = partition(specs, LeaderboardStore(db_url), rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
     err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
 
 
-def _finish(outcome: CampaignOutcome, metric: str, db_url: str | None, retry_hint: str) -> None:
+def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
     """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
     _print_outcome(outcome)
-    _print_best(outcome.campaign, metric, db_url)
+    _print_best(outcome.campaign, metric, store)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")
         raise typer.Exit(outcome.exit_code)
 
 
-def _run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, dry_run: bool) -> None:
+def _run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: LeaderboardStore) -> None:
     from orchestrator.search import run_search
 
     err.print(f"campaign {campaign}: {_search_summary(grid)}")
-    if dry_run:
-        return
-    outcome, counts = run_search(grid, campaign, opts)
+    outcome, counts = run_search(grid, campaign, opts, store)
     err.print(f"proposals rejected before training: {counts['over_budget']} over max_gflops, "
               f"{counts['invalid']} invalid; {counts['reused']} read back from the leaderboard")
-    _finish(outcome, grid.metric, opts.db_url, "run the same command again to resume the search")
+    _finish(outcome, grid.metric, store, "run the same command again to resume the search")
 
 
-def _print_best(campaign: str, metric: str, db_url: str | None, top: int = 10) -> None:
+def _print_best(campaign: str, metric: str, store: LeaderboardStore, top: int = 10) -> None:
     """The campaign's best complete trials by its metric, as ``h2ot leaderboard --campaign NAME`` shows them."""
     from orchestrator.commands.results import print_leaderboard
-    from results.db import make_engine
     from results.queries import leaderboard
 
-    rows = leaderboard(make_engine(db_url), campaign=campaign, status=["complete"], sort=metric, top=top)
+    rows = leaderboard(store.engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort=metric, top=top)
     err.print(f"best of campaign {campaign} (all of it: h2ot leaderboard --campaign {campaign}):")
     print_leaderboard(rows, metric, [], "table")
 
@@ -218,14 +215,13 @@ def status(
         from orchestrator.grid import load_grid
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
-        known = sum(1 for k in keys if store.trial_status(k) is not None)
-        counts["pending"] = len(keys) - known
+        counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
     table = Table("status", "trials", title=f"campaign {name}")
     for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))):
         if key in counts:
             table.add_row(key, str(counts[key]))
     _print_wide(table)
-    print_job_state(name, db_url, address)
+    print_job_state(store, name, address)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ job's state for ``h2ot campaign status``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from orchestrator.commands.options import (
     check_resources,
 )
 from orchestrator.console import err, out, user_errors
+
+if TYPE_CHECKING:
+    from results.store import LeaderboardStore
 
 
 def _run_args(grid_arg: str, *, profile: str | None, name: str | None, seeds: int | None, rerun: bool,
@@ -133,12 +136,12 @@ def submit(
 
 
 
-def print_job_state(name: str, db_url: str | None, address: str | None) -> None:
+def print_job_state(store: LeaderboardStore, name: str, address: str | None) -> None:
     """``ray job ID: STATE`` when the campaign ran as a Ray job and the dashboard answers, else why not."""
     from orchestrator import jobs
     from orchestrator.cluster import ClusterError
 
-    row = jobs.campaign_row(db_url, name)
+    row = store.campaign_row(name)
     job_id = row and row.get("ray_job_id")
     if not job_id:
         return
@@ -164,8 +167,10 @@ def stop(
 ) -> None:
     """Stop a campaign's Ray job; its trials still running are recorded `stopped` (the next run trains them)."""
     from orchestrator import jobs
+    from results.store import LeaderboardStore
 
-    row = jobs.campaign_row(db_url, target)
+    store = LeaderboardStore(db_url)
+    row = store.campaign_row(target)
     if row is not None and not row.get("ray_job_id"):
         raise jobs.JobError(f"campaign {target} has no Ray job (it was not submitted with `h2ot campaign "
                             f"submit` or `ray job submit`); a campaign run in a terminal stops with Ctrl-C")
@@ -178,13 +183,13 @@ def stop(
             raise jobs.JobError(f"{target!r} is neither a campaign in the leaderboard nor a Ray job on this "
                                 f"cluster (`h2ot leaderboard`, `ray job list`)") from None
         raise
-    campaign = row["name"] if row is not None else (before.campaign or jobs.campaign_of_job(db_url, job_id))
+    campaign = row["name"] if row is not None else (before.campaign or jobs.campaign_of_job(store, job_id))
     state = jobs.stop(client, job_id, timeout_s=timeout)
     if not state.finished:
         err.print(f"[red]job {job_id} is still {state.status} after {timeout:g} s[/]; its rows are left as "
                   f"they are; run the same command again", highlight=False)
         raise typer.Exit(1)
-    ended = jobs.end_running_trials(db_url, campaign) if campaign else []
+    ended = jobs.end_running_trials(store, campaign) if campaign else []
     was = "" if before.finished else f" (was {before.status})"
     out.print(f"ray job {job_id}: {state.status}{was}", highlight=False, markup=False)
     if campaign:

@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from h2ot_core.config import deep_merge, read_yaml
-from h2ot_core.contracts import TrialSpec, metric_key
+from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import runs_dir
 from h2ot_core.errors import ConfigError
+from h2ot_core.resolve import resolve_spec
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.console import err, out, user_errors
 
@@ -35,7 +36,8 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 
 def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str]) -> TrialSpec:
-    """The trial file, overridden by the options that were given, then by ``--set`` pairs.
+    """The trial file, overridden by the options that were given, then by ``--set`` pairs, resolved as a grid's
+    combination is (:func:`h2ot_core.resolve.resolve_spec`: the backbone's own clip length, ``--schedule hot``).
 
     ``options`` is flat: top-level fields by name, nested settings as ``"train.epochs"``; ``None`` means
     not given.
@@ -47,7 +49,7 @@ def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str
             group, _, leaf = name.rpartition(".")
             (given.setdefault(group, {}) if group else given)[leaf] = value
     raw = deep_merge(deep_merge(raw, given), _parse_sets(sets))
-    return TrialSpec.from_mapping(raw, str(trial_yaml or "command line"))
+    return resolve_spec(raw, str(trial_yaml or "command line"))
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -67,8 +69,9 @@ def train(
     backbone: Annotated[str | None, typer.Option(help="backbone name (h2ot ls)")] = None,
     pruner: Annotated[str | None, typer.Option(help="pruner name")] = None,
     recoverer: Annotated[str | None, typer.Option(help="recoverer name")] = None,
-    schedule: Annotated[str | None, typer.Option(help="LAYER:TOKENS[,LAYER:TOKENS...]")] = None,
-    frames: Annotated[int | None, typer.Option(help="clip length F")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        help="LAYER:TOKENS[,LAYER:TOKENS...], or hot / h2ot: the backbone's HoT or hierarchical schedule")] = None,
+    frames: Annotated[int | None, typer.Option(help="clip length F (default: the backbone's own)")] = None,
     dataset: Annotated[str | None, typer.Option(help="dataset name")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     selection: Annotated[str | None, typer.Option(help="last_epoch or best_on_test")] = None,
@@ -92,8 +95,8 @@ def train(
 ) -> None:
     """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
     from h2ot_core.api import CHECKPOINT_DIR, run_trial
-    from h2ot_core.engine.recipes import resolve_settings
     from h2ot_core.engine.state import STATE_FILE
+    from h2ot_core.resolve import resolve_settings
 
     spec = cli_spec(trial_yaml, {
         "backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule, "frames": frames,
@@ -130,7 +133,7 @@ def train(
     train_loss = result.metric("loss", "train")
     if result.cost is not None and train_loss is not None:
         out.print(f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
-    if result.status == "diverged":
+    if result.status == TrialStatus.DIVERGED:
         raise typer.Exit(1)
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from h2ot_core.contracts import TrialStatus
 from h2ot_core.errors import ConfigError, DataError, ShapeError
 from h2ot_core.video.weights import DETECTOR_WEIGHTS_ENV
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
@@ -73,7 +74,7 @@ def resolve_models(models: list[str], campaign: str | None, top: int, db_url: st
         if campaign:
             from results.queries import leaderboard
 
-            found = leaderboard(engine, campaign=campaign, status=["complete"], sort="mpjpe", top=top)
+            found = leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort="mpjpe", top=top)
             if not found:
                 raise DataError(f"campaign {campaign!r} has no complete trial to show")
             return _from_rows(found)
@@ -306,14 +307,14 @@ def campaign_figure(engine: Any, campaign: str, figures: Path) -> tuple[Path | N
     from h2ot_core.errors import H2OTError
     from results.queries import leaderboard
 
-    rows = leaderboard(engine, campaign=campaign, status=["complete"], sort="mpjpe")
+    rows = leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort="mpjpe")
     pruned = [r for r in rows if r["pruner"] != "none" and r.get("checkpoint_uri")]
     if not pruned:
         return None, "no complete pruned trial with a checkpoint"
     best = pruned[0]
     same = {"backbone": [best["backbone"]], "frames": [best["frames"]], "dataset": [best["dataset"]],
             "pruner": ["none"]}
-    base = [r for r in leaderboard(engine, filters=same, status=["complete"], sort="mpjpe") if r.get("checkpoint_uri")]
+    base = [r for r in leaderboard(engine, filters=same, status=[TrialStatus.COMPLETE], sort="mpjpe") if r.get("checkpoint_uri")]
     if not base:
         return None, f"no complete unpruned {best['backbone']}-{best['frames']} trial with a checkpoint to compare with"
     if best["dataset"] not in GT_DATASETS:

@@ -8,19 +8,18 @@ syncing twice changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
+from h2ot_core.contracts import IN_FLIGHT_STATUSES, TrialResult, TrialSpec, TrialStatus
 from h2ot_core.environment import mask_secret
 from orchestrator.tracking.tracker import LOGGED_TAG, ROLE_TAG, STATUS_TAG, TRIAL_TAG, CampaignTracker
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
-    from sqlalchemy import Engine
+
+    from results.store import LeaderboardStore
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ def sync(tracker: CampaignTracker, results: list[TrialResult]) -> SyncReport:
         return report
     for result in results:
         key = result.trial_key
-        if result.status in ("running", "pending"):
+        if result.status in IN_FLIGHT_STATUSES:
             report.unfinished += 1
             continue
         found = runs.get(key, [])
@@ -140,7 +139,7 @@ def sync(tracker: CampaignTracker, results: list[TrialResult]) -> SyncReport:
         report.run_ids[key] = run_id
     if not tracker.live and not report.unfinished and tracker.parent_run_id is not None:
         # the campaign's run was left RUNNING by a campaign that could not close it: every trial is done
-        failed = any(r.status == "failed" for r in results)
+        failed = any(r.status == TrialStatus.FAILED for r in results)
         tracker.guarded(f"closing campaign {tracker.campaign}", tracker.close_parent, "FAILED" if failed else "FINISHED")
     if report.duplicates:
         log.warning("MLflow experiment %s has several runs for %d trial(s) (left by an older version); "
@@ -149,77 +148,8 @@ def sync(tracker: CampaignTracker, results: list[TrialResult]) -> SyncReport:
 
 
 
-# -- the leaderboard side of the backfill ---------------------------------------------------------------------
-def campaign_results(engine: Engine, campaign: str) -> tuple[list[TrialResult], str]:
-    """Every trial of ``campaign`` as stored in the leaderboard (with its per-epoch history), and the MLflow
-    experiment its runs belong to (the grid's name)."""
-    import yaml
-    from sqlalchemy import select
-
-    from results.errors import unknown
-    from results.schema import Campaign, CampaignTrial, Metric, Trial
-
-    t = Trial.__table__.c
-    with engine.connect() as conn:
-        found = conn.execute(select(Campaign.id, Campaign.grid_yaml).where(Campaign.name == campaign)).first()
-        if found is None:
-            known = conn.execute(select(Campaign.name).order_by(Campaign.name)).scalars().all()
-            raise unknown("campaign (in the leaderboard)", campaign, list(known))
-        rows = conn.execute(select(Trial.__table__).join(CampaignTrial, CampaignTrial.trial_id == t.id)
-                            .where(CampaignTrial.campaign_id == found.id).order_by(t.trial_key)).mappings().all()
-        metrics: dict[int, list[MetricRecord]] = {}
-        ids = [r["id"] for r in rows]
-        for i in range(0, len(ids), 500):
-            for m in conn.execute(select(Metric.trial_id, Metric.name, Metric.split, Metric.value, Metric.action,
-                                         Metric.epoch).where(Metric.trial_id.in_(ids[i:i + 500]))
-                                  .order_by(Metric.id)):
-                metrics.setdefault(m.trial_id, []).append(MetricRecord(m.name, m.split, m.value, m.action,
-                                                                       epoch=m.epoch))
-    experiment = campaign
-    try:
-        doc = yaml.safe_load(found.grid_yaml or "") or {}
-        experiment = str(doc.get("name") or campaign) if isinstance(doc, dict) else campaign
-    except yaml.YAMLError:
-        pass
-    return [_result_of(row, metrics.get(row["id"], [])) for row in rows], experiment
-
-
-def _result_of(row: Mapping[str, Any], metrics: list[MetricRecord]) -> TrialResult:
-    provenance: dict[str, Any] = json.loads(row["package_versions"] or "{}")
-    for key, column in (("torch", "torch_version"), ("device", "device"), ("data_fingerprint", "data_fingerprint"),
-                        ("git_sha", "git_sha")):
-        if row[column] is not None:
-            provenance[key] = row[column]
-    cost = None
-    if row["params"] is not None:
-        cost = Cost(params=int(row["params"]), gflops=float(row["gflops"] or 0.0),
-                    gflops_total=float(row["gflops_total"] or 0.0), latency_ms=row["latency_ms"])
-    return TrialResult(
-        trial_key=row["trial_key"], spec=TrialSpec.from_dict(json.loads(row["spec_json"])).to_dict(),
-        status=row["status"], metrics=metrics, cost=cost, epochs_run=int(row["epochs_run"] or 0),
-        best_epoch=row["best_epoch"], selection=row["selection"], checkpoint_uri=row["checkpoint_uri"],
-        error=row["error"], provenance=provenance, history=json.loads(row.get("history_json") or "[]"))
-
-
-def record_run_ids(store: Any, run_ids: Mapping[str, str]) -> None:
-    """Fill the leaderboard's empty ``mlflow_run_id`` of trials the backfill found or gave a run."""
-    from sqlalchemy import and_, update
-
-    from results.schema import Trial
-
-    if not run_ids:
-        return
-
-    def write(conn: Any) -> None:
-        for key, run_id in sorted(run_ids.items()):
-            conn.execute(update(Trial).where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
-                         .values(mlflow_run_id=run_id))
-
-    store._write(write)
-
-
 def sync_campaign(campaign: str, *, db_url: str | None = None, uri: str | None = None,
-                  store: Any = None, warn: bool = False) -> SyncReport:
+                  store: LeaderboardStore | None = None, warn: bool = False) -> SyncReport:
     """Backfill MLflow with every finished trial of ``campaign`` from the leaderboard (idempotent), outside
     a campaign run (the campaign's parent run is closed once every trial is finished).
 
@@ -230,12 +160,12 @@ def sync_campaign(campaign: str, *, db_url: str | None = None, uri: str | None =
         from results.store import LeaderboardStore
 
         store = LeaderboardStore(db_url)
-    results, experiment = campaign_results(store.engine, campaign)
+    results, experiment = store.campaign_results(campaign)
     # One request, not a campaign: a server found down is asked again at once, not after the probe interval.
     tracker = CampaignTracker(campaign, experiment, uri=uri, probe_s=0.0, live=False)
     report = sync(tracker, results)
     report.error, report.experiment = tracker.breaker.first_error, experiment
-    record_run_ids(store, report.run_ids)
+    store.record_run_ids(report.run_ids)
     if warn and report.not_synced:
         log.warning("MLflow lacks %d trial(s) of campaign %s (the leaderboard has all of them): run "
                     "`h2ot campaign sync %s` once %s answers", report.not_synced, campaign, campaign,

@@ -11,7 +11,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from h2ot_core.environment import MLFLOW_HTTP_SETTINGS, MLFLOW_PROBE_S, mask_secret
 
@@ -68,6 +69,7 @@ class Breaker:
     """
 
     def __init__(self, uri: str, probe_s: float | None = None):
+        http_defaults()
         self.uri = uri
         self.probe_s = MLFLOW_PROBE_S.number(what="a number of seconds") if probe_s is None else probe_s
         self.down_since: float | None = None
@@ -109,6 +111,24 @@ class Breaker:
                 return requests.get(self.uri.rstrip("/") + "/health", timeout=5).ok
         except requests.RequestException:
             return False
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+        """``fn(*args)`` through the breaker: ``("ok", value)``, ``("skipped", None)`` while it is open, or
+        ``("failed", None)``. Never raises: a request the server refused is one warning, an unreachable server
+        opens the breaker."""
+        if not self.allow():
+            return "skipped", None
+        try:
+            with quiet_urllib3():
+                value = fn(*args)
+        except Exception as exc:  # MLflow is the browser: nothing it raises may stop training
+            if is_request_error(exc):
+                log.warning("MLflow refused %s: %s", what, error_gist(exc))
+            else:
+                self.trip(what, exc)
+            return "failed", None
+        self.reset()
+        return "ok", value
 
     def trip(self, what: str, exc: BaseException) -> None:
         self.failed += 1

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import TrialResult, TrialSpec
+from h2ot_core.contracts import COST_METRICS, TrialResult, TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import MLFLOW_TRACKING_URI, mask_secret, runs_dir
 from orchestrator.provenance import git_sha, package_versions
 from orchestrator.tracking.breaker import (
     Breaker,
     error_gist,
     http_defaults,
-    is_request_error,
     quiet_urllib3,
 )
 
@@ -86,15 +85,14 @@ class CampaignTracker:
 
     def __init__(self, campaign: str, experiment: str, *, uri: str | None = None,
                  tags: Mapping[str, str] | None = None, probe_s: float | None = None, live: bool = True):
-        http_defaults()
+        self.breaker = Breaker(uri or tracking_uri(), probe_s)  # first: it sets MLflow's HTTP client up
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri or tracking_uri()
+        self.uri = self.breaker.uri
         self.campaign = campaign
         self.experiment = experiment
         self.live = live
         self.client: MlflowClient = MlflowClient(self.uri)
-        self.breaker = Breaker(self.uri, probe_s)
         sha = git_sha()
         self.tags = {CAMPAIGN_TAG: campaign, **({"git_sha": sha} if sha else {}),
                      **{f"version.{k}": v for k, v in package_versions().items()}, **(tags or {})}
@@ -110,20 +108,9 @@ class CampaignTracker:
 
     # -- guarded calls ------------------------------------------------------------------------------------
     def guarded(self, what: str, fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
-        """``("ok", value)``, ``("skipped", None)`` while the breaker is open, or ``("failed", None)``."""
-        if not self.breaker.allow():
-            return "skipped", None
-        try:
-            with quiet_urllib3():
-                value = fn(*args)
-        except Exception as exc:  # MLflow is the browser: nothing it raises may stop training
-            if is_request_error(exc):
-                log.warning("MLflow refused %s: %s", what, error_gist(exc))
-            else:
-                self.breaker.trip(what, exc)
-            return "failed", None
-        self.breaker.reset()
-        return "ok", value
+        """``fn(*args)`` through the breaker (:meth:`Breaker.call`): ``("ok", value)``, ``("skipped", None)`` or
+        ``("failed", None)``."""
+        return self.breaker.call(what, fn, *args)
 
     def ready(self) -> bool:
         """The experiment and the campaign's parent run exist (created now if the server answers)."""
@@ -297,7 +284,7 @@ class CampaignTracker:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in sorted(tags.items())])
         self._log_artifacts(run_id, result)
-        status = "FAILED" if result.status == "failed" else "FINISHED"
+        status = "FAILED" if result.status == TrialStatus.FAILED else "FINISHED"
         if run.info.status != status or run.info.end_time is None:
             self.client.set_terminated(run_id, status=status)
         self.client.set_tag(run_id, LOGGED_TAG, "complete")
@@ -320,16 +307,15 @@ class CampaignTracker:
                          result.checkpoint_uri, result.trial_key)
 
 def final_values(result: TrialResult) -> dict[str, float]:
-    """The final metrics and cost of ``result`` under their MLflow names (``final.test_mpjpe``, ``cost.gflops``)."""
-    values: dict[str, float] = {}
-    for m in result.metrics:
-        suffix = "" if m.action == "avg" else f".{m.action}"
-        values[f"final.{m.split}_{m.name}{suffix}"] = float(m.value)
+    """The final metrics and cost of ``result`` under their MLflow names: ``final.`` and the flat key of each
+    metric (``final.test_mpjpe``, ``final.test_mpjpe__Walking``), ``cost.`` and each cost that is a number
+    (``cost.gflops``)."""
+    values = {f"final.{metric_key(m.split, m.name, m.action)}": float(m.value) for m in result.metrics}
     if result.cost is not None:
-        values.update({"cost.params": float(result.cost.params), "cost.gflops": float(result.cost.gflops),
-                       "cost.gflops_total": float(result.cost.gflops_total)})
-        if result.cost.latency_ms is not None:
-            values["cost.latency_ms"] = float(result.cost.latency_ms)
+        for name in COST_METRICS:
+            value = getattr(result.cost, name)
+            if value is not None:
+                values[f"cost.{name}"] = float(value)
     return values
 
 

@@ -7,7 +7,6 @@ import pytest
 from h2ot_core.contracts import (
     METRICS,
     STATUSES,
-    TrialSpec,
     lower_is_better,
     metric_def,
     metric_key,
@@ -45,26 +44,3 @@ def test_status_vocabulary():
     assert STATUSES == ("complete", "diverged", "failed", "stopped", "running", "pending")
 
 
-def test_from_mapping_builds_a_spec_and_keeps_schedules_as_text():
-    spec = TrialSpec.from_mapping({"backbone": "mixste", "pruner": "tpc", "recoverer": "tra", "schedule": 3,
-                                   "frames": 27, "trial_key": "ignored"}, "t.yaml")
-    assert spec.schedule == "3" and spec.frames == 27
-
-
-@pytest.mark.parametrize(("raw", "needles"), [
-    ({}, ["t.yaml", "backbone", "missing"]),
-    ({"backbone": "mixtse"}, ["t.yaml", "backbone", "'mixtse'", "mixste"]),
-    ({"backbone": "mixste", "pruner": "tcp"}, ["t.yaml", "pruner", "'tcp'", "Did you mean: tpc"]),
-    ({"backbone": "mixste", "frames": "27"}, ["t.yaml", "frames", "'27'", "must be an integer"]),
-    ({"backbone": "mixste", "frames": True}, ["t.yaml", "frames", "True"]),
-    ({"backbone": "mixste", "frames": 0}, ["t.yaml", "frames", "0", "positive"]),
-    ({"backbone": "mixste", "model": [1]}, ["t.yaml", "model", "[1]", "mapping"]),
-    ({"backbone": "mixste", "pipeline": "seq2one"}, ["t.yaml", "pipeline", "'seq2one'", "seq2seq"]),
-    ({"backbone": "mixste", "selection": "best"}, ["t.yaml", "selection", "'best'", "best_on_test"]),
-    ({"backbone": "mixste", "epochs": 3}, ["t.yaml", "trial field", "'epochs'"]),
-])
-def test_from_mapping_names_source_field_and_value(raw, needles):
-    with pytest.raises(ConfigError) as info:
-        TrialSpec.from_mapping(raw, "t.yaml")
-    for needle in needles:
-        assert needle in str(info.value)

@@ -154,15 +154,19 @@ def test_precisions_the_trials_cannot_run_are_refused_before_any_trial_starts(en
     assert all(lb.trial_status(s.trial_key) is None for s in load_grid(path).expand())  # nothing trained
 
 
-def _error_of(trial_key: str) -> str:
+def _column_of(trial_key: str, column: str) -> str | None:
     import sqlalchemy as sa
 
     engine = sa.create_engine(os.environ["H2OT_DB_URL"])
     with engine.connect() as conn:
-        row = conn.execute(sa.select(sa.column("error")).select_from(sa.table("trials"))
+        row = conn.execute(sa.select(sa.column(column)).select_from(sa.table("trials"))
                            .where(sa.column("trial_key") == trial_key)).one()
     engine.dispose()
-    return row[0] or ""
+    return row[0]
+
+
+def _error_of(trial_key: str) -> str:
+    return _column_of(trial_key, "error") or ""
 
 
 def test_campaign_status_counts(env):
@@ -184,7 +188,7 @@ def test_asha_records_stopped_trials_and_keeps_finished_ones(env, tmp_path):
     assert set(statuses.values()) <= {"complete", "stopped"} and "complete" in statuses.values()
     for key, status in statuses.items():
         if status == "stopped":
-            assert _error_of(key).startswith("stopped early")
+            assert _column_of(key, "stop_reason") == "asha" and _error_of(key) == ""
     stopped = sum(s == "stopped" for s in statuses.values())
     # A re-run keeps stopped trials; --rerun-stopped trains them again.
     res = runner.invoke(app, ["campaign", "run", str(path), "--dry-run"])

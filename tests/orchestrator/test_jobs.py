@@ -107,12 +107,12 @@ def write_grid(folder: Path, name: str, *, pruners: list[str], epochs: int = 1) 
 
 
 def statuses(db: Path) -> dict[str, tuple[str, str | None]]:
-    """``trial_key -> (status, error)`` read without creating or migrating anything (the job owns the file)."""
+    """``trial_key -> (status, stop_reason)`` read without creating or migrating anything (the job owns the file)."""
     if not db.exists():
         return {}
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return {k: (s, e) for k, s, e in conn.execute("select trial_key, status, error from trials")}
+            return {k: (s, r) for k, s, r in conn.execute("select trial_key, status, stop_reason from trials")}
     except sqlite3.OperationalError:  # the schema is still being created
         return {}
 
@@ -215,7 +215,8 @@ def test_plain_ray_job_submit_runs_a_campaign(head, tmp_path):
 
 
 def test_stop_ends_running_trials_stopped_and_the_next_run_trains_them(head, tmp_path):
-    from orchestrator.launcher import USER_STOPPED, partition
+    from orchestrator.launcher import partition
+    from results.store import LeaderboardStore
 
     env = client_env(head, tmp_path)
     db = tmp_path / "lb.sqlite"
@@ -237,13 +238,13 @@ def test_stop_ends_running_trials_stopped_and_the_next_run_trains_them(head, tmp
     assert res.returncode == 0, res.stderr
     assert f"ray job {job_id}: STOPPED (was RUNNING)" in res.stdout
     rows = statuses(db)
-    assert len(rows) == 2 and set(rows.values()) == {("stopped", USER_STOPPED)}, rows
+    assert len(rows) == 2 and set(rows.values()) == {("stopped", "user")}, rows
     status = subprocess.run([H2OT, "campaign", "status", "long", "--address", head["url"]], env=env,
                             capture_output=True, text=True, timeout=120)
     assert f"ray job {job_id}: STOPPED" in status.stdout
     # user-stopped trials are not "kept": the next run or submit of the grid trains them again
     specs = load_grid(grid).expand()
-    todo, kept = partition(specs, db_url=env["H2OT_DB_URL"])
+    todo, kept = partition(specs, LeaderboardStore(env["H2OT_DB_URL"]))
     assert {s.trial_key for s in todo} == set(rows) and kept == []
     # stopping it again is harmless and changes nothing
     again = subprocess.run([H2OT, "campaign", "stop", job_id, "--address", head["url"]], env=env,
@@ -253,22 +254,23 @@ def test_stop_ends_running_trials_stopped_and_the_next_run_trains_them(head, tmp
 
 
 def test_partition_reruns_user_stopped_trials_and_keeps_scheduler_stopped_ones(tmp_path):
-    from h2ot_core.contracts import TrialResult
-    from orchestrator.launcher import USER_STOPPED, partition
+    from h2ot_core.contracts import StopReason, TrialResult, TrialStatus
+    from orchestrator.launcher import partition
     from results.store import LeaderboardStore
 
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
-    specs = load_grid(write_grid(tmp_path, "p", pruners=["tpc", "tps"])).expand()
+    specs = load_grid(write_grid(tmp_path, "p", pruners=["tpc", "tps", "tpa"])).expand()
     store = LeaderboardStore(url)
-    store.upsert_result(TrialResult(specs[0].trial_key, specs[0].to_dict(), "stopped",
-                                    error="stopped early by the scheduler (ASHA) before finishing"), campaign="p")
-    store.upsert_result(TrialResult(specs[1].trial_key, specs[1].to_dict(), "stopped", error=USER_STOPPED),
-                        campaign="p")
-    todo, kept = partition(specs, db_url=url)
-    assert [s.trial_key for s in todo] == [specs[1].trial_key]
-    assert [s.trial_key for s in kept] == [specs[0].trial_key]
-    todo, kept = partition(specs, db_url=url, rerun_stopped=True)
-    assert len(todo) == 2 and kept == []
+    for spec, reason in zip(specs, (StopReason.ASHA, StopReason.USER, StopReason.INTERRUPTED), strict=True):
+        store.upsert_result(TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.STOPPED, stop_reason=reason),
+                            campaign="p")
+    todo, kept = partition(specs, store)
+    assert [s.trial_key for s in todo] == [specs[1].trial_key, specs[2].trial_key]  # cut short: resumed
+    assert [s.trial_key for s in kept] == [specs[0].trial_key]  # judged: kept
+    todo, kept = partition(specs, store, rerun_stopped=True)
+    assert len(todo) == 3 and kept == []
+    todo, kept = partition(specs, store, rerun=True)
+    assert len(todo) == 3 and kept == []
 
 
 def one_line_error(res, *needles: str) -> None:

@@ -82,9 +82,10 @@ def test_bad_search_is_one_clear_error_naming_file_and_field(tmp_path, search, n
 def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):
     grid = load_grid(SMOKE)
     from orchestrator.search import _propose, open_study
+    from results.store import LeaderboardStore
 
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
-    study = open_study(grid.search, "cap", url)
+    study = open_study(grid.search, "cap", LeaderboardStore(url))
     counts = {"invalid": 0, "over_budget": 0}
     proposals = [_propose(grid.search, grid, study, counts) for _ in range(8)]
     assert all(spec_gflops(s) <= grid.search.max_gflops for p in proposals for s in p.specs)

@@ -14,13 +14,14 @@ from mlflow.tracking import MlflowClient
 
 from h2ot_core.contracts import TrialSpec
 from orchestrator.sink import ResultsSink
+from results.store import LeaderboardStore
 
 SPEC = TrialSpec("mixste", "tpc", "tra", "1:9", frames=27, seed=0)
 
 
 @pytest.fixture
 def sink(tmp_path):
-    return ResultsSink("camp", "exp", db_url=f"sqlite:///{tmp_path / 'lb.sqlite'}",
+    return ResultsSink("camp", "exp", LeaderboardStore(f"sqlite:///{tmp_path / 'lb.sqlite'}"),
                        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 

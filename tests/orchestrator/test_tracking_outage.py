@@ -268,6 +268,7 @@ def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tm
     from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
     from orchestrator.sink import ResultsSink
     from orchestrator.trainable import RESULT_KEY
+    from results.store import LeaderboardStore
 
     db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
 
@@ -286,7 +287,7 @@ def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tm
         return spec.trial_key
 
     server.kill()
-    first = ResultsSink("camp", "exp", db_url=db_url, tracking_uri=server.url)
+    first = ResultsSink("camp", "exp", LeaderboardStore(db_url), tracking_uri=server.url)
     with caplog.at_level(logging.WARNING, logger="orchestrator"):
         a = run_trial(first, 0)
         first.on_experiment_end([])
@@ -295,7 +296,7 @@ def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tm
     assert "MLflow lacks 1 trial(s) of campaign camp" in warnings[1]
 
     server.start()
-    second = ResultsSink("camp", "exp", db_url=db_url, tracking_uri=server.url)
+    second = ResultsSink("camp", "exp", LeaderboardStore(db_url), tracking_uri=server.url)
     b = run_trial(second, 1)
     second.on_experiment_end([])
     client = MlflowClient(server.url)

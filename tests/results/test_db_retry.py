@@ -226,7 +226,7 @@ def test_campaign_sink_stops_the_campaign_loudly_when_a_write_fails_for_good(pg,
     from orchestrator.trainable import RESULT_KEY
 
     monkeypatch.setenv(DB_RETRY_S.name, "1")
-    sink = ResultsSink("c", "exp", db_url=pg.url, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sink = ResultsSink("c", "exp", LeaderboardStore(pg.url), tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     done = result(3)
     trial = SimpleNamespace(config={"spec": done.spec}, last_result={RESULT_KEY: done.to_json()}, error_file=None)
     sink.on_trial_start(0, [], trial)

@@ -70,10 +70,11 @@ def snapshot_engine(engine: Engine) -> Snapshot:
                 for name, pk in TABLES.items()}
 
 
-#: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history)
+#: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history,
+#: 0005 stop reason)
 ADDED_COLUMNS = {
     "trials": {"resumed_from_epoch": 0, "precision": "fp32", "latency_batch": None, "latency_device": None,
-               "latency_contended": None, "history_json": None},
+               "latency_contended": None, "history_json": None, "stop_reason": None},
     "campaigns": {"ray_job_id": None, "storage": None},
 }
 
@@ -81,11 +82,13 @@ ADDED_COLUMNS = {
 def after_head(before: Snapshot) -> Snapshot:
     """What the revisions up to head must make of ``before``: ASHA-stopped trials ``stopped``,
     ``train_loss`` → ``loss`` (0002), the later columns at their defaults and ``model_json`` without a
-    ``pipeline`` key (0003, 0004)."""
+    ``pipeline`` key (0003, 0004), and the stop reason read from the error text (0005)."""
     after = {table: [{**dict(r), **ADDED_COLUMNS.get(table, {})} for r in rows] for table, rows in before.items()}
     for row in after["trials"]:
-        if row["status"] == "failed" and (row["error"] or "").startswith("stopped early"):
-            row["status"] = "stopped"
+        if row["status"] in ("failed", "stopped") and (row["error"] or "").startswith("stopped early"):
+            row["status"], row["stop_reason"] = "stopped", "asha"
+        elif row["status"] == "stopped" and (row["error"] or "").startswith("stopped by campaign stop"):
+            row["stop_reason"] = "user"
         model = json.loads(row["model_json"] or "{}")
         if model.pop("pipeline", None) is not None:
             row["model_json"] = json.dumps(model, sort_keys=True, separators=(",", ":"))

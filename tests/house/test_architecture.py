@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("orchestrator", "results", "h2ot_core")
 #: the most lines a module may have (split a room before it grows past this)
 MAX_LINES = 400
