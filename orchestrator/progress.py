@@ -4,7 +4,7 @@ In a terminal (stderr is a tty) a live view is redrawn in place: a totals line (
 / pending, elapsed time, ETA, best metric so far) and one line per running trial (its epoch, last training
 loss and elapsed time). Anywhere else (nohup, Slurm, ``ray job logs``, a pipe) nothing is redrawn: one
 timestamped line per trial start and finish, and a timestamped status line every
-``$H2OT_PROGRESS_INTERVAL_S`` seconds (default 30), so a log shows a long campaign's state while it runs.
+``$H2OT_PROGRESS_INTERVAL_S`` seconds (default 30; :mod:`orchestrator.clock`), so a log shows a long campaign's state while it runs.
 
 The counts live in a :class:`CampaignCounter`, which a caller may share between several Tune runs: a search
 trains one batch after another (one ``train_specs`` call, one :class:`CampaignProgress`, per batch), and its
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,45 +34,14 @@ from rich.text import Text
 
 from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import H2OTError
+from orchestrator.clock import DEFAULT_INTERVAL_S, duration, eta, eta_text, interval_s, timestamp
 from orchestrator.trainable import RESULT_KEY
 
-#: seconds between two status lines when stderr is not a terminal (a log); i19's settings table lists it
-PROGRESS_INTERVAL_ENV = "H2OT_PROGRESS_INTERVAL_S"
-DEFAULT_INTERVAL_S = 30.0
 #: most seconds between two redraws of the terminal view (events redraw it at once)
 REDRAW_S = 1.0
 #: running trials listed in the terminal view (the rest are counted on one line)
 MAX_TRIAL_LINES = 20
 _TRAIN_LOSS = metric_key("train", "loss")
-
-
-def interval_s() -> float:
-    """``$H2OT_PROGRESS_INTERVAL_S`` (seconds between status lines in a log), default 30."""
-    raw = os.environ.get(PROGRESS_INTERVAL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not value > 0:
-        raise H2OTError(f"{PROGRESS_INTERVAL_ENV}={raw!r}: expected a number of seconds > 0, e.g. 30")
-    return value
-
-
-def duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h07m``: short enough for a status line."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def timestamp(wall: float) -> str:
-    """Local time as a log line starts: ``2025-06-01 14:03:07``."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
 
 @dataclass
@@ -187,9 +155,7 @@ class CampaignCounter:
     def eta(self) -> float | None:
         """Seconds until every planned trial is done at the pace so far; ``None`` before any progress."""
         work = self.finished + sum(t.fraction for t in self.running.values())
-        if work <= 0 or self.started is None:
-            return None
-        return max(self.planned - work, 0.0) * self.elapsed() / work
+        return eta(work, self.planned, self.elapsed()) if self.started is not None else None
 
     def submit(self, trials: int, kept: int) -> None:
         """``trials`` more to train and ``kept`` reused from the leaderboard; starts the clock and display."""
@@ -250,8 +216,7 @@ class CampaignCounter:
             text += f", {self.retried} retried"
         if self.kept:
             text += f", {self.kept} reused"
-        eta = self.eta()
-        text += f"; elapsed {duration(self.elapsed())}, ETA {duration(eta) if eta is not None else '?'}"
+        text += f"; elapsed {duration(self.elapsed())}, ETA {eta_text(self.eta())}"
         if self.best is not None:
             text += f"; best {self.metric} {self.best:.2f}"
         return f"campaign {self.campaign}: {text}" if self.campaign else text

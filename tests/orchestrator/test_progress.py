@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from orchestrator.progress import (
-    PROGRESS_INTERVAL_ENV,
-    CampaignCounter,
-    CampaignProgress,
-    duration,
-    interval_s,
-)
+from orchestrator.clock import PROGRESS_INTERVAL_ENV, duration, interval_s
+from orchestrator.progress import CampaignCounter, CampaignProgress
 from orchestrator.trainable import RESULT_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,3 +184,48 @@ def test_a_campaign_in_a_log_prints_timestamped_status_lines_while_it_runs(tmp_p
     assert any(" finished " in line and ": complete after " in line for line in live), seen
     assert any(re.search(r"2/2 finished \(2 complete\), 0 running, 0 pending", line) for line, _ in seen), seen
     assert "progress_log" in out
+
+
+# --- h2ot train: a step-level bar with ETA ---------------------------------------------------------------
+
+
+def train_progress(terminal: bool):
+    from orchestrator.commands.train import TrainProgress
+
+    buf, clock = io.StringIO(), Clock()
+    console = Console(file=buf, width=120, force_terminal=terminal, color_system=None)
+    return TrainProgress(2, console, terminal=terminal, interval=30.0, clock=clock,
+                         wall=lambda: 1_750_000_000.0), buf, clock
+
+
+def test_train_progress_in_a_log_prints_a_line_per_epoch_and_every_interval():
+    p, buf, clock = train_progress(terminal=False)
+    with p:
+        for i in range(1, 11):
+            clock.now += 4
+            p.step(i, 10)  # one line at 32 s (step 8): 8 of 20 steps in 32 s, 12 left
+        p.epoch({"epoch": 1, "train_loss": 0.25, "test_mpjpe": 41.234})
+        clock.now += 4
+        p.step(1, 10)
+    lines = buf.getvalue().splitlines()
+    assert all(STAMP.match(line) for line in lines), lines
+    assert [line[20:] for line in lines] == [
+        "epoch 1/2 step 8/10 (40%); elapsed 32s, ETA 48s",
+        "epoch 1/2 done: loss 0.2500  test MPJPE 41.23 mm",
+    ]
+    assert p.status() == "epoch 2/2 step 1/10 (55%); elapsed 44s, ETA 36s"
+
+
+def test_train_progress_in_a_terminal_draws_steps_epochs_and_the_last_epoch_s_metrics():
+    p, _, _ = train_progress(terminal=True)
+    p.step(3, 10)
+    p.epoch({"epoch": 1, "train_loss": 0.25, "test_mpjpe": 41.234})
+    p.step(5, 10)
+    view = Console(file=io.StringIO(), width=140, color_system=None)
+    with view.capture() as cap:
+        view.print(p.bar.get_renderable())
+    text = cap.get()
+    assert re.search(r"epoch 2/2 .* step 5/10 loss 0\.2500  test MPJPE 41\.23 mm \d:\d\d:\d\d ETA ", text), text
+    assert p.completed == 15 and p.bar.tasks[0].total == 20
+    p.epoch({"epoch": 2, "train_loss": 0.2, "test_mpjpe": 40.0})
+    assert p.bar.tasks[0].completed == 20  # full after the last epoch
