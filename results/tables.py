@@ -51,6 +51,7 @@ from sqlalchemy import Engine, select
 from h2ot_core.config import read_yaml
 from h2ot_core.contracts import lower_is_better
 from results.errors import ResultsError, unknown
+from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES
 from results.queries import (
     AXES,
     COST_COLUMNS,
@@ -324,6 +325,8 @@ class Table:
     deltas: dict[tuple[tuple[Any, ...], str], float | None]
     notes: list[str]
     trials: int
+    #: rows with a latency timed under CPU contention: their latency extras are marked (:data:`CONTENDED_MARK`)
+    contended: set[tuple[Any, ...]] = field(default_factory=set)
 
     def label(self, axis: str, value: Any) -> str:
         if value is None:
@@ -349,6 +352,10 @@ class Table:
         if value is None:
             return MISSING
         return f"{value:+.1f}%".replace("-", MINUS)
+
+    def extra_mark(self, row_key: tuple[Any, ...], extra: str) -> str:
+        """:data:`CONTENDED_MARK` on a latency extra of a row with a contended latency, else nothing."""
+        return CONTENDED_MARK if extra in LATENCY_VALUES and row_key in self.contended else ""
 
 
 def _ordered(spec: TableSpec, axis: str, values: set[Any]) -> list[Any]:
@@ -447,8 +454,12 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
             for rk in row_keys:
                 mean = extras[(rk, e)].mean
                 deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)
+    contended = {rk for rk in row_keys if any(m.get("latency_contended") for m in by_row[rk])} \
+        if LATENCY_VALUES & set(spec.extra) else set()
     table = Table(spec, spec.rows, row_keys, col_keys, cells, extras, deltas, _notes(spec, selected),
-                  len(selected))
+                  len(selected), contended)
+    if contended:
+        table.notes.append(CONTENDED_NOTE)
     if _rank(table):
         table.notes.append(BOLD_RULE)
     return table
