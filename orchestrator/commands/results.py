@@ -49,11 +49,11 @@ def leaderboard(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Trials ranked by a metric, with params, GFLOPs and speed-up vs the unpruned baseline."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.queries import leaderboard as query
 
     groups = split_list(group_by)
-    rows = query(make_engine(db_url), **where.query(), sort=sort, split=split, action=action,
+    rows = query(open_read_only(db_url), **where.query(), sort=sort, split=split, action=action,
                  descending=descending, top=top, group_by=groups, agg=agg)  # type: ignore[arg-type]
     print_leaderboard(rows, sort, groups, fmt)
     if not rows:
@@ -71,12 +71,12 @@ def build(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Write <name>.md, .tex and .csv per table spec (byte-identical on rebuild); fails if none is built."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.errors import ResultsError
     from results.render import build_tables
     from results.tables import spec_paths
 
-    written, skipped = build_tables(make_engine(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
+    written, skipped = build_tables(open_read_only(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
                                     campaign=campaign)
     for name in skipped:
         err.print(f"skipped {name}: its filters select no complete trial")
@@ -91,17 +91,20 @@ def build(
 @with_trial_filter
 def export(
     out_file: Annotated[Path, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or arrow")] = "parquet",
+    fmt: Annotated[str | None, typer.Option("--format", help="parquet, csv or arrow (default: by the --out "
+                                                             "suffix: .parquet, .csv, .arrow)", show_default=False)]
+    = None,
     actions: Annotated[bool, typer.Option(help="also per-action metric columns")] = False,
     *,
     where: TrialFilter,
     db_url: DbUrlOpt = None,
 ) -> None:
     """One row per trial: axes, wide metrics (test_mpjpe, ...), cost and provenance."""
-    from results.db import make_engine
-    from results.export import export_trials
+    from results.db import open_read_only
+    from results.export import export_format, export_trials
 
-    table = export_trials(make_engine(db_url), out_file, fmt, actions=actions, **where.query())
+    export_format(out_file, fmt)  # a bad name or format before the database is opened
+    table = export_trials(open_read_only(db_url), out_file, fmt, actions=actions, **where.query())
     err.print(f"wrote {table.num_rows} trials, {table.num_columns} columns to {out_file}")
 
 
@@ -114,7 +117,7 @@ def report(
     db_url: DbUrlOpt = None,
 ) -> None:
     """One Markdown page: the campaign's tables and plots, what ran, what failed and why, provenance."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.errors import ResultsError
     from results.report import build_report
 
@@ -123,7 +126,7 @@ def report(
     name = campaign or campaign_opt
     if not name:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
-    out.print(str(build_report(make_engine(db_url), name, out_dir)), highlight=False)
+    out.print(str(build_report(open_read_only(db_url), name, out_dir)), highlight=False)
 
 
 @user_errors
@@ -140,10 +143,10 @@ def plots(
 
     Plots complete trials unless --status says otherwise.
     """
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.plots import plot_trials
 
-    for path in plot_trials(make_engine(db_url), out_dir, split_list(kind), metric=metric, **where.query()):
+    for path in plot_trials(open_read_only(db_url), out_dir, split_list(kind), metric=metric, **where.query()):
         out.print(str(path), highlight=False)
 
 
@@ -160,12 +163,12 @@ def pareto(
     db_url: DbUrlOpt = None,
 ) -> None:
     """The campaign's non-dominated trials in (X, Y) and the hypervolume they dominate."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.front import campaign_front, front_text, hypervolume_note, write_front
 
     if fmt not in ("markdown", "latex", "csv"):
         raise fail(f"--format {fmt!r}: expected markdown, latex or csv")
-    front = campaign_front(make_engine(db_url), campaign, x, y, _point(ref))
+    front = campaign_front(open_read_only(db_url), campaign, x, y, _point(ref))
     out.print(front_text(front, fmt), end="", highlight=False, markup=False)
     if out_dir is not None:
         for path in write_front(front, out_dir):

@@ -18,6 +18,7 @@ from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError
 from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
+from orchestrator.commands.options import at_least_one
 from orchestrator.console import err, out, user_errors
 from orchestrator.provenance import runs_dir
 
@@ -209,7 +210,7 @@ def evaluate(
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
-    batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 8,
+    batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",

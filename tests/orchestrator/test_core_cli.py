@@ -141,3 +141,24 @@ def test_format_is_one_word_on_ls_and_profile():
     assert markdown[0].startswith("| backbone | pruner |") and len(markdown) == 3
     bad = runner.invoke(app, ["ls", "--format", "yml"])
     assert bad.exit_code == 2 and "Unknown format 'yml'" in bad.stderr
+
+
+def test_predict_refuses_pixel_coordinates_and_says_how_to_normalise(tmp_path, native_ckpt):
+    path, _ = native_ckpt
+    pixels = np.random.default_rng(0).uniform(0, 1000, size=(1, 27, 17, 2)).astype(np.float32)
+    np.save(tmp_path / "px.npy", pixels)
+    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "px.npy"), str(tmp_path / "o.npy")])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "px.npy: coordinates up to 99" in line and "look like pixels" in line and "x / W * 2 - 1" in line
+    assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_zero_batch_size_is_a_usage_error_not_a_traceback(tmp_path, native_ckpt, command):
+    path, _ = native_ckpt
+    np.save(tmp_path / "in.npy", np.zeros((1, 27, 17, 2), np.float32))
+    args = [str(path), *([str(tmp_path / "in.npy"), str(tmp_path / "o.npy")] if command == "predict" else [])]
+    result = runner.invoke(app, [command, *args, "--batch-size", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == "Error: --batch-size 0: expected 1 or more"
