@@ -254,6 +254,7 @@ def _group(rows: list[dict[str, Any]], group_by: Sequence[str], sort: str, agg: 
         row["p_vs_baseline"] = None if is_base or not base or not seeds else \
             compare(seeds, seed_values(base, sort)).p_value
         row["trial_keys"] = ",".join(sorted(m["trial_key"] for m in members))
+        row["latency_contended"] = any(m.get("latency_contended") for m in members)  # a mean of marked latencies
         out.append(row)
     return out
 

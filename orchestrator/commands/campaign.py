@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from h2ot_core.contracts import STATUSES
-from orchestrator.commands.options import DbUrlOpt
-from orchestrator.console import err, out, user_errors
+from orchestrator.commands.options import DbUrlOpt, FormatOpt
+from orchestrator.console import err, out, print_rows, user_errors
 
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
@@ -83,7 +83,8 @@ def _search_summary(grid: GridSpec) -> str:
 
 
 @user_errors
-def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None) -> None:
+def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
+             ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
     from orchestrator.grid import load_grid
 
@@ -92,7 +93,12 @@ def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = N
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
     specs = grid.expand()
-    _print_wide(_trials_table(grid, specs))
+    if fmt == "table":
+        _print_wide(_trials_table(grid, specs))
+    else:
+        rows = [{"trial_key": s.trial_key, **{c: getattr(s, c) for c in TRIAL_COLUMNS if c != "pipeline"},
+                 "pipeline": s.effective_pipeline} for s in specs]
+        print_rows(rows, ["trial_key", *TRIAL_COLUMNS], fmt, title=grid.name)
     err.print(f"{grid_path}: valid, {len(specs)} trials")
 
 
@@ -322,6 +328,7 @@ def status(
     grid_path: Annotated[Path | None, typer.Option("--grid", help="grid file, to count pending trials")] = None,
     profile: ProfileOpt = None,
     address: JobAddressOpt = None,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one."""
     from results.store import LeaderboardStore
@@ -334,15 +341,13 @@ def status(
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         known = sum(1 for k in keys if store.trial_status(k) is not None)
         counts["pending"] = len(keys) - known
-    table = Table("status", "trials", title=f"campaign {name}")
-    for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))):
-        if key in counts:
-            table.add_row(key, str(counts[key]))
-    _print_wide(table)
-    _print_job_state(name, db_url, address)
+    rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
+            if key in counts]
+    print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
+    _print_job_state(name, db_url, address, out if fmt == "table" else err)
 
 
-def _print_job_state(name: str, db_url: str | None, address: str | None) -> None:
+def _print_job_state(name: str, db_url: str | None, address: str | None, console: Console = out) -> None:
     """``ray job ID: STATE`` when the campaign ran as a Ray job and the dashboard answers, else why not."""
     from orchestrator import jobs
     from orchestrator.launcher import ClusterError
@@ -361,7 +366,7 @@ def _print_job_state(name: str, db_url: str | None, address: str | None) -> None
         err.print(f"ray job {job_id}: state unknown ({exc})", highlight=False, markup=False)
         return
     code = f", exit code {state.exit_code}" if state.exit_code is not None else ""
-    out.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
+    console.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
 
 
 @user_errors

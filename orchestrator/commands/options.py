@@ -34,6 +34,9 @@ def _check_format(value: str) -> str:
 
 FormatOpt = Annotated[str, typer.Option("--format", callback=_check_format,
                                         help="table, json, csv or markdown")]
+ColumnsOpt = Annotated[str | None, typer.Option("--columns", show_default=False,
+                                                help="columns to show, comma-separated (default: the usual ones, "
+                                                     "less those equal in every row)")]
 
 
 def at_least_one(param: typer.CallbackParam, value: int | None) -> int | None:

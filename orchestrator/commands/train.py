@@ -18,8 +18,8 @@ from h2ot_core.contracts import TrialSpec, metric_key
 from h2ot_core.errors import ConfigError
 from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
-from orchestrator.commands.options import at_least_one
-from orchestrator.console import err, out, user_errors
+from orchestrator.commands.options import FormatOpt, at_least_one
+from orchestrator.console import err, out, print_rows, user_errors
 from orchestrator.provenance import runs_dir
 
 
@@ -56,12 +56,26 @@ def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
     """Rows = actions (``avg`` last), columns = metrics."""
+    names, rows = _metric_rows(metrics)
+    table = Table("action", *names, title=title)
+    for row in rows:
+        table.add_row(row["action"], *(f"{row[n]:.2f}" if row[n] is not None else "-" for n in names))
+    return table
+
+
+def _metric_rows(metrics: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[dict[str, Any]]]:
     names = [n for n in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc") if n in metrics]
     actions = [*sorted({a for n in names for a in metrics[n] if a != "avg"}), "avg"]
-    table = Table("action", *names, title=title)
-    for action in actions:
-        table.add_row(action, *(f"{metrics[n][action]:.2f}" if action in metrics[n] else "-" for n in names))
-    return table
+    return names, [{"action": a, **{n: metrics[n].get(a) for n in names}} for a in actions]
+
+
+def print_metrics(metrics: Mapping[str, Mapping[str, float]], title: str, fmt: str) -> None:
+    """The per-action metrics on stdout: :func:`metrics_table`, or rows in ``fmt`` (json, csv, markdown)."""
+    if fmt == "table":
+        out.print(metrics_table(metrics, title))
+        return
+    names, rows = _metric_rows(metrics)
+    print_rows(rows, ["action", *names], fmt, title=title)
 
 
 class TrainProgress:
@@ -166,6 +180,7 @@ def train(
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
     from h2ot_core.api import CHECKPOINT_DIR, run_trial
@@ -194,11 +209,12 @@ def train(
     for m in result.metrics:
         if m.split == "test":
             per_metric.setdefault(m.name, {})[m.action] = m.value
-    out.print(metrics_table(per_metric, f"{spec.backbone} {spec.pruner}/{spec.recoverer} "
-                                        f"{spec.schedule or '-'}: test metrics (mm, PCK/AUC %)"))
+    print_metrics(per_metric, f"{spec.backbone} {spec.pruner}/{spec.recoverer} {spec.schedule or '-'}: test "
+                              f"metrics (mm, PCK/AUC %)", fmt)
     train_loss = result.metric("loss", "train")
     if result.cost is not None and train_loss is not None:
-        out.print(f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
+        (out if fmt == "table" else err).print(
+            f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
     if result.status == "diverged":
         raise typer.Exit(1)
 
@@ -214,6 +230,7 @@ def evaluate(
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
     dev = device_for(device, precision)
@@ -234,7 +251,7 @@ def evaluate(
         ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
                                  batch_size=batch_size, device=dev, precision=precision)
     err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'}, {precision} on {dev})")
-    out.print(metrics_table(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)"))
+    print_metrics(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)", fmt)
 
 
 def register(app: typer.Typer) -> None:
