@@ -15,6 +15,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from h2ot_core.contracts import METRICS
 from h2ot_core.errors import H2OTError
@@ -115,8 +116,8 @@ def _rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str, 
                                       for r in rows if (v := r.get(c)) is not None)
         table.add_column(c.replace("_", "\n") if stacked else c, no_wrap=True,
                          justify="right" if numeric else "left")
-    for r in rows:
-        table.add_row(*(_table_cell(c, r.get(c)) for c in columns))
+    for r in rows:  # as Text: a cell's "[mocap]" is data, not console markup
+        table.add_row(*(Text(_table_cell(c, r.get(c))) for c in columns))
     return table
 
 
@@ -172,7 +173,7 @@ def print_record(record: dict[str, Any], fmt: str) -> None:
     elif fmt == "table":
         table = Table("field", "value")
         for k, v in record.items():
-            table.add_row(k, _table_cell(k, v))
+            table.add_row(k, Text(_table_cell(k, v)))
         print_table(table)
     else:
         print_rows([record], list(record), fmt)

@@ -42,12 +42,13 @@ def ls(fmt: FormatOpt = "table") -> None:
     for name in BACKBONES.names():
         info = BACKBONE_INFO[name]
         d = info.defaults
-        rows.append({"registry": "backbone", "name": name, "notes": f"{info.pipeline}, {d['num_frames']} frames, "
-                     f"dim {d['dim']}, depth {d['depth']}, HoT schedule {info.hot_schedule}"})
+        rows.append({"registry": "backbone", "name": name, "notes": f"{BACKBONES.description(name)}; "
+                     f"{info.pipeline}, {d['num_frames']} frames, dim {d['dim']}, depth {d['depth']}, HoT schedule "
+                     f"{info.hot_schedule}"})
     for kind, reg in (("pruner", PRUNERS), ("recoverer", RECOVERERS), ("dataset", DATASETS),
                       ("official checkpoint", CONVERTERS)):
-        rows += [{"registry": kind, "name": name, "notes": ""} for name in reg.names()]
-    print_rows(rows, ["registry", "name", "notes"], fmt)
+        rows += [{"registry": kind, "name": name, "notes": reg.description(name)} for name in reg.names()]
+    print_rows(rows, ["registry", "name", "notes"], fmt, compact=False)
 
 
 @user_errors

@@ -27,6 +27,22 @@ def test_ls_lists_every_registry():
         assert name in result.stdout
 
 
+def test_ls_describes_every_entry_in_one_line():
+    from h2ot_core.convert import CONVERTERS
+    from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
+
+    for registry in (BACKBONES, PRUNERS, RECOVERERS, DATASETS, CONVERTERS):
+        for name in registry.names():
+            text = registry.description(name)
+            assert text and "\n" not in text and len(text) <= 110, (registry.kind, name, text)
+    rows = json.loads(runner.invoke(app, ["ls", "--format", "json"]).stdout)
+    assert all(r["notes"] for r in rows)
+    mocap = next(r for r in rows if r["name"] == "mocap_clips")
+    assert "pip install 'h2ot-lab[mocap]'" in mocap["notes"]
+    table = runner.invoke(app, ["ls"]).stdout
+    assert "pip install 'h2ot-lab[mocap]'" in table  # cells are text, not console markup
+
+
 def test_profile_json_reports_cost_that_falls_with_pruning():
     args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
             "--repeats", "2", "--json"]
@@ -129,9 +145,11 @@ def test_shell_completion_is_offered():
 
 def test_format_is_one_word_on_ls_and_profile():
     rows = json.loads(runner.invoke(app, ["ls", "--format", "json"]).stdout)
-    assert {"registry": "pruner", "name": "tpc", "notes": ""} in rows
+    assert {"registry": "pruner", "name": "tpc", "notes": "Token Pruning Cluster (HoT): keeps the frames that are "
+            "DPC-kNN cluster centres"} in rows
     csv_lines = runner.invoke(app, ["ls", "--format", "csv"]).stdout.splitlines()
-    assert csv_lines[0] == "registry,name,notes" and "recoverer,tri," in csv_lines
+    assert csv_lines[0] == "registry,name,notes" and any(line.startswith("recoverer,tri,Token Recovering "
+                                                                        "Interpolation") for line in csv_lines)
     args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
             "--repeats", "1"]
     as_format = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
