@@ -180,3 +180,32 @@ def test_a_zero_batch_size_is_a_usage_error_not_a_traceback(tmp_path, native_ckp
     result = runner.invoke(app, [command, *args, "--batch-size", "0"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.strip() == "Error: --batch-size 0: expected 1 or more"
+
+
+def test_profile_without_latency_reports_the_counts_only():
+    args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
+            "--format", "json"]
+    counted = json.loads(runner.invoke(app, [*args, "--no-latency"]).stdout)
+    timed = json.loads(runner.invoke(app, [*args, "--repeats", "1"]).stdout)
+    assert not any(k.startswith("latency_") for k in counted) and timed["latency_ms"] > 0
+    assert {k: counted[k] for k in ("params", "gflops", "gflops_total")} == \
+        {k: timed[k] for k in ("params", "gflops", "gflops_total")}
+
+
+def test_default_output_folders_are_git_ignored():
+    import inspect
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from orchestrator.commands import results
+
+    repo = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    defaults = [str(inspect.signature(fn).parameters["out_dir"].default)
+                for fn in (results.build, results.plots, results.report)]
+    assert sorted(defaults) == ["figures", "paper_tables", "reports"]
+    for folder in defaults:
+        done = subprocess.run(["git", "check-ignore", "-q", f"{folder}/x.md"], cwd=repo)
+        assert done.returncode == 0, f"{folder}/ is not git-ignored"
