@@ -124,6 +124,7 @@ def _rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str, 
 def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, *, title: str = "",
                compact: bool = True, droppable: Sequence[str] = ()) -> list[str]:
     """``rows`` on stdout as a rich table, JSON (every key of every row), CSV or Markdown (``columns`` only).
+    Tables and Markdown round each number to its metric's precision; JSON and CSV keep every digit.
 
     ``title`` heads the rich table; in the other formats it goes to stderr, so stdout stays parseable. A
     ``compact`` table leaves out the columns with the same value in every row and states them once above it;
@@ -136,7 +137,8 @@ def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, *, 
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[cell_text(c, r.get(c)) for c in columns] for r in rows])
+        # every digit, as JSON: a CSV is read by programs (tables and Markdown round for people)
+        writer.writerows([["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows])
         out.print(buf.getvalue(), end="", highlight=False, markup=False)
     elif fmt == "markdown":
         from results.markdown import markdown_table

@@ -118,6 +118,6 @@ def test_evaluate_and_train_print_their_metrics_in_any_format(monkeypatch: pytes
                                           {"action": "avg", "mpjpe": 40.0, "p_mpjpe": 30.04}]
     buf.truncate(0), buf.seek(0)
     print_metrics(metrics, "m", "csv")
-    assert buf.getvalue().splitlines() == ["action,mpjpe,p_mpjpe", "Walking,41.3,", "avg,40.0,30.0"]
+    assert buf.getvalue().splitlines() == ["action,mpjpe,p_mpjpe", "Walking,41.26,", "avg,40.0,30.04"]
     for command in ("train", "evaluate"):
         assert "--format" in runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).stdout
