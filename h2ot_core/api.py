@@ -31,7 +31,7 @@ from h2ot_core.engine.losses import WeightedLoss
 from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
 from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.engine.state import TrainState, load_state, save_state
-from h2ot_core.engine.train import train_one_epoch
+from h2ot_core.engine.train import StepFn, train_one_epoch
 from h2ot_core.errors import CheckpointError, DataError
 from h2ot_core.factory import build_model, model_config
 from h2ot_core.hourglass import HourglassModel
@@ -132,14 +132,15 @@ def _build(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], dat
                 grad_scaler(device, settings.precision))
 
 
-def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int) -> tuple[dict[str, Any], Evaluation] | None:
+def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int, on_step: StepFn | None = None
+           ) -> tuple[dict[str, Any], Evaluation] | None:
     """Train and evaluate one epoch; ``None`` when training diverged."""
     s = run.settings
     lr = run.optimizer.param_groups[0]["lr"]
     stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
                             generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
                             joints_right=run.data.joints_right, max_windows=s.max_train_windows,
-                            precision=s.precision, scaler=run.scaler)
+                            precision=s.precision, scaler=run.scaler, on_step=on_step)
     if stats.diverged:
         return None
     run.scheduler.step()
@@ -177,6 +178,7 @@ def run_trial(
     resume_from: str | Path | None = None,
     device: str | torch.device = "cpu",
     settings: TrainSettings | None = None,
+    on_step: StepFn | None = None,
 ) -> TrialResult:
     """Train and evaluate ``spec``; see the module docstring.
 
@@ -189,7 +191,8 @@ def run_trial(
 
     A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings (an
     unknown precision, fp16 on a CPU, CUDA where there is none) raise :class:`~h2ot_core.errors.ConfigError`
-    before anything is built; anything else propagates.
+    before anything is built; anything else propagates. ``on_step(steps_done, steps_in_epoch)`` is called
+    after every training step (a progress bar; host-side counts, no device read).
     """
     settings = settings or resolve_settings(spec.backbone, spec.train, source=f"trial {spec.trial_key}")
     device = resolve_device(str(device))
@@ -199,13 +202,14 @@ def run_trial(
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     try:
-        return _run(spec, settings, config, report, Path(workdir), data_dir, resume_from, device)
+        return _run(spec, settings, config, report, Path(workdir), data_dir, resume_from, device, on_step)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], report: ReportFn | None, workdir: Path,
-         data_dir: str | Path | None, resume_from: str | Path | None, device: torch.device) -> TrialResult:
+         data_dir: str | Path | None, resume_from: str | Path | None, device: torch.device,
+         on_step: StepFn | None = None) -> TrialResult:
     run = _build(spec, settings, config, data_dir, device)
     with torch.random.fork_rng(devices=[]):  # cost counting runs the pruners, which may draw noise
         # FLOPs now, on the CPU as the papers count them; the latency is timed after training (_result)
@@ -223,7 +227,7 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         start, history, selected = state.epoch, list(state.history), state.selected
     status = TrialStatus.COMPLETE
     for epoch in range(start + 1, settings.epochs + 1):
-        outcome = _epoch(run, loss_fn, epoch)
+        outcome = _epoch(run, loss_fn, epoch, on_step)
         if outcome is None:
             status = TrialStatus.DIVERGED
             break

@@ -154,6 +154,9 @@ ALLOW_SLOW_BF16 = Setting(
 DETECTOR_WEIGHTS = Setting(
     "H2OT_DETECTOR_WEIGHTS", None, "a folder holding the 2D detector's .onnx files for `h2ot video` (offline "
     "nodes; same as --detector-weights)", "paths")
+PROGRESS_INTERVAL_S = Setting(
+    "H2OT_PROGRESS_INTERVAL_S", "30", "seconds between two status lines of `campaign run` and `train` when stderr "
+    "is not a terminal (a log)", "cluster", job=True)
 TUNE_CHUNK = Setting(
     "H2OT_TUNE_CHUNK", "500", "most trials one Tuner.fit is given; a longer campaign is submitted in chunks",
     "cluster", job=True)
@@ -179,7 +182,7 @@ SETTINGS: tuple[Setting, ...] = (
     RUNS_DIR, DB_URL, DB_RETRY_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
     MLFLOW_HTTP_TIMEOUT, STORAGE, AWS_ENDPOINT_URL_S3,
     AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION, DATA_DIR, CACHE, SCRATCH_DIR, OMP_NUM_THREADS,
-    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
+    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
 )
 #: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
 #: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups

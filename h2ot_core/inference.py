@@ -27,6 +27,10 @@ from h2ot_core.device import (
 from h2ot_core.errors import ShapeError
 from h2ot_core.hourglass import HourglassModel
 
+#: largest |x|, |y| of screen-normalised keypoints accepted: x spans [-1, 1] across the image and y the same
+#: scale (a portrait 9:16 frame reaches 1.8; joints outside the frame a little more); pixels are in the hundreds
+MAX_NORMALISED = 10.0
+
 # Human3.6M 17-joint layout: left and right limbs swap under a horizontal flip.
 JOINTS_LEFT = (4, 5, 6, 11, 12, 13)
 JOINTS_RIGHT = (1, 2, 3, 14, 15, 16)
@@ -67,6 +71,11 @@ def check_input(array: np.ndarray, model: HourglassModel, source: str) -> None:
                          f"(clips, frames, joints, channels), got {tuple(array.shape)}")
     if not np.isfinite(array).all():
         raise ShapeError(f"{source}: the input contains NaN or inf values")
+    largest = float(np.abs(array[..., :2]).max()) if array.size else 0.0
+    if largest > MAX_NORMALISED:
+        raise ShapeError(f"{source}: coordinates up to {largest:.6g} look like pixels; the model takes screen-"
+                         f"normalised keypoints: x / W * 2 - 1 and y / W * 2 - H / W for a W x H image (x in "
+                         f"[-1, 1]; h2ot_core.data.cameras.normalize_screen_coordinates)")
 
 
 def predict_file(ckpt: Path, input_npy: Path, output_npy: Path, *, flip: bool = False, batch_size: int = 16,

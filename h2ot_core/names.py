@@ -84,7 +84,8 @@ _TINY = dict(num_frames=27, dim=32, depth=3, num_heads=2)
 #: MotionBERT's recipe loss, shared by MotionAGFormer
 _MOTIONBERT_LOSS = {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 20.0}
 
-BACKBONES.register("mixste", "h2ot_core.models.mixste:MixSTE", BackboneInfo(
+BACKBONES.register("mixste", "h2ot_core.models.mixste:MixSTE", description="MixSTE (CVPR 2022): alternating spatial "
+                   "and temporal transformer blocks", info=BackboneInfo(
     pipeline="seq2seq",
     defaults=dict(num_frames=243, num_joints=17, in_chans=2, dim=512, depth=8, num_heads=8, mlp_ratio=2.0),
     hot_schedule="3:81",
@@ -93,7 +94,8 @@ BACKBONES.register("mixste", "h2ot_core.models.mixste:MixSTE", BackboneInfo(
                          weight_decay=0.1, lr_decay=0.99, epochs=160, batch_size=4),
     tiny=_TINY,
 ))
-BACKBONES.register("motionbert", "h2ot_core.models.motionbert:DSTformer", BackboneInfo(
+BACKBONES.register("motionbert", "h2ot_core.models.motionbert:DSTformer", description="MotionBERT's DSTformer "
+                   "(ICCV 2023): dual-stream spatial-temporal transformer", info=BackboneInfo(
     pipeline="seq2seq",
     defaults=dict(num_frames=243, num_joints=17, in_chans=3, dim=256, depth=5, num_heads=8, mlp_ratio=4.0,
                   dim_rep=512),
@@ -103,7 +105,8 @@ BACKBONES.register("motionbert", "h2ot_core.models.motionbert:DSTformer", Backbo
                          epochs=120, batch_size=32, train_stride_div=3),
     tiny={**_TINY, "dim_rep": 32},
 ))
-BACKBONES.register("motionagformer", "h2ot_core.models.motionagformer:MotionAGFormer", BackboneInfo(
+BACKBONES.register("motionagformer", "h2ot_core.models.motionagformer:MotionAGFormer", description="MotionAGFormer "
+                   "(WACV 2024): attention and graph-convolution streams", info=BackboneInfo(
     pipeline="seq2seq",
     defaults=dict(num_frames=243, num_joints=17, in_chans=3, dim=128, depth=16, num_heads=8, mlp_ratio=4.0,
                   dim_rep=512, neighbour_num=2),
@@ -113,7 +116,8 @@ BACKBONES.register("motionagformer", "h2ot_core.models.motionagformer:MotionAGFo
                          epochs=60, batch_size=16, train_stride_div=3),
     tiny={**_TINY, "dim_rep": 32},
 ))
-BACKBONES.register("mhformer", "h2ot_core.models.mhformer:MHFormer", BackboneInfo(
+BACKBONES.register("mhformer", "h2ot_core.models.mhformer:MHFormer", description="MHFormer (CVPR 2022): "
+                   "multi-hypothesis transformer, predicts the centre frame", info=BackboneInfo(
     pipeline="seq2frame",
     defaults=dict(num_frames=351, num_joints=17, in_chans=2, dim=512, depth=2, num_heads=8, mlp_ratio=2.0,
                   mhg_depth=4),
@@ -131,17 +135,26 @@ BACKBONE_INFO: Mapping[str, BackboneInfo] = BACKBONES.infos
 # --- pruners and recoverers -----------------------------------------------------------------------------
 
 PRUNERS: Registry[type, None] = Registry("pruner", target_type=type)
-PRUNERS.register("none", "h2ot_core.pruning.base:NoPruning")
-PRUNERS.register("tpc", "h2ot_core.pruning.cluster:TPC")
-PRUNERS.register("tpa", "h2ot_core.pruning.attention:TPA")
-PRUNERS.register("tpmo", "h2ot_core.pruning.motion:TPMo")
-PRUNERS.register("tps", "h2ot_core.pruning.sampling:TPS")
-PRUNERS.register("dpc_multigrain", "h2ot_core.pruning.multigrain:DPCMultiGrain")
+PRUNERS.register("none", "h2ot_core.pruning.base:NoPruning",
+                 description="no pruning: every frame's tokens are kept (the baseline)")
+PRUNERS.register("tpc", "h2ot_core.pruning.cluster:TPC",
+                 description="Token Pruning Cluster (HoT): keeps the frames that are DPC-kNN cluster centres")
+PRUNERS.register("tpa", "h2ot_core.pruning.attention:TPA",
+                 description="Token Pruning Attention (H2OT): keeps the frames that get the most temporal attention")
+PRUNERS.register("tpmo", "h2ot_core.pruning.motion:TPMo",
+                 description="Token Pruning Motion (H2OT): keeps the frames with the largest 2D motion")
+PRUNERS.register("tps", "h2ot_core.pruning.sampling:TPS",
+                 description="Token Pruning Sampling (H2OT): keeps evenly spaced frames; no parameters, input-blind")
+PRUNERS.register("dpc_multigrain", "h2ot_core.pruning.multigrain:DPCMultiGrain",
+                 description="density peaks at two granularities (after FTP-Pose): frames, then joint tracks")
 
 RECOVERERS: Registry[type, None] = Registry("recoverer", target_type=type)
-RECOVERERS.register("none", "h2ot_core.recovering.base:NoRecovery")
-RECOVERERS.register("tra", "h2ot_core.recovering.attention:TRA")
-RECOVERERS.register("tri", "h2ot_core.recovering.interpolation:TRI")
+RECOVERERS.register("none", "h2ot_core.recovering.base:NoRecovery",
+                    description="no recovery: the kept frames only (seq2frame: the centre frame)")
+RECOVERERS.register("tra", "h2ot_core.recovering.attention:TRA",
+                    description="Token Recovering Attention (HoT): learnable queries attend to the kept tokens")
+RECOVERERS.register("tri", "h2ot_core.recovering.interpolation:TRI",
+                    description="Token Recovering Interpolation (H2OT): 3D poses interpolated in time; no parameters")
 
 # --- datasets -------------------------------------------------------------------------------------------
 
@@ -152,19 +165,22 @@ H36M_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5
 H36M_OF_MPI = (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6, 0, 7, 9)
 
 DATASETS: Registry[Any, DatasetInfo] = Registry("dataset", target_type=callable, info_type=DatasetInfo)
-DATASETS.register("h36m", "h2ot_core.data.h36m:load_h36m", DatasetInfo(
+DATASETS.register("h36m", "h2ot_core.data.h36m:load_h36m", description="Human3.6M in the VideoPose3D files "
+                  "(CPN 2D detections); files in $H2OT_DATA_DIR/h36m", info=DatasetInfo(
     num_joints=17,
     files=("data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz"),
     joint_weights=H36M_JOINT_WEIGHTS,
 ))
-DATASETS.register("mpi_inf_3dhp", "h2ot_core.data.mpi_inf_3dhp:load_mpi_inf_3dhp", DatasetInfo(
+DATASETS.register("mpi_inf_3dhp", "h2ot_core.data.mpi_inf_3dhp:load_mpi_inf_3dhp", description="MPI-INF-3DHP in "
+                  "the P-STMO files, scored with PCK/AUC too; files in $H2OT_DATA_DIR/mpi_inf_3dhp", info=DatasetInfo(
     num_joints=17,
     files=("data_train_3dhp.npz", "data_test_3dhp.npz"),
     joint_weights=tuple(H36M_JOINT_WEIGHTS[j] for j in H36M_OF_MPI),
     # pelvis (14), spine (15) and head (16) are not scored
     pck_joints=tuple(range(14)),
 ))
-DATASETS.register("synthetic", "h2ot_core.data.synthetic:load_synthetic", DatasetInfo(
+DATASETS.register("synthetic", "h2ot_core.data.synthetic:load_synthetic", description="synthetic Human3.6M-format "
+                  "motion, generated on first use (tests, demos; never a published number)", info=DatasetInfo(
     num_joints=17,
     files=("data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz", "data_2d_h36m_gt.npz",
            "synthetic_labels.npz"),
@@ -172,7 +188,8 @@ DATASETS.register("synthetic", "h2ot_core.data.synthetic:load_synthetic", Datase
     joint_weights=H36M_JOINT_WEIGHTS,
     seeded=True,
 ))
-DATASETS.register("mocap_clips", "h2ot_core.data.mocap_clips:load_mocap_clips", DatasetInfo(
+DATASETS.register("mocap_clips", "h2ot_core.data.mocap_clips:load_mocap_clips", description="real motion capture: "
+                  "pybullet's DeepMimic clips as Human3.6M joints (pip install 'h2ot-lab[mocap]')", info=DatasetInfo(
     num_joints=17,
     files=("humanoid3d_*.txt",),
     self_contained=True,

@@ -70,6 +70,7 @@ class Registry(Generic[T, InfoT]):
         self.info_type = info_type
         self._entries: dict[str, T | str] = {}
         self._infos: dict[str, InfoT] = {}
+        self._descriptions: dict[str, str] = {}
 
     def _target_ok(self, target: object) -> bool:
         if isinstance(self.target_type, type):
@@ -83,9 +84,10 @@ class Registry(Generic[T, InfoT]):
             return "a callable"
         return f"a {getattr(self.target_type, '__name__', self.target_type)}"
 
-    def register(self, name: str, target: T | str | None = None, info: InfoT | None = None
-                 ) -> Callable[[T], T] | None:
-        """Register ``target`` (an object or a lazy ``"module:attr"``) and its ``info`` under ``name``.
+    def register(self, name: str, target: T | str | None = None, info: InfoT | None = None, *,
+                 description: str = "") -> Callable[[T], T] | None:
+        """Register ``target`` (an object or a lazy ``"module:attr"``) and its ``info`` under ``name``;
+        ``description`` is the one line ``h2ot ls`` shows.
 
         Without a target, return a decorator that registers the decorated object. Raises
         :class:`~h2ot_core.errors.RegistrationError` for a name that is taken or not lower snake case, a
@@ -115,6 +117,8 @@ class Registry(Generic[T, InfoT]):
             self._entries[name] = obj
             if info is not None:
                 self._infos[name] = info
+            if description:
+                self._descriptions[name] = description
 
         if target is not None:
             add(target)
@@ -137,6 +141,11 @@ class Registry(Generic[T, InfoT]):
         if self.info_type is None:
             raise RegistrationError(f"{self.kind} entries carry no info")
         return self._infos[name]
+
+    def description(self, name: str) -> str:
+        """The one-line description registered with ``name`` (empty when none); imports nothing."""
+        self.check(name)
+        return self._descriptions.get(name, "")
 
     @property
     def infos(self) -> Mapping[str, InfoT]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, InterfaceError, OperationalError
 
 from h2ot_core.environment import DB_RETRY_S, DB_URL
 from h2ot_core.errors import ConfigError
@@ -185,7 +185,8 @@ def database_revision(url: str | None = None) -> tuple[str | None, str]:
     A database written before migrations existed reports the revision it is at (``0001``).
     """
     full = _valid_url(url)
-    engine = _engine(full, upgrade=False)
+    _check_exists(full)
+    engine = _engine(full, upgrade=False, create=False)
     try:
         def read() -> str | None:
             with engine.connect() as conn:
@@ -200,7 +201,7 @@ def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
     """``fn()`` with a database that cannot be reached reported as one clear :class:`ResultsError`."""
     try:
         return retry_locked(fn)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable, locked for good, or not a database at all (a text file)
         engine.dispose()
         raise ResultsError(f"Cannot open leaderboard {mask_url(url)}: {exc.orig}") from None
     except ResultsError:
@@ -208,14 +209,14 @@ def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
         raise
 
 
-def _engine(url: str, *, upgrade: bool = True) -> Engine:
+def _engine(url: str, *, upgrade: bool = True, create: bool = True) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
         raise ResultsError(f"Database URL {mask_url(url)}: unsupported backend {backend!r}; "
                            f"use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if create and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
         _sqlite_events(engine)
@@ -238,6 +239,45 @@ def _valid_url(url: str | None) -> str:
         raise ResultsError(f"Database URL {full!r} (from --db-url or {DB_URL.name}) is not a valid URL; "
                            f"expected e.g. sqlite:///results/runs/leaderboard.sqlite") from None
     return full
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``None``: not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _check_exists(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist (opening it would create it)."""
+    path = _sqlite_file(url)
+    if path is not None and not path.is_file():
+        where = "is a folder" if path.is_dir() else "does not exist"
+        raise ResultsError(f"No leaderboard at {path} (from --db-url, {DB_URL.name} or the default): the file {where}; "
+                           f"check the path, or run a campaign first (h2ot campaign run GRID)")
+
+
+def open_read_only(url: str | None = None) -> Engine:
+    """An engine for a command that only reads the leaderboard: it never creates a database, a folder or a
+    schema. A SQLite file that does not exist, a file that is not a database and a database without a
+    leaderboard are refused with one :class:`ResultsError`; an existing leaderboard at an older revision is
+    upgraded as :func:`make_engine` does (its rows kept)."""
+    full = _valid_url(url)
+    _check_exists(full)
+    engine = _engine(full, upgrade=False, create=False)
+    label = mask_url(full)
+
+    def open_schema() -> None:
+        with engine.connect() as conn:
+            state = migrations.read_state(conn, label)
+        if state.revision is None:
+            raise ResultsError(f"Leaderboard {label} is empty (no H2OT Lab tables): nothing has been recorded "
+                               f"there; check --db-url / {DB_URL.name}, or run a campaign first")
+        _open_schema(engine, full)
+
+    _guarded(engine, full, open_schema)
+    return engine
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
 from h2ot_core.contracts import metric_key
-from results.errors import unknown
+from results.errors import ResultsError, unknown
 from results.queries import check_campaign, filtered
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
@@ -96,6 +96,29 @@ WRITERS: dict[str, Callable[[pa.Table, Path], None]] = {
 }
 
 
+#: file suffixes and the format each names
+SUFFIXES: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "arrow",
+                            ".feather": "arrow", ".ipc": "arrow"}
+
+
+def export_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format to write ``path`` in: ``fmt`` when given (it must agree with a suffix that names another
+    format), else the one its suffix names; an unknown suffix without ``fmt`` is refused (``x.xlsx`` is not
+    silently written as Parquet)."""
+    suffix = Path(path).suffix.lower()
+    if fmt is not None:
+        if fmt not in WRITERS:
+            raise unknown("export format", fmt, list(WRITERS))
+        if SUFFIXES.get(suffix, fmt) != fmt:
+            raise ResultsError(f"--out {path}: a {SUFFIXES[suffix]} file name, but --format {fmt}; name the file "
+                               f"*{next(s for s, f in SUFFIXES.items() if f == fmt)} or drop --format")
+        return fmt
+    if suffix not in SUFFIXES:
+        raise ResultsError(f"--out {path}: unknown file type {suffix or '(no suffix)'!r}; name the file "
+                           f"{', '.join(f'*{s}' for s in SUFFIXES)} (parquet, csv, arrow), or give --format")
+    return SUFFIXES[suffix]
+
+
 def write_export(table: pa.Table, path: str | Path, fmt: str) -> Path:
     """Write ``table`` to ``path`` as ``parquet``, ``csv`` or ``arrow`` (Arrow IPC file)."""
     if fmt not in WRITERS:
@@ -106,12 +129,11 @@ def write_export(table: pa.Table, path: str | Path, fmt: str) -> Path:
     return path
 
 
-def export_trials(engine: Engine, path: str | Path, fmt: str, *, actions: bool = False,
+def export_trials(engine: Engine, path: str | Path, fmt: str | None = None, *, actions: bool = False,
                   filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
                   status: Sequence[str] | None = None) -> pa.Table:
-    """:func:`export_table` written to ``path`` by :func:`write_export` (the format checked first)."""
-    if fmt not in WRITERS:
-        raise unknown("export format", fmt, list(WRITERS))
+    """:func:`export_table` written to ``path`` by :func:`write_export` in :func:`export_format` (checked first)."""
+    fmt = export_format(path, fmt)
     table = export_table(engine, filters=filters, campaign=campaign, status=status, actions=actions)
     write_export(table, path, fmt)
     return table

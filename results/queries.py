@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.orm import aliased
 
-from h2ot_core.contracts import STATUSES, TRIAL_AXES, TrialStatus, lower_is_better
+from h2ot_core.contracts import SPLITS, STATUSES, TRIAL_AXES, TrialStatus, lower_is_better
 from results.errors import ResultsError, unknown
 from results.rows import COST_COLUMNS, LATENCY_COLUMNS
 from results.schema import Campaign, CampaignTrial, Metric, Trial
@@ -179,6 +179,20 @@ def _check_sort(engine: Engine, sort: str) -> None:
     raise unknown("sort metric", sort, [*metric_names(engine), *COST_COLUMNS, *DERIVED_COLUMNS])
 
 
+def check_split_action(engine: Engine, split: str, action: str) -> None:
+    """Refuse a split other than train/test, and an action no metric of the leaderboard was recorded for
+    (``avg`` always exists), with a did-you-mean: an empty table would read "no such trial"."""
+    if split not in SPLITS:
+        raise unknown("split", split, list(SPLITS))
+    if action == "avg":
+        return
+    with engine.connect() as conn:  # one probe; the full list only for the error message
+        if conn.execute(select(Metric.action).where(Metric.action == action).limit(1)).first() is not None:
+            return
+        known = list(conn.execute(select(Metric.action).distinct().order_by(Metric.action)).scalars())
+    raise unknown("action", action, known)
+
+
 def seed_values(members: Sequence[Mapping[str, Any]], column: str) -> dict[int, float]:
     """``seed -> value`` of ``column`` (the mean when several members share a seed)."""
     by_seed: dict[int, list[float]] = defaultdict(list)
@@ -237,6 +251,7 @@ def _group(rows: list[dict[str, Any]], group_by: Sequence[str], sort: str, agg: 
         row["p_vs_baseline"] = None if is_base or not base or not seeds else \
             compare(seeds, seed_values(base, sort)).p_value
         row["trial_keys"] = ",".join(sorted(m["trial_key"] for m in members))
+        row["latency_contended"] = any(m.get("latency_contended") for m in members)  # a mean of marked latencies
         out.append(row)
     return out
 
@@ -256,6 +271,7 @@ def leaderboard(engine: Engine, filters: Mapping[str, Sequence[Any]] | None = No
     if agg not in ("best", "mean"):
         raise unknown("aggregation", agg, ["best", "mean"])
     _check_sort(engine, sort)
+    check_split_action(engine, split, action)
     check_campaign(engine, campaign)
     lower = lower_is_better(sort)
     desc = (not lower) if descending is None else descending

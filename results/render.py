@@ -22,7 +22,7 @@ from results.tables import MISSING, Cell, Table, build_table
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "±": r"$\pm$", "−": r"$-$", MISSING: "--", "Δ": r"$\Delta$"}
+                "±": r"$\pm$", "−": r"$-$", MISSING: "--", "Δ": r"$\Delta$", "†": r"\textdagger{}"}
 
 
 def tex_escape(text: str) -> str:
@@ -45,8 +45,15 @@ def header(table: Table) -> list[str]:
     for e in spec.extra:
         labels.append(table.axis_label(e))
         if spec.baseline:
-            labels.append(f"Δ{table.axis_label(e)}")
+            labels.append(delta_label(table.axis_label(e)))
     return labels
+
+
+def delta_label(label: str) -> str:
+    """The header of a relative change: ``Latency (ms)`` → ``ΔLatency (%)`` (a change is a percentage,
+    whatever the unit of the column it compares)."""
+    name, paren, _ = label.partition(" (")
+    return f"Δ{name if paren else label} (%)"
 
 
 def _body(table: Table, mark: Callable[[str, Cell], str], escape: Callable[[str], str]) -> list[list[str]]:
@@ -58,9 +65,10 @@ def _body(table: Table, mark: Callable[[str, Cell], str], escape: Callable[[str]
             cell = table.cells[(rk, ck)]
             line.append(mark(table.text(cell, spec.fmt), cell))
         for e in spec.extra:
-            line.append(escape(table.text(table.extras[(rk, e)], spec.extra_fmt, with_std=False)))
+            flag = table.extra_mark(rk, e)
+            line.append(escape(table.text(table.extras[(rk, e)], spec.extra_fmt, with_std=False) + flag))
             if spec.baseline:
-                line.append(escape(table.delta_text(table.deltas[(rk, e)])))
+                line.append(escape(table.delta_text(table.deltas[(rk, e)]) + flag))
         rows.append(line)
     return rows
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from h2ot_core.contracts import STATUSES, TrialStatus
 from results.errors import ResultsError
 from results.markdown import markdown_table
+from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES, number_text
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
@@ -28,14 +29,32 @@ _PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
 _SETTINGS = ("num_threads",)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def _fmt(column: str, value: Any) -> str:
+    """A cell at its protocol's precision (:mod:`results.numbers`); ``–`` when missing."""
+    return "–" if value is None else number_text(column, value)
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    return markdown_table(header, [[_fmt(v) for v in row] for row in rows]).splitlines()
+    return markdown_table(header, [[_fmt(h, v) for h, v in zip(header, row, strict=True)] for row in rows]
+                          ).splitlines()
+
+
+def _leader_cells(row: Mapping[str, Any]) -> list[Any]:
+    """A leaderboard row's cells, its latencies marked when contended."""
+    mark = CONTENDED_MARK if row.get("latency_contended") else ""
+    return [f"{_fmt(c, row.get(c))}{mark}" if c in LATENCY_VALUES and row.get(c) is not None and mark
+            else row.get(c) for c in _LEADER_COLUMNS]
+
+
+def _latency_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the report says about how its latencies were timed."""
+    timed = [r for r in rows if r.get("latency_ms") is not None]
+    contended = [r for r in timed if r.get("latency_contended")]
+    if not contended:
+        return []
+    return [f"Latency: {len(contended)} of {len(timed)} timed trials were timed while other trials shared the "
+            f"CPU (contended); their latencies and latency speed-ups are marked {CONTENDED_MARK} and read slower "
+            "and noisier than alone (`h2ot profile` times one configuration alone).", ""]
 
 
 def _first_line(text: str | None, limit: int = 200) -> str:
@@ -68,6 +87,7 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
              f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",
              "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
+    lines += _latency_lines(rows)
     lines += _tables_section(engine, campaign, out)
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
         lines += _front_section(engine, campaign, out)
@@ -75,8 +95,9 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     if qualitative is not None:
         lines += _qualitative_section(*qualitative, out)
     complete = [r for r in rows if r["status"] == TrialStatus.COMPLETE]
-    lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [[r.get(c) for c in _LEADER_COLUMNS]
-                                                                 for r in complete]), ""]
+    lines += ["## Leaderboard", "", *_md_table(_LEADER_COLUMNS, [_leader_cells(r) for r in complete]), ""]
+    if any(r.get("latency_contended") for r in complete):
+        lines += [CONTENDED_NOTE, ""]
     bad = [r for r in rows if r["status"] in (TrialStatus.FAILED, TrialStatus.DIVERGED)]
     lines += ["## Failures", ""]
     lines += (_md_table(["trial_key", "status", "pruner", "recoverer", "schedule", "error"],

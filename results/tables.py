@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from h2ot_core.contracts import TrialStatus
+from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES
 from results.queries import DERIVED_COLUMNS, LEAN_COLUMNS, add_speedups, fetch_trials, seed_values
 from results.stats import ALPHA, significantly_better, summarize
 from results.table_spec import TableSpec
@@ -64,6 +65,8 @@ class Table:
     deltas: dict[tuple[tuple[Any, ...], str], float | None]
     notes: list[str]
     trials: int
+    #: rows with a latency timed under CPU contention: their latency extras are marked (:data:`CONTENDED_MARK`)
+    contended: set[tuple[Any, ...]] = field(default_factory=set)
 
     def label(self, axis: str, value: Any) -> str:
         if value is None:
@@ -89,6 +92,10 @@ class Table:
         if value is None:
             return MISSING
         return f"{value:+.1f}%".replace("-", MINUS)
+
+    def extra_mark(self, row_key: tuple[Any, ...], extra: str) -> str:
+        """:data:`CONTENDED_MARK` on a latency extra of a row with a contended latency, else nothing."""
+        return CONTENDED_MARK if extra in LATENCY_VALUES and row_key in self.contended else ""
 
 
 def _ordered(spec: TableSpec, axis: str, values: set[Any]) -> list[Any]:
@@ -187,8 +194,12 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
             for rk in row_keys:
                 mean = extras[(rk, e)].mean
                 deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)
+    contended = {rk for rk in row_keys if any(m.get("latency_contended") for m in by_row[rk])} \
+        if LATENCY_VALUES & set(spec.extra) else set()
     table = Table(spec, spec.rows, row_keys, col_keys, cells, extras, deltas, _notes(spec, selected),
-                  len(selected))
+                  len(selected), contended)
+    if contended:
+        table.notes.append(CONTENDED_NOTE)
     if _rank(table):
         table.notes.append(BOLD_RULE)
     return table

@@ -30,6 +30,8 @@ from h2ot_core.hourglass import HourglassModel
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+#: ``on_step(steps_done, steps_in_epoch)`` after each optimiser step: host-side counts only, never a device read
+StepFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -78,12 +80,14 @@ def train_one_epoch(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
     check_every: int | None = CHECK_EVERY,
+    on_step: StepFn | None = None,
 ) -> EpochStats:
     """Shuffle ``windows`` with ``generator`` (at most ``max_windows`` of them) and take one step per batch.
 
     The forward pass and the loss run under ``precision``'s autocast; ``scaler`` (fp16) scales the loss and
     skips steps whose gradients overflowed. A non-finite loss ends the epoch at the next check (every
-    ``check_every`` steps; ``None``: at the end only) with ``diverged=True``.
+    ``check_every`` steps; ``None``: at the end only) with ``diverged=True``. ``on_step`` (a progress bar)
+    is called after every step with the steps taken and the epoch's number of steps.
     """
     model.train()
     order = torch.randperm(len(windows), generator=generator)
@@ -94,6 +98,7 @@ def train_one_epoch(
     total = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss x clips, on the device
     finite = torch.ones((), dtype=torch.bool, device=device)
     seen, steps = 0, 0
+    steps_in_epoch = math.ceil(len(order) / batch_size)
     for chunk in order.split(batch_size):
         x, y, mask = windows.get(chunk.numpy())
         if flip:
@@ -117,6 +122,8 @@ def train_one_epoch(
         total += detached.double() * len(chunk)
         seen += len(chunk)
         steps += 1
+        if on_step is not None:
+            on_step(steps, steps_in_epoch)
         if check_every and steps % check_every == 0 and not _to_host(finite):
             break
     mean = _to_host(total) / max(seen, 1)

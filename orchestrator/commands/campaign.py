@@ -17,6 +17,7 @@ from orchestrator.commands.options import (
     AshaOpt,
     CpusOpt,
     DbUrlOpt,
+    FormatOpt,
     GpusOpt,
     GridArg,
     JobAddressOpt,
@@ -29,7 +30,7 @@ from orchestrator.commands.options import (
     SeedsOpt,
     check_resources,
 )
-from orchestrator.console import err, out, user_errors
+from orchestrator.console import err, out, print_rows, user_errors
 
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
@@ -73,7 +74,8 @@ def _search_summary(grid: GridSpec) -> str:
 
 
 @user_errors
-def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None) -> None:
+def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
+             ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
     from orchestrator.grid import load_grid
 
@@ -82,7 +84,12 @@ def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = N
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
     specs = grid.expand()
-    _print_wide(_trials_table(grid, specs))
+    if fmt == "table":
+        _print_wide(_trials_table(grid, specs))
+    else:
+        rows = [{"trial_key": s.trial_key, **{c: getattr(s, c) for c in TRIAL_COLUMNS if c != "pipeline"},
+                 "pipeline": s.effective_pipeline} for s in specs]
+        print_rows(rows, ["trial_key", *TRIAL_COLUMNS], fmt, title=grid.name)
     err.print(f"{grid_path}: valid, {len(specs)} trials")
 
 
@@ -205,6 +212,7 @@ def status(
     grid_path: Annotated[Path | None, typer.Option("--grid", help="grid file, to count pending trials")] = None,
     profile: ProfileOpt = None,
     address: JobAddressOpt = None,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one."""
     from results.store import LeaderboardStore
@@ -216,12 +224,10 @@ def status(
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
-    table = Table("status", "trials", title=f"campaign {name}")
-    for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))):
-        if key in counts:
-            table.add_row(key, str(counts[key]))
-    _print_wide(table)
-    print_job_state(store, name, address)
+    rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
+            if key in counts]
+    print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
+    print_job_state(store, name, address, out if fmt == "table" else err)
 
 
 def register(app: typer.Typer) -> None:

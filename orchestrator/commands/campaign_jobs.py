@@ -28,6 +28,8 @@ from orchestrator.commands.options import (
 from orchestrator.console import err, out, user_errors
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from results.store import LeaderboardStore
 
 
@@ -136,8 +138,9 @@ def submit(
 
 
 
-def print_job_state(store: LeaderboardStore, name: str, address: str | None) -> None:
-    """``ray job ID: STATE`` when the campaign ran as a Ray job and the dashboard answers, else why not."""
+def print_job_state(store: LeaderboardStore, name: str, address: str | None, console: Console = out) -> None:
+    """``ray job ID: STATE`` (on ``console``) when the campaign ran as a Ray job and the dashboard answers,
+    else why not (on stderr)."""
     from orchestrator import jobs
     from orchestrator.cluster import ClusterError
 
@@ -155,7 +158,7 @@ def print_job_state(store: LeaderboardStore, name: str, address: str | None) -> 
         err.print(f"ray job {job_id}: state unknown ({exc})", highlight=False, markup=False)
         return
     code = f", exit code {state.exit_code}" if state.exit_code is not None else ""
-    out.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
+    console.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
 
 
 @user_errors

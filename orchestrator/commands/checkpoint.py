@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.commands.core import CompileOpt, DeviceOpt, PrecisionOpt, device_for
+from orchestrator.commands.options import at_least_one
 from orchestrator.console import err, user_errors
 
 checkpoint_app = typer.Typer(no_args_is_help=True, help="Official HoT/H2OT checkpoints.")
@@ -32,10 +33,11 @@ def convert(
 @user_errors
 def predict(
     ckpt: Annotated[str, typer.Argument(help="native checkpoint: a path, or a storage URI (s3://..., gs://...)")],
-    input_npy: Annotated[Path, typer.Argument(help="(N, F, J, C) normalised 2D keypoints")],
+    input_npy: Annotated[Path, typer.Argument(help="(N, F, J, C) 2D keypoints, screen-normalised: x / W * 2 - 1, "
+                                                   "y / W * 2 - H / W for a W x H image (not pixels)")],
     output_npy: Annotated[Path, typer.Argument(help="where to write (N, F, J, 3) (seq2frame: (N, 1, J, 3))")],
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = False,
-    batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 16,
+    batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 16,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
     compile: CompileOpt = False,

@@ -42,12 +42,13 @@ def ls(fmt: FormatOpt = "table") -> None:
     for name in BACKBONES.names():
         info = BACKBONE_INFO[name]
         d = info.defaults
-        rows.append({"registry": "backbone", "name": name, "notes": f"{info.pipeline}, {d['num_frames']} frames, "
-                     f"dim {d['dim']}, depth {d['depth']}, HoT schedule {info.hot_schedule}"})
+        rows.append({"registry": "backbone", "name": name, "notes": f"{BACKBONES.description(name)}; "
+                     f"{info.pipeline}, {d['num_frames']} frames, dim {d['dim']}, depth {d['depth']}, HoT schedule "
+                     f"{info.hot_schedule}"})
     for kind, reg in (("pruner", PRUNERS), ("recoverer", RECOVERERS), ("dataset", DATASETS),
                       ("official checkpoint", CONVERTERS)):
-        rows += [{"registry": kind, "name": name, "notes": ""} for name in reg.names()]
-    print_rows(rows, ["registry", "name", "notes"], fmt)
+        rows += [{"registry": kind, "name": name, "notes": reg.description(name)} for name in reg.names()]
+    print_rows(rows, ["registry", "name", "notes"], fmt, compact=False)
 
 
 @user_errors
@@ -66,6 +67,9 @@ def profile(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
     compile: CompileOpt = False,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="time the forward pass (--no-latency: "
+                                                                       "params and FLOPs only, in seconds even at "
+                                                                       "official size)")] = True,
     fmt: FormatOpt = "table",
     as_json: Annotated[bool, typer.Option("--json", help="same as --format json: one JSON object")] = False,
 ) -> None:
@@ -77,17 +81,19 @@ def profile(
     dev = device_for(device, precision, compile=compile)
     model = create_model(backbone, pruner, recoverer, schedule, pipeline=pipeline,
                          num_frames=frames, dim=dim, depth=depth, num_heads=heads).to(dev)
-    cost = count_cost(model, latency=True, repeats=repeats, batch=batch, precision=precision, compile=compile)
+    cost = count_cost(model, latency=latency, repeats=repeats, batch=batch, precision=precision, compile=compile)
     frames_out = model.num_frames if model.pipeline == "seq2seq" else 1
     row = {
         "backbone": backbone, "pruner": pruner, "recoverer": recoverer, "schedule": schedule,
         "pipeline": model.pipeline, "frames": model.num_frames,
         "params": cost.params, "gflops": round(cost.gflops, 4), "gflops_total": round(cost.gflops_total, 4),
         "gflops_per_output_frame": round(cost.gflops / frames_out, 5),
-        "latency_ms": round(cost.latency_ms or 0.0, 3), "latency_batch": cost.latency_batch,
-        "latency_device": cost.latency_device, "precision": precision, "compiled": compile,
-        "latency_contended": cost.latency_contended, "counter": cost.counter,
+        "latency_ms": None if cost.latency_ms is None else round(cost.latency_ms, 3),
+        "latency_batch": cost.latency_batch, "latency_device": cost.latency_device, "precision": precision,
+        "compiled": compile, "latency_contended": cost.latency_contended, "counter": cost.counter,
     }
+    if not latency:  # nothing was timed: no latency fields at all, rather than empty ones
+        row = {k: v for k, v in row.items() if not k.startswith("latency_") and k != "compiled"}
     print_record(row, "json" if as_json else fmt)
 
 

@@ -16,8 +16,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from h2ot_core.contracts import STATUSES, TRIAL_AXES
+from h2ot_core.contracts import PIPELINES, SELECTIONS, STATUSES, TRIAL_AXES
 from h2ot_core.environment import DB_URL
+from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
 from orchestrator.console import TABLE_FORMATS, fail
 
@@ -35,9 +36,37 @@ def _check_format(value: str) -> str:
 
 FormatOpt = Annotated[str, typer.Option("--format", callback=_check_format,
                                         help="table, json, csv or markdown")]
+ColumnsOpt = Annotated[str | None, typer.Option("--columns", show_default=False,
+                                                help="columns to show, comma-separated (default: the usual ones, "
+                                                     "less those equal in every row)")]
+
+
+def at_least_one(param: typer.CallbackParam, value: int | None) -> int | None:
+    """Option callback: a count that must be 1 or more (``--batch-size 0``), refused in one line, exit 2."""
+    if value is not None and value < 1:
+        raise fail(f"{param.opts[0] if param.opts else param.name} {value}: expected 1 or more")
+    return value
 
 #: the axes a trial can be filtered on (``results.queries.AXES`` too)
 FILTER_AXES = TRIAL_AXES
+
+
+def known_values(axis: str) -> list[str] | None:
+    """The values an axis filter can match (the registries' names); ``None``: any value (schedules, numbers)."""
+    from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
+
+    named = {"backbone": BACKBONES.names, "pruner": PRUNERS.names, "recoverer": RECOVERERS.names,
+             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS)}
+    return named[axis]() if axis in named else None
+
+
+def check_filter_values(axes: dict[str, list[str]]) -> None:
+    """A filter value no trial can have (``--pruner tcp``) is a typo: refused with a did-you-mean, as in grids."""
+    for axis, values in axes.items():
+        known = known_values(axis)
+        for value in values if known is not None else []:
+            if value not in known:
+                raise ConfigError(f"--{axis}: {unknown_message(axis, value, known)}")
 
 
 def split_list(value: str | None) -> list[str]:
@@ -83,8 +112,9 @@ def with_trial_filter(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {p.name: kwargs.pop(p.name, None) for p in _FILTER_PARAMS}
-        where = TrialFilter({a: split_list(values[a]) for a in FILTER_AXES if values[a]}, values["campaign"],
-                            split_list(values["status"]) or None)
+        axes = {a: split_list(values[a]) for a in FILTER_AXES if values[a]}
+        check_filter_values(axes)
+        where = TrialFilter(axes, values["campaign"], split_list(values["status"]) or None)
         return fn(*args, where=where, **kwargs)
 
     new = sig.replace(parameters=[*positional, *_FILTER_PARAMS, *keyword])

@@ -7,8 +7,25 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.commands.options import DbUrlOpt, FormatOpt, TrialFilter, split_list, with_trial_filter
-from orchestrator.console import err, fail, out, print_rows, user_errors
+from h2ot_core.registry import unknown_message
+from orchestrator.commands.options import (
+    ColumnsOpt,
+    DbUrlOpt,
+    FormatOpt,
+    TrialFilter,
+    split_list,
+    with_trial_filter,
+)
+from orchestrator.console import (
+    TABLE_FORMATS,
+    cell_text,
+    check_columns,
+    err,
+    fail,
+    out,
+    print_rows,
+    user_errors,
+)
 
 tables_app = typer.Typer(no_args_is_help=True, help="Paper tables (Markdown, LaTeX, CSV) from table specs.")
 
@@ -17,9 +34,33 @@ SHOWN = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "
          "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops", "speedup_latency")
 
 
-def print_leaderboard(rows: list[dict[str, Any]], sort: str, group_by: list[str], fmt: str, title: str = "") -> None:
-    """Leaderboard rows as ``h2ot leaderboard`` shows them (also used by ``campaign run`` for its best trials)."""
-    print_rows(rows, _columns(rows, sort, group_by), fmt, title=title)
+#: the leaderboard columns a narrow terminal loses first
+DROP_ORDER = ("params", "speedup_latency", "p_mpjpe", "speedup_flops", "status", "latency_ms", "seed")
+
+
+def print_leaderboard(rows: list[dict[str, Any]], sort: str, group_by: list[str], fmt: str, title: str = "",
+                      columns: list[str] | None = None) -> None:
+    """Leaderboard rows as ``h2ot leaderboard`` shows them (also used by ``campaign run`` for its best trials).
+
+    ``columns`` (``--columns``) replaces the default columns, and the compact table then keeps every one of
+    them. In a table or Markdown a latency timed under CPU contention carries a mark, explained on stderr;
+    CSV gets the ``latency_contended`` column instead.
+    """
+    from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES
+
+    shown = check_columns(columns, rows, _columns(rows, sort, group_by)) if columns else _columns(rows, sort, group_by)
+    marked = LATENCY_VALUES & set(shown)
+    contended = any(r.get("latency_contended") for r in rows) and bool(marked)
+    if contended and fmt in ("table", "markdown"):
+        rows = [{**r, **{c: f"{cell_text(c, r[c])}{CONTENDED_MARK}" for c in marked if r.get(c) is not None}}
+                if r.get("latency_contended") else r for r in rows]
+    elif contended and fmt == "csv" and "latency_contended" not in shown:
+        shown = [*shown, "latency_contended"]
+    if columns and fmt == "json":
+        rows = [{c: r.get(c) for c in shown} for r in rows]
+    shown = print_rows(rows, shown, fmt, title=title, compact=not columns, droppable=() if columns else DROP_ORDER)
+    if contended and fmt in ("table", "markdown") and marked & set(shown):
+        err.print(CONTENDED_NOTE, highlight=False, markup=False)
 
 
 def _columns(rows: list[dict[str, Any]], sort: str, group_by: list[str]) -> list[str]:
@@ -46,16 +87,20 @@ def leaderboard(
     agg: Annotated[str, typer.Option(help="per group: best trial, or mean (with _std, a 95% bootstrap CI over seeds and the "
                                              "paired-test p-value against the unpruned baseline)")] = "best",
     fmt: FormatOpt = "table",
+    columns: ColumnsOpt = None,
     db_url: DbUrlOpt = None,
 ) -> None:
-    """Trials ranked by a metric, with params, GFLOPs and speed-up vs the unpruned baseline."""
-    from results.db import make_engine
+    """Trials ranked by a metric, with params, GFLOPs and speed-up vs the unpruned baseline.
+
+    The table leaves out columns with the same value in every row (stated once above it); --columns picks
+    the columns (any field --format json shows)."""
+    from results.db import open_read_only
     from results.queries import leaderboard as query
 
     groups = split_list(group_by)
-    rows = query(make_engine(db_url), **where.query(), sort=sort, split=split, action=action,
+    rows = query(open_read_only(db_url), **where.query(), sort=sort, split=split, action=action,
                  descending=descending, top=top, group_by=groups, agg=agg)  # type: ignore[arg-type]
-    print_leaderboard(rows, sort, groups, fmt)
+    print_leaderboard(rows, sort, groups, fmt, columns=split_list(columns) or None)
     if not rows:
         err.print("no trials match")
 
@@ -71,12 +116,12 @@ def build(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Write <name>.md, .tex and .csv per table spec (byte-identical on rebuild); fails if none is built."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.errors import ResultsError
     from results.render import build_tables
     from results.table_spec import spec_paths
 
-    written, skipped = build_tables(make_engine(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
+    written, skipped = build_tables(open_read_only(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
                                     campaign=campaign)
     for name in skipped:
         err.print(f"skipped {name}: its filters select no complete trial")
@@ -91,17 +136,20 @@ def build(
 @with_trial_filter
 def export(
     out_file: Annotated[Path, typer.Option("--out", help="file to write")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or arrow")] = "parquet",
+    fmt: Annotated[str | None, typer.Option("--format", help="parquet, csv or arrow (default: by the --out "
+                                                             "suffix: .parquet, .csv, .arrow)", show_default=False)]
+    = None,
     actions: Annotated[bool, typer.Option(help="also per-action metric columns")] = False,
     *,
     where: TrialFilter,
     db_url: DbUrlOpt = None,
 ) -> None:
     """One row per trial: axes, wide metrics (test_mpjpe, ...), cost and provenance."""
-    from results.db import make_engine
-    from results.export import export_trials
+    from results.db import open_read_only
+    from results.export import export_format, export_trials
 
-    table = export_trials(make_engine(db_url), out_file, fmt, actions=actions, **where.query())
+    export_format(out_file, fmt)  # a bad name or format before the database is opened
+    table = export_trials(open_read_only(db_url), out_file, fmt, actions=actions, **where.query())
     err.print(f"wrote {table.num_rows} trials, {table.num_columns} columns to {out_file}")
 
 
@@ -116,7 +164,7 @@ def report(
     db_url: DbUrlOpt = None,
 ) -> None:
     """One Markdown page: the campaign's tables and plots, what ran, what failed and why, provenance."""
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.errors import ResultsError
     from results.report import build_report
 
@@ -125,7 +173,7 @@ def report(
     name = campaign or campaign_opt
     if not name:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
-    engine = make_engine(db_url)
+    engine = open_read_only(db_url)
     qualitative = None
     if video:
         from orchestrator.commands.video import campaign_figure
@@ -150,10 +198,10 @@ def plots(
 
     Plots complete trials unless --status says otherwise.
     """
-    from results.db import make_engine
+    from results.db import open_read_only
     from results.plots import plot_trials
 
-    for path in plot_trials(make_engine(db_url), out_dir, split_list(kind), metric=metric, **where.query()):
+    for path in plot_trials(open_read_only(db_url), out_dir, split_list(kind), metric=metric, **where.query()):
         out.print(str(path), highlight=False)
 
 
@@ -166,17 +214,21 @@ def pareto(
                                                  "values pushed out by 10% of their range)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="also write pareto.md/.tex/.csv/.png/.pdf here")]
     = None,
-    fmt: Annotated[str, typer.Option("--format", help="markdown, latex or csv")] = "markdown",
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown (or latex)")] = "table",
     db_url: DbUrlOpt = None,
 ) -> None:
     """The campaign's non-dominated trials in (X, Y) and the hypervolume they dominate."""
-    from results.db import make_engine
-    from results.front import campaign_front, front_text, hypervolume_note, write_front
+    from results.db import open_read_only
+    from results.front import FRONT_COLUMNS, campaign_front, front_text, hypervolume_note, write_front
 
-    if fmt not in ("markdown", "latex", "csv"):
-        raise fail(f"--format {fmt!r}: expected markdown, latex or csv")
-    front = campaign_front(make_engine(db_url), campaign, x, y, _point(ref))
-    out.print(front_text(front, fmt), end="", highlight=False, markup=False)
+    if fmt not in (*TABLE_FORMATS, "latex"):
+        raise fail(unknown_message("format", fmt, [*TABLE_FORMATS, "latex"]))
+    front = campaign_front(open_read_only(db_url), campaign, x, y, _point(ref))
+    if fmt in ("table", "json"):
+        columns = [*FRONT_COLUMNS, x, y]
+        print_rows([{c: r.get(c) for c in columns} for r in front.front], columns, fmt, compact=False)
+    else:
+        out.print(front_text(front, fmt), end="", highlight=False, markup=False)
     if out_dir is not None:
         for path in write_front(front, out_dir):
             err.print(str(path), highlight=False)

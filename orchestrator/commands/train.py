@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from h2ot_core.config import deep_merge, read_yaml
@@ -16,8 +18,10 @@ from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import runs_dir
 from h2ot_core.errors import ConfigError
 from h2ot_core.resolve import resolve_spec
+from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
-from orchestrator.console import err, out, user_errors
+from orchestrator.commands.options import FormatOpt, at_least_one
+from orchestrator.console import err, out, print_rows, user_errors
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -54,12 +58,99 @@ def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
     """Rows = actions (``avg`` last), columns = metrics."""
+    names, rows = _metric_rows(metrics)
+    table = Table("action", *names, title=title)
+    for row in rows:
+        table.add_row(row["action"], *(f"{row[n]:.2f}" if row[n] is not None else "-" for n in names))
+    return table
+
+
+def _metric_rows(metrics: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[dict[str, Any]]]:
     names = [n for n in ("mpjpe", "p_mpjpe", "n_mpjpe", "mpjve", "pck", "auc") if n in metrics]
     actions = [*sorted({a for n in names for a in metrics[n] if a != "avg"}), "avg"]
-    table = Table("action", *names, title=title)
-    for action in actions:
-        table.add_row(action, *(f"{metrics[n][action]:.2f}" if action in metrics[n] else "-" for n in names))
-    return table
+    return names, [{"action": a, **{n: metrics[n].get(a) for n in names}} for a in actions]
+
+
+def print_metrics(metrics: Mapping[str, Mapping[str, float]], title: str, fmt: str) -> None:
+    """The per-action metrics on stdout: :func:`metrics_table`, or rows in ``fmt`` (json, csv, markdown)."""
+    if fmt == "table":
+        out.print(metrics_table(metrics, title))
+        return
+    names, rows = _metric_rows(metrics)
+    print_rows(rows, ["action", *names], fmt, title=title)
+
+
+class TrainProgress:
+    """``h2ot train``'s progress on stderr: in a terminal, a bar over every step of every epoch with its ETA;
+    in a log, a timestamped line per epoch and every ``$H2OT_PROGRESS_INTERVAL_S`` seconds.
+
+    ``step(done, per_epoch)`` is ``run_trial``'s ``on_step``; ``epoch(metrics)`` its per-epoch ``report``. The
+    ETA counts the steps taken since the command started (a resumed run's epochs before it are not timed).
+    """
+
+    def __init__(self, epochs: int, console: Console, *, terminal: bool | None = None,
+                 interval: float | None = None, clock: Any = time.monotonic, wall: Any = time.time):
+        self.epochs, self.console, self.clock, self.wall = epochs, console, clock, wall
+        self.terminal = console.is_terminal if terminal is None else terminal
+        self.interval = interval_s() if interval is None else interval
+        self.epoch_now = 1  # the epoch being trained (corrected by the first report of a resumed run)
+        self.done = self.per_epoch = self.taken = 0
+        self.info = ""
+        self.started = self._last_line = clock()
+        self.bar = Progress(TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                            TextColumn("step {task.fields[step]}/{task.fields[per_epoch]}"),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=console, transient=False, disable=not self.terminal)
+        self.task = self.bar.add_task("train", total=None, epoch=1, epochs=epochs, step=0, per_epoch="?", info="")
+
+    def __enter__(self) -> TrainProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    @property
+    def completed(self) -> int:
+        """Steps of the whole run behind us (earlier epochs counted whole)."""
+        return (self.epoch_now - 1) * self.per_epoch + self.done
+
+    def eta(self) -> float | None:
+        left = self.epochs * self.per_epoch - self.completed
+        return eta(self.taken, self.taken + left, self.clock() - self.started)
+
+    def step(self, done: int, per_epoch: int) -> None:
+        self.done, self.per_epoch = done, per_epoch
+        self.taken += 1
+        self._update()
+        if not self.terminal and self.clock() - self._last_line >= self.interval:
+            self.line()
+
+    def epoch(self, metrics: Mapping[str, float]) -> None:
+        loss, mpjpe = metrics[metric_key("train", "loss")], metrics.get(metric_key("test", "mpjpe"), float("nan"))
+        self.info = f"loss {loss:.4f}  test MPJPE {mpjpe:.2f} mm"
+        ended = int(metrics["epoch"])
+        if not self.terminal:
+            self.line(f"epoch {ended}/{self.epochs} done: {self.info}")
+        # the next epoch starts at step 0; after the last one the bar stays full
+        self.epoch_now, self.done = (ended + 1, 0) if ended < self.epochs else (ended, self.per_epoch)
+        self._update()
+
+    def status(self) -> str:
+        """``epoch 2/10 step 120/500 (24%); elapsed 1m02s, ETA 3m10s``."""
+        total = self.epochs * self.per_epoch
+        share = f" ({100 * self.completed / total:.0f}%)" if total else ""
+        return (f"epoch {self.epoch_now}/{self.epochs} step {self.done}/{self.per_epoch or '?'}{share}; "
+                f"elapsed {duration(self.clock() - self.started)}, ETA {eta_text(self.eta())}")
+
+    def line(self, text: str | None = None) -> None:
+        self.console.print(f"{timestamp(self.wall())} {text or self.status()}", markup=False, highlight=False)
+        self._last_line = self.clock()
+
+    def _update(self) -> None:
+        total = self.epochs * self.per_epoch or None
+        self.bar.update(self.task, total=total, completed=self.completed, epoch=self.epoch_now,
+                        step=self.done, per_epoch=self.per_epoch or "?", info=self.info)
 
 
 @user_errors
@@ -92,6 +183,7 @@ def train(
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
+    fmt: FormatOpt = "table",
 ) -> None:
     """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
     from h2ot_core.api import CHECKPOINT_DIR, run_trial
@@ -110,17 +202,9 @@ def train(
     workdir = workdir or runs_dir() / "trials" / spec.trial_key
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
-    columns = (TextColumn("[bold]epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("train", total=total, info="")
-
-        def report(metrics: dict[str, float], checkpoint_dir: str | None) -> None:
-            loss, mpjpe = metrics[metric_key("train", "loss")], metrics.get(metric_key("test", "mpjpe"), float("nan"))
-            info = f"loss {loss:.4f}  test MPJPE {mpjpe:.2f} mm"
-            progress.update(task, completed=metrics["epoch"], info=info)
-
-        result = run_trial(spec, report, workdir=workdir, data_dir=data_dir, resume_from=resume_from, device=dev)
+    with TrainProgress(total, err) as progress:
+        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir, data_dir=data_dir,
+                           resume_from=resume_from, device=dev, on_step=progress.step)
 
     err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
               f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
@@ -128,11 +212,12 @@ def train(
     for m in result.metrics:
         if m.split == "test":
             per_metric.setdefault(m.name, {})[m.action] = m.value
-    out.print(metrics_table(per_metric, f"{spec.backbone} {spec.pruner}/{spec.recoverer} "
-                                        f"{spec.schedule or '-'}: test metrics (mm, PCK/AUC %)"))
+    print_metrics(per_metric, f"{spec.backbone} {spec.pruner}/{spec.recoverer} {spec.schedule or '-'}: test "
+                              f"metrics (mm, PCK/AUC %)", fmt)
     train_loss = result.metric("loss", "train")
     if result.cost is not None and train_loss is not None:
-        out.print(f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
+        (out if fmt == "table" else err).print(
+            f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
     if result.status == TrialStatus.DIVERGED:
         raise typer.Exit(1)
 
@@ -144,10 +229,11 @@ def evaluate(
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
-    batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 8,
+    batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
     dev = device_for(device, precision)
@@ -168,7 +254,7 @@ def evaluate(
         ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
                                  batch_size=batch_size, device=dev, precision=precision)
     err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'}, {precision} on {dev})")
-    out.print(metrics_table(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)"))
+    print_metrics(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)", fmt)
 
 
 def register(app: typer.Typer) -> None:

@@ -441,11 +441,13 @@ def test_the_training_loop_syncs_once_per_epoch_or_every_n_steps(monkeypatch, ch
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loss = WeightedLoss({"mpjpe": 1.0}, (1.0,) * data.num_joints)
     counter = _Syncs(monkeypatch)
+    steps: list[tuple[int, int]] = []  # a progress bar's on_step adds no device read
     stats = train_one_epoch(model, windows, loss, opt, batch_size=2, generator=torch.Generator().manual_seed(0),
                             flip=True, joints_left=data.joints_left, joints_right=data.joints_right,
-                            max_windows=24, check_every=check_every)
+                            max_windows=24, check_every=check_every, on_step=lambda *a: steps.append(a))
     assert stats.steps == 12 and math.isfinite(stats.loss)
     assert counter.count == syncs
+    assert steps == [(i, 12) for i in range(1, 13)]
 
 
 def test_a_nan_loss_is_caught_at_the_next_check(monkeypatch):

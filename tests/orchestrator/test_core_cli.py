@@ -27,6 +27,22 @@ def test_ls_lists_every_registry():
         assert name in result.stdout
 
 
+def test_ls_describes_every_entry_in_one_line():
+    from h2ot_core.convert import CONVERTERS
+    from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
+
+    for registry in (BACKBONES, PRUNERS, RECOVERERS, DATASETS, CONVERTERS):
+        for name in registry.names():
+            text = registry.description(name)
+            assert text and "\n" not in text and len(text) <= 110, (registry.kind, name, text)
+    rows = json.loads(runner.invoke(app, ["ls", "--format", "json"]).stdout)
+    assert all(r["notes"] for r in rows)
+    mocap = next(r for r in rows if r["name"] == "mocap_clips")
+    assert "pip install 'h2ot-lab[mocap]'" in mocap["notes"]
+    table = runner.invoke(app, ["ls"]).stdout
+    assert "pip install 'h2ot-lab[mocap]'" in table  # cells are text, not console markup
+
+
 def test_profile_json_reports_cost_that_falls_with_pruning():
     args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
             "--repeats", "2", "--json"]
@@ -129,9 +145,11 @@ def test_shell_completion_is_offered():
 
 def test_format_is_one_word_on_ls_and_profile():
     rows = json.loads(runner.invoke(app, ["ls", "--format", "json"]).stdout)
-    assert {"registry": "pruner", "name": "tpc", "notes": ""} in rows
+    assert {"registry": "pruner", "name": "tpc", "notes": "Token Pruning Cluster (HoT): keeps the frames that are "
+            "DPC-kNN cluster centres"} in rows
     csv_lines = runner.invoke(app, ["ls", "--format", "csv"]).stdout.splitlines()
-    assert csv_lines[0] == "registry,name,notes" and "recoverer,tri," in csv_lines
+    assert csv_lines[0] == "registry,name,notes" and any(line.startswith("recoverer,tri,Token Recovering "
+                                                                        "Interpolation") for line in csv_lines)
     args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
             "--repeats", "1"]
     as_format = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
@@ -141,3 +159,53 @@ def test_format_is_one_word_on_ls_and_profile():
     assert markdown[0].startswith("| backbone | pruner |") and len(markdown) == 3
     bad = runner.invoke(app, ["ls", "--format", "yml"])
     assert bad.exit_code == 2 and "Unknown format 'yml'" in bad.stderr
+
+
+def test_predict_refuses_pixel_coordinates_and_says_how_to_normalise(tmp_path, native_ckpt):
+    path, _ = native_ckpt
+    pixels = np.random.default_rng(0).uniform(0, 1000, size=(1, 27, 17, 2)).astype(np.float32)
+    np.save(tmp_path / "px.npy", pixels)
+    result = runner.invoke(app, ["predict", str(path), str(tmp_path / "px.npy"), str(tmp_path / "o.npy")])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "px.npy: coordinates up to 99" in line and "look like pixels" in line and "x / W * 2 - 1" in line
+    assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_zero_batch_size_is_a_usage_error_not_a_traceback(tmp_path, native_ckpt, command):
+    path, _ = native_ckpt
+    np.save(tmp_path / "in.npy", np.zeros((1, 27, 17, 2), np.float32))
+    args = [str(path), *([str(tmp_path / "in.npy"), str(tmp_path / "o.npy")] if command == "predict" else [])]
+    result = runner.invoke(app, [command, *args, "--batch-size", "0"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == "Error: --batch-size 0: expected 1 or more"
+
+
+def test_profile_without_latency_reports_the_counts_only():
+    args = ["profile", "--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth", "3", "--heads", "2",
+            "--format", "json"]
+    counted = json.loads(runner.invoke(app, [*args, "--no-latency"]).stdout)
+    timed = json.loads(runner.invoke(app, [*args, "--repeats", "1"]).stdout)
+    assert not any(k.startswith("latency_") for k in counted) and timed["latency_ms"] > 0
+    assert {k: counted[k] for k in ("params", "gflops", "gflops_total")} == \
+        {k: timed[k] for k in ("params", "gflops", "gflops_total")}
+
+
+def test_default_output_folders_are_git_ignored():
+    import inspect
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from orchestrator.commands import results
+
+    repo = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    defaults = [str(inspect.signature(fn).parameters["out_dir"].default)
+                for fn in (results.build, results.plots, results.report)]
+    assert sorted(defaults) == ["figures", "paper_tables", "reports"]
+    for folder in defaults:
+        done = subprocess.run(["git", "check-ignore", "-q", f"{folder}/x.md"], cwd=repo)
+        assert done.returncode == 0, f"{folder}/ is not git-ignored"

@@ -33,7 +33,14 @@ def test_every_reader_of_the_runs_dir_agrees(runs: Path) -> None:
     assert tracking.tracking_uri() == f"sqlite:///{runs.resolve() / 'mlflow.db'}"
 
 
-def test_cli_writes_the_leaderboard_under_the_runs_dir(runs: Path) -> None:
+def test_cli_reads_the_leaderboard_under_the_runs_dir(runs: Path) -> None:
+    # a read-only command names the default file it looked for, and creates nothing
     res = CliRunner().invoke(app, ["leaderboard", "--format", "json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 2 and f"No leaderboard at {runs.resolve() / 'leaderboard.sqlite'}" in res.stderr
+    assert not runs.exists()
+    from results.store import LeaderboardStore
+
+    LeaderboardStore().ensure_campaign("c")  # a writer creates it there
     assert (runs / "leaderboard.sqlite").is_file()
+    res = CliRunner().invoke(app, ["leaderboard", "--format", "json"])
+    assert res.exit_code == 0 and res.stdout.strip() == "[]", res.output
