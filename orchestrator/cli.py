@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "orchestrator.commands.campaign",  # campaign run/validate/status
     "orchestrator.commands.results",  # leaderboard, tables, export, report, plots
     "orchestrator.commands.db",  # db upgrade, db version
+    "orchestrator.commands.serve",  # serve (the read-only web leaderboard)
 )
 
 for _name in COMMAND_MODULES:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -274,3 +275,59 @@ def make_engine(url: str | None = None) -> Engine:
     few milliseconds.
     """
     return _engine(_valid_url(url))
+
+
+def _readonly_sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA query_only=1")  # a second lock, should a writable handle ever be opened
+        cur.close()
+
+
+def make_readonly_engine(url: str | None = None) -> Engine:
+    """An engine that can only read the leaderboard at ``url`` (``h2ot serve``, read-only views).
+
+    SQLite opens the file with ``mode=ro`` (and ``PRAGMA query_only``): nothing is created, upgraded or
+    written, and a missing file is an error rather than a new empty database. PostgreSQL sessions start
+    with ``default_transaction_read_only``, so the server refuses any write. The schema must be at this
+    release's revision (reading an older one would fail on missing columns): otherwise one
+    :class:`ResultsError` says to run ``h2ot db upgrade``.
+    """
+    full = _valid_url(url)
+    parsed = make_url(full)
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise ResultsError(f"Database URL {mask_url(full)}: unsupported backend {backend!r}; "
+                           f"use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    if backend == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:" or not path.is_file():
+            raise ResultsError(f"Leaderboard {mask_url(full)}: no such database file; give --db-url or "
+                               f"{ENV_VAR}, or run a campaign first")
+        # ``uri=true`` makes sqlite3 read the ``file:`` URI and its ``mode=ro`` (WAL files are shared, not written)
+        engine = create_engine(f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true",
+                               connect_args={"timeout": 30})
+        _readonly_sqlite_events(engine)
+    else:
+        driver = _DRIVERS[backend] if parsed.drivername == backend else parsed.drivername
+        engine = create_engine(parsed.set(drivername=driver), pool_pre_ping=True, connect_args={
+            "connect_timeout": 10, "options": "-c default_transaction_read_only=on"})
+
+    def check() -> None:
+        label = mask_url(full)
+        with engine.connect() as conn:
+            state = migrations.read_state(conn, label)
+        migrations.check_known(state, label)
+        if state.revision is None:
+            raise ResultsError(f"Leaderboard {label} holds no leaderboard yet (no schema); run a campaign or "
+                               f"`h2ot db upgrade` first")
+        if state.revision != migrations.head_revision() or state.legacy:
+            raise ResultsError(f"Leaderboard {label} is at schema revision {state.revision}; this "
+                               f"release reads {migrations.head_revision()}: run `h2ot db upgrade` first "
+                               f"(a read-only view never changes the database)")
+
+    _guarded(engine, full, check)
+    log.debug("read-only leaderboard engine ready: %s", mask_url(full))
+    return engine

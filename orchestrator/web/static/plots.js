@@ -1,0 +1,79 @@
+// Plots, drawn with the plotly.js the app serves (/static/vendor/plotly.min.js; no CDN).
+// #pareto: accuracy vs cost of a campaign's complete trials, the front joined; hover shows the configuration and
+// a click opens the trial. #curves: per-epoch series of one or more trials (the compare page overlays them).
+"use strict";
+(function () {
+  const layoutBase = {margin: {l: 60, r: 20, t: 30, b: 50}, hovermode: "closest", font: {size: 12},
+                      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fafafa"};
+  const config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"]};
+
+  async function pareto(div) {
+    const note = document.getElementById("pareto-note");
+    const response = await fetch(div.dataset.src, {credentials: "same-origin"});
+    const data = await response.json();
+    if (data.error) {
+      note.textContent = data.error;
+      div.classList.add("empty");
+      return;
+    }
+    const front = data.points.filter((p) => p.front).sort((a, b) => a.x - b.x);
+    const rest = data.points.filter((p) => !p.front);
+    const trace = (pts, name, extra) => Object.assign({
+      x: pts.map((p) => p.x), y: pts.map((p) => p.y), text: pts.map((p) => p.label),
+      customdata: pts.map((p) => p.key), name: name, type: "scatter",
+      hovertemplate: "%{text}<br>" + data.xlabel + " %{x:.4g}<br>" + data.ylabel + " %{y:.4g}<extra></extra>",
+    }, extra);
+    Plotly.newPlot(div, [
+      trace(rest, "dominated", {mode: "markers", marker: {color: "#9aa5b1", size: 9}}),
+      trace(front, "Pareto front", {mode: "lines+markers", marker: {color: "#c0392b", size: 11},
+                                    line: {color: "#c0392b", shape: "hv"}}),
+    ], Object.assign({}, layoutBase, {xaxis: {title: {text: data.xlabel}}, yaxis: {title: {text: data.ylabel}},
+                                       legend: {orientation: "h", y: 1.12}}), config);
+    div.on("plotly_click", (ev) => {
+      const key = ev.points && ev.points[0] && ev.points[0].customdata;
+      if (key) window.location.href = "/trial?key=" + encodeURIComponent(key);
+    });
+    note.textContent = data.note;
+    div.dataset.points = String(data.points.length);
+  }
+
+  function curves(div) {
+    const all = JSON.parse(document.getElementById(div.dataset.curvesId).textContent);
+    const keys = Object.keys(all);
+    const series = Array.from(new Set(keys.flatMap((k) => Object.keys(all[k].series)))).sort();
+    for (const name of series) {
+      const box = document.createElement("div");
+      box.className = "curve";
+      box.id = "curve-" + name;
+      div.appendChild(box);
+      const traces = keys.filter((k) => name in all[k].series).map((k) => ({
+        x: all[k].epochs, y: all[k].series[name], name: k, mode: "lines+markers", type: "scatter",
+      }));
+      Plotly.newPlot(box, traces, Object.assign({}, layoutBase, {
+        title: {text: name, font: {size: 13}}, height: 260, showlegend: keys.length > 1,
+        xaxis: {title: {text: "epoch"}, dtick: 1}, legend: {orientation: "h", y: -0.3}}), config);
+    }
+    div.dataset.series = String(series.length);
+  }
+
+  const p = document.getElementById("pareto");
+  if (p) pareto(p);
+  const c = document.getElementById("curves");
+  if (c) curves(c);
+  // switching the cost axis redraws in place and keeps the URL in step (a link reproduces the view)
+  for (const a of document.querySelectorAll("#pareto-x a[data-x]")) {
+    a.addEventListener("click", (ev) => {
+      if (!p) return;
+      ev.preventDefault();
+      const src = new URL(p.dataset.src, window.location.href);
+      src.searchParams.set("x", a.dataset.x);
+      p.dataset.src = src.pathname + src.search;
+      const here = new URL(window.location.href);
+      here.searchParams.set("x", a.dataset.x);
+      window.history.replaceState(null, "", here.pathname + here.search);
+      for (const other of document.querySelectorAll("#pareto-x a")) other.classList.toggle("on", other === a);
+      Plotly.purge(p);
+      pareto(p);
+    });
+  }
+})();
