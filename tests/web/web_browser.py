@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,23 +56,21 @@ def chromium(profile: Path, downloads: Path | None = None) -> Iterator[object]:
 
 
 @contextmanager
-def serving(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``h2ot serve`` on a free port in a subprocess (as a user runs it); yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--db-url", db_url, "--port", "0",
-                             *extra], cwd=REPO, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        assert proc.stderr is not None
-        line = ""
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "h2ot serve:" in line or not line:
-                break
-        if "h2ot serve:" not in line:
-            raise RuntimeError(f"h2ot serve did not start: {line}{proc.stderr.read() if proc.poll() is not None else ''}")
-        # keep reading, so a chatty server never blocks on a full pipe
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
-        yield line.rsplit(" at ", 1)[1].strip().rstrip("/")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+def serving(db_url: str, *extra: str, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """``h2ot serve`` on a free port in a subprocess (as a user runs it), its stderr in ``log``; yields its base URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = log or Path(tmp) / "serve.log"
+        with log.open("w") as sink:
+            proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--db-url", db_url, "--port",
+                                     "0", *extra], cwd=REPO, stdout=sink, stderr=sink, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None and "h2ot serve:" not in log.read_text():
+                time.sleep(0.1)
+            line = next((ln for ln in log.read_text().splitlines() if ln.startswith("h2ot serve:")), None)
+            if line is None:
+                raise RuntimeError(f"h2ot serve did not start:\n{log.read_text()}")
+            yield line.rsplit(" at ", 1)[1].strip().rstrip("/")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)

@@ -1,0 +1,109 @@
+"""The read-only engine and the reads of ``results.browse`` (what ``h2ot serve`` adds to the CLI's queries).
+
+Read-only means: a write through the engine fails in the database itself (SQLite ``mode=ro``, PostgreSQL
+read-only sessions); a missing file is an error, not a new database; an older schema is reported, never upgraded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import statistics
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import fresh_pg_database
+from smoke_data import fill_smoke
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from results import browse
+from results.db import make_readonly_engine
+from results.errors import ResultsError
+from results.queries import leaderboard
+from results.store import LeaderboardStore
+
+V1 = Path(__file__).parent / "fixtures" / "leaderboard_v1.sqlite"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sqlite_read_only_engine_reads_and_cannot_write(smoke_store, sqlite_url, tmp_path):
+    smoke_store.engine.dispose()
+    engine = make_readonly_engine(sqlite_url)
+    assert leaderboard(engine, campaign="smoke") == leaderboard(smoke_store.engine, campaign="smoke")
+    with pytest.raises(DBAPIError, match="readonly"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM metrics"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM metrics")).scalar() > 0
+
+    missing = tmp_path / "nowhere" / "leaderboard.sqlite"
+    with pytest.raises(ResultsError, match="no such database file"):
+        make_readonly_engine(f"sqlite:///{missing}")
+    assert not missing.parent.exists()  # nothing created
+
+
+def test_an_older_schema_is_reported_not_upgraded(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    shutil.copy(V1, path)
+    before = digest(path)
+    with pytest.raises(ResultsError, match="h2ot db upgrade"):
+        make_readonly_engine(f"sqlite:///{path}")
+    assert digest(path) == before
+
+
+@pytest.mark.postgres
+def test_postgres_read_only_engine_refuses_writes():
+    with fresh_pg_database("h2ot_browse") as url:
+        store = LeaderboardStore(url)
+        fill_smoke(store)
+        store.engine.dispose()
+        engine = make_readonly_engine(url.replace("postgres@", "postgres:pw-never-shown@"))
+        try:
+            assert len(leaderboard(engine, campaign="smoke")) == 9
+            with pytest.raises(DBAPIError, match="read-only transaction"), engine.begin() as conn:
+                conn.execute(text("DELETE FROM metrics"))
+        finally:
+            engine.dispose()
+
+
+def test_campaign_activity_counts_times_and_eta(smoke_store):
+    engine = smoke_store.engine
+    (act,) = browse.campaign_activity(engine, ["smoke"])
+    counts = smoke_store.campaign_status("smoke")
+    assert act.counts == counts and act.total == sum(counts.values())
+    records = browse.trial_records(engine, browse.campaign_trial_keys(engine, "smoke"))
+    starts = [r["started_at"] for r in records.values()]
+    assert act.started_at == min(starts)
+    assert act.updated_at == max([*starts, *(r["finished_at"] for r in records.values() if r["finished_at"])])
+    # the running trial counts from its start to "now"; finished ones from start to finish
+    later = act.updated_at + timedelta(seconds=60)
+    (then,) = browse.campaign_activity(engine, ["smoke"], now=later)
+    running = next(r for r in records.values() if r["status"] == "running")
+    assert then.device_s - sum(then.trial_s) == pytest.approx((later - running["started_at"]).total_seconds())
+    # ETA: (running + pending) x median finished trial / running trials
+    act.with_pending(3)
+    assert act.counts["pending"] == 3
+    assert len(act.trial_s) == 8  # seven complete, one failed
+    assert act.eta_s() == pytest.approx(4 * statistics.median(act.trial_s) / 1)
+
+
+def test_counts_axis_values_and_records(smoke_store):
+    engine = smoke_store.engine
+    filters = {"pruner": ["tpc", "tps"]}
+    rows = leaderboard(engine, filters, campaign="smoke")
+    assert browse.count_trials(engine, filters, "smoke") == len(rows) == 5
+    assert browse.count_trials(engine, filters, "smoke", ["complete"]) == 5
+    assert browse.status_counts(engine, campaign="smoke") == {"complete": 7, "failed": 1, "running": 1}
+    values = browse.axis_values(engine, "smoke")
+    assert values["pruner"] == ["none", "tpa", "tpc", "tps"] and values["seed"] == [0, 1]
+    assert values["tokens"] == [None, 9]
+    key = rows[0]["trial_key"]
+    rec = browse.trial_records(engine, [key, "no-such-key"])
+    assert list(rec) == [key]
+    assert rec[key]["campaigns"] == ["smoke"] and rec[key]["spec"]["pruner"] == rows[0]["pruner"]
+    assert {(m["name"], m["action"]) for m in rec[key]["metrics"]} >= {("mpjpe", "avg"), ("mpjpe", "Walking")}
+    assert browse.campaign_grid(engine, "smoke") == "" and browse.campaign_grid(engine, "nope") is None
