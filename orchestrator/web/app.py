@@ -110,8 +110,7 @@ def create_app(settings: Settings) -> Starlette:
         from results.browse import axis_values, status_counts
 
         return {"q": q, "campaign": views.campaign_rows(engine, [name])[0], "board": views.board(engine, q),
-                "axis_values": axis_values(engine, name), "status_counts": status_counts(engine, campaign=name),
-                "metrics": q.metrics}
+                "axis_values": axis_values(engine, name), "status_counts": status_counts(engine, campaign=name)}
 
     def pareto_api(request: Request) -> Any:
         return views.pareto(engine, name_of(request), request.query_params.get("x", "gflops"),
@@ -171,7 +170,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/static/vendor/plotly.min.js", plotly),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(Guard, token=settings.token), Middleware(GZipMiddleware, minimum_size=1024)]
+    middleware = [Middleware(Guard, token=settings.token), Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={H2OTError: user_error, HTTPException: http_error,
                                          Exception: server_error})

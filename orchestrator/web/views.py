@@ -25,7 +25,7 @@ from orchestrator.console import _table_cell
 from orchestrator.web.plan import grid_doc, plan_of
 from results import browse
 from results.errors import ResultsError, unknown
-from results.queries import AXES, COST_COLUMNS, DERIVED_COLUMNS, check_campaign, leaderboard, metric_names
+from results.queries import AXES, check_campaign, leaderboard
 from results.stats import Summary, format_summary
 
 #: one campaign row, everywhere it is shown (campaigns page, campaign page, the live JSON): key -> label
@@ -94,9 +94,8 @@ class BoardQuery:
     page: int
     per: int
     x: str
-    #: every metric name in the leaderboard (sortable, and ranked in SQL)
-    metrics: tuple[str, ...]
-    #: the metric rows are ranked by when the sort column is not one (an axis, the status)
+    #: what the leaderboard ranks by (in SQL): the sort column, or the campaign's metric when rows are sorted
+    #: by an axis or the status (in Python, afterwards)
     rank_by: str
 
     @classmethod
@@ -108,19 +107,15 @@ class BoardQuery:
         grid = browse.campaign_grid(engine, campaign)
         if grid is None:
             check_campaign(engine, campaign)  # the did-you-mean error
-        metrics = tuple(metric_names(engine))
         wanted = (grid_doc(grid or "").get("metric") or {}).get("name")
-        rank_by = str(wanted) if wanted in metrics else "mpjpe"
+        metric = str(wanted) if isinstance(wanted, str) and browse.has_metric(engine, wanted) else "mpjpe"
 
         filters = {a: [v for v in params[a] if v != ""] for a in AXES if a in params}
         status = [s for s in params.get("status", []) if s]
         for s in status:
             if s not in STATUSES:
                 raise unknown("status", s, list(STATUSES))
-        sort = one("sort", rank_by)
-        sortable = [*AXES, "status", *metrics, *COST_COLUMNS, *DERIVED_COLUMNS]
-        if sort not in sortable:
-            raise unknown("sort column", sort, sortable)
+        sort = one("sort", metric)  # a metric or cost: the leaderboard checks it (with a did-you-mean)
         direction = one("dir", "")
         if direction not in ("", "asc", "desc"):
             raise ResultsError(f"dir={direction!r}: expected asc or desc")
@@ -130,8 +125,8 @@ class BoardQuery:
             raise unknown("Pareto x axis", x, list(PARETO_X))
         return cls(campaign, {a: v for a, v in filters.items() if v}, status, sort, descending,
                    one("group", "") == "seeds", max(_int("page", one("page", "1")), 1),
-                   min(max(_int("per", one("per", str(PER_PAGE))), 1), MAX_PER_PAGE), x, metrics,
-                   sort if sort in (*metrics, *COST_COLUMNS, *DERIVED_COLUMNS) else rank_by)
+                   min(max(_int("per", one("per", str(PER_PAGE))), 1), MAX_PER_PAGE), x,
+                   metric if sort in (*AXES, "status") else sort)
 
     def params(self, **change: Any) -> list[tuple[str, str]]:
         """The query string's pairs, with ``change`` applied (``page=1`` unless the page is what changes)."""
@@ -215,25 +210,29 @@ def _cells(row: Mapping[str, Any], columns: Sequence[str], metric: str, grouped:
     return {"cells": cells, "keys": keys, "link": link, "status": row.get("status", "")}
 
 
-def pareto(engine: Engine, campaign: str, x: str, y: str) -> dict[str, Any]:
-    """The Pareto plot's data: every complete trial's point (configuration, key), the front, the hypervolume."""
-    from results.front import campaign_front, hypervolume_note
+#: what the Pareto plot's hover shows of each point's configuration
+PARETO_FIELDS = ("backbone", "pruner", "recoverer", "schedule", "frames", "seed")
 
-    check_campaign(engine, campaign)
+
+def pareto(engine: Engine, campaign: str, x: str, y: str) -> dict[str, Any]:
+    """The Pareto plot's data, column-wise (10,000 points stay a small response): every complete trial's ``keys``,
+    ``xs``, ``ys`` and ``configs`` (values of :data:`PARETO_FIELDS`), the indices of the ``front`` (ascending
+    ``x``) and, for a search, the hypervolume."""
+    from results.front import front_of, hypervolume_note
+
     if x not in PARETO_X:
         raise unknown("Pareto x axis", x, list(PARETO_X))
-    if y not in metric_names(engine):
-        raise unknown("Pareto y axis", y, metric_names(engine))
-    front = campaign_front(engine, campaign, x, y)
-    points = [{"key": r["trial_key"], "x": float(r[x]), "y": float(r[y]), "front": bool(r["on_front"]),
-               "label": " ".join(f"{a}={r[a]}" for a in ("backbone", "pruner", "recoverer", "schedule", "frames",
-                                                           "seed")) + f" ({r['trial_key']})"}
-              for r in front.rows]
+    front = front_of(browse.plot_rows(engine, campaign, x, y, PARETO_FIELDS), x, y, source=f"campaign {campaign!r}")
+    rows = front.rows
     search = plan_of(browse.campaign_grid(engine, campaign) or "").kind == "search"
     return {"x": x, "y": y, "xlabel": METRICS[x].label, "ylabel": METRICS[y].label if y in METRICS else y,
-            "points": points, "hypervolume": front.hypervolume if search else None,
+            "keys": [r["trial_key"] for r in rows], "xs": [float(f"{r[x]:.6g}") for r in rows],
+            "ys": [float(f"{r[y]:.6g}") for r in rows], "fields": PARETO_FIELDS,
+            "configs": [[r[f] for f in PARETO_FIELDS] for r in rows],
+            "front": [i for i, r in enumerate(rows) if r["on_front"]],
+            "hypervolume": front.hypervolume if search else None,
             "note": hypervolume_note(front) if search else
-            f"{len(front.front)} non-dominated of {len(front.rows)} complete trials."}
+            f"{len(front.front)} non-dominated of {len(rows)} complete trials."}
 
 
 # -- paper tables -------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import statistics
 from datetime import timedelta
 from pathlib import Path
 
@@ -83,12 +82,13 @@ def test_campaign_activity_counts_times_and_eta(smoke_store):
     later = act.updated_at + timedelta(seconds=60)
     (then,) = browse.campaign_activity(engine, ["smoke"], now=later)
     running = next(r for r in records.values() if r["status"] == "running")
-    assert then.device_s - sum(then.trial_s) == pytest.approx((later - running["started_at"]).total_seconds())
-    # ETA: (running + pending) x median finished trial / running trials
+    assert then.device_s - then.finished_s == pytest.approx((later - running["started_at"]).total_seconds(), abs=0.01)
+    walls = [(r["finished_at"] - r["started_at"]).total_seconds() for r in records.values() if r["finished_at"]]
+    assert act.finished == len(walls) == 8 and act.finished_s == pytest.approx(sum(walls), abs=0.01)  # SQLite: ms
+    # ETA: (running + pending) x mean finished trial / running trials
     act.with_pending(3)
     assert act.counts["pending"] == 3
-    assert len(act.trial_s) == 8  # seven complete, one failed
-    assert act.eta_s() == pytest.approx(4 * statistics.median(act.trial_s) / 1)
+    assert act.eta_s() == pytest.approx(4 * act.finished_s / 8 / 1)
 
 
 def test_counts_axis_values_and_records(smoke_store):
@@ -107,3 +107,17 @@ def test_counts_axis_values_and_records(smoke_store):
     assert rec[key]["campaigns"] == ["smoke"] and rec[key]["spec"]["pruner"] == rows[0]["pruner"]
     assert {(m["name"], m["action"]) for m in rec[key]["metrics"]} >= {("mpjpe", "avg"), ("mpjpe", "Walking")}
     assert browse.campaign_grid(engine, "smoke") == "" and browse.campaign_grid(engine, "nope") is None
+
+
+@pytest.mark.parametrize("x", ["gflops", "latency_ms"])
+def test_plot_rows_give_the_front_of_campaign_front(smoke_store, x):
+    from results.front import campaign_front, front_of
+
+    engine = smoke_store.engine
+    full = campaign_front(engine, "smoke", x, "mpjpe")
+    lean = front_of(browse.plot_rows(engine, "smoke", x, "mpjpe", ("pruner", "seed")), x, "mpjpe")
+    assert [(r["trial_key"], r["on_front"], r[x], r["mpjpe"]) for r in lean.rows] == \
+        [(r["trial_key"], r["on_front"], r[x], r["mpjpe"]) for r in full.rows]
+    assert (lean.hypervolume, lean.reference) == (full.hypervolume, full.reference) and 0 < len(lean.front) < 7
+    with pytest.raises(ResultsError, match="Did you mean"):
+        browse.plot_rows(engine, "smoke", x, "mpjep", ())

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest

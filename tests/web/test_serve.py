@@ -42,7 +42,7 @@ def server(tmp_path_factory):
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003 - the handler's signature
+    def redirect_request(self, *args, **kwargs):
         return None
 
 

@@ -16,25 +16,28 @@
       div.classList.add("empty");
       return;
     }
-    const front = data.points.filter((p) => p.front).sort((a, b) => a.x - b.x);
-    const rest = data.points.filter((p) => !p.front);
-    const trace = (pts, name, extra) => Object.assign({
-      x: pts.map((p) => p.x), y: pts.map((p) => p.y), text: pts.map((p) => p.label),
-      customdata: pts.map((p) => p.key), name: name, type: "scatter",
-      hovertemplate: "%{text}<br>" + data.xlabel + " %{x:.4g}<br>" + data.ylabel + " %{y:.4g}<extra></extra>",
+    // configs[i] holds the values of data.fields; the hover lists them as field=value
+    const hover = data.fields.map((f, j) => f + "=%{customdata[" + (j + 1) + "]}").join(" ") +
+      " (%{customdata[0]})<br>" + data.xlabel + " %{x:.4g}<br>" + data.ylabel + " %{y:.4g}<extra></extra>";
+    const onFront = new Set(data.front);
+    const trace = (idx, name, extra) => Object.assign({
+      x: idx.map((i) => data.xs[i]), y: idx.map((i) => data.ys[i]),
+      customdata: idx.map((i) => [data.keys[i]].concat(data.configs[i])), name: name, type: "scatter",
+      hovertemplate: hover,
     }, extra);
+    const rest = data.keys.map((_, i) => i).filter((i) => !onFront.has(i));
     Plotly.newPlot(div, [
       trace(rest, "dominated", {mode: "markers", marker: {color: "#9aa5b1", size: 9}}),
-      trace(front, "Pareto front", {mode: "lines+markers", marker: {color: "#c0392b", size: 11},
-                                    line: {color: "#c0392b", shape: "hv"}}),
+      trace(data.front, "Pareto front", {mode: "lines+markers", marker: {color: "#c0392b", size: 11},
+                                         line: {color: "#c0392b", shape: "hv"}}),
     ], Object.assign({}, layoutBase, {xaxis: {title: {text: data.xlabel}}, yaxis: {title: {text: data.ylabel}},
                                        legend: {orientation: "h", y: 1.12}}), config);
     div.on("plotly_click", (ev) => {
-      const key = ev.points && ev.points[0] && ev.points[0].customdata;
+      const key = ev.points && ev.points[0] && ev.points[0].customdata && ev.points[0].customdata[0];
       if (key) window.location.href = "/trial?key=" + encodeURIComponent(key);
     });
     note.textContent = data.note;
-    div.dataset.points = String(data.points.length);
+    div.dataset.points = String(data.keys.length);
   }
 
   function curves(div) {
