@@ -39,7 +39,7 @@ lint: $(STAMP)
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
 # none of them is a test. `make readme` copies those files into README.md.
-bench: bench-core bench-data bench-engine bench-results bench-orchestration bench-official bench-precision
+bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-precision
 	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
 
 bench-core: $(STAMP)

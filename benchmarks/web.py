@@ -16,6 +16,7 @@ after one warm-up, as an HTTP client on the same machine sees them (the app in a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -135,6 +136,7 @@ def main() -> None:
     add_out_argument(parser, "web")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         prepare(sqlite_url, args.trials)
@@ -151,7 +153,8 @@ def main() -> None:
     table = md_table(("request", *(f"median, {db}" for db in results), "target"), rows)
     write_result([*table, "", f"`h2ot serve` over {args.trials:,} trials ({20 * args.trials:,} metric rows); campaign "
                   f"`all` holds every trial; medians of {args.repeats} HTTP requests after a warm-up, client and "
-                  f"server on this machine. " + measured_line("benchmarks.web")], args.out)
+                  f"server on this machine; 1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+                  f"(other work shared the cores). " + measured_line("benchmarks.web")], args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ _PRUNER_COST = {"none": 0.0, "tpc": 1.5, "tps": 3.0}
 _RECOVERER_COST = {"none": 0.0, "tra": 0.0, "tri": 0.8}
 
 
-def _result(spec: TrialSpec) -> TrialResult:
+def demo_result(spec: TrialSpec) -> TrialResult:
     stages = [s for s in spec.schedule.split(",") if s]
     tokens = int(stages[-1].split(":")[1]) if stages else spec.frames
     mpjpe = (52.0 + _PRUNER_COST[spec.pruner] + _RECOVERER_COST[spec.recoverer] + 0.9 * len(stages)
@@ -51,7 +51,7 @@ def fill_demo(store: LeaderboardStore, seeds: int = 2) -> list[TrialSpec]:
     specs = [replace(spec, seed=seed) for spec in grid.expand() for seed in range(seeds)]
     for spec in specs:
         store.mark_running(spec, "demo")
-        store.upsert_result(_result(spec), campaign="demo", mlflow_run_id=f"run{spec.trial_key}")
+        store.upsert_result(demo_result(spec), campaign="demo", mlflow_run_id=f"run{spec.trial_key}")
     return specs
 
 

@@ -4,7 +4,7 @@
 "use strict";
 (function () {
   const layoutBase = {margin: {l: 60, r: 20, t: 30, b: 50}, hovermode: "closest", font: {size: 12},
-                      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fafafa"};
+                      paper_bgcolor: "#fff", plot_bgcolor: "#fafafa"};
   const config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"]};
 
   async function pareto(div) {
@@ -52,9 +52,12 @@
       const traces = keys.filter((k) => name in all[k].series).map((k) => ({
         x: all[k].epochs, y: all[k].series[name], name: k, mode: "lines+markers", type: "scatter",
       }));
+      // small multiples: no tool bar over their titles; the legend (trial keys) above the plot
       Plotly.newPlot(box, traces, Object.assign({}, layoutBase, {
-        title: {text: name, font: {size: 13}}, height: 260, showlegend: keys.length > 1,
-        xaxis: {title: {text: "epoch"}, dtick: 1}, legend: {orientation: "h", y: -0.3}}), config);
+        title: {text: name, font: {size: 13}, x: 0.02}, height: 280, showlegend: keys.length > 1,
+        margin: {l: 60, r: 20, t: keys.length > 1 ? 60 : 30, b: 45},
+        xaxis: {title: {text: "epoch"}, dtick: 1}, legend: {orientation: "h", x: 0, y: 1.0, yanchor: "bottom"}}),
+        Object.assign({}, config, {displayModeBar: false}));
     }
     div.dataset.series = String(series.length);
   }
