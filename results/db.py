@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from results import migrations
@@ -236,12 +236,18 @@ def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
         raise
 
 
-def _engine(url: str, *, upgrade: bool = True) -> Engine:
+def _backend(url: str) -> tuple[URL, str]:
+    """``(parsed url, backend name)``; an unsupported backend is a :class:`ResultsError`."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
         raise ResultsError(f"Database URL {mask_url(url)}: unsupported backend {backend!r}; "
                            f"use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    return parsed, backend
+
+
+def _engine(url: str, *, upgrade: bool = True) -> Engine:
+    parsed, backend = _backend(url)
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -296,11 +302,7 @@ def make_readonly_engine(url: str | None = None) -> Engine:
     :class:`ResultsError` says to run ``h2ot db upgrade``.
     """
     full = _valid_url(url)
-    parsed = make_url(full)
-    backend = parsed.get_backend_name()
-    if backend not in _DRIVERS:
-        raise ResultsError(f"Database URL {mask_url(full)}: unsupported backend {backend!r}; "
-                           f"use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    parsed, backend = _backend(full)
     if backend == "sqlite":
         path = Path(parsed.database or "")
         if not parsed.database or parsed.database == ":memory:" or not path.is_file():

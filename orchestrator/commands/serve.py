@@ -32,8 +32,8 @@ def serve(
         show_default=False)] = None,
     refresh: Annotated[float, typer.Option(help="seconds between the live pages' updates")] = 5.0,
     mlflow_ui: Annotated[str | None, typer.Option(
-        "--mlflow-ui", help="MLflow UI base URL, to link each trial to its run (e.g. http://127.0.0.1:5000)",
-        show_default=False)] = None,
+        "--mlflow-ui", help="MLflow UI base URL, to link each trial to its run (default: $MLFLOW_TRACKING_URI "
+                            "when it is an http(s) server)", show_default=False)] = None,
 ) -> None:
     """Serve the leaderboard read-only in a browser: campaigns, leaderboards, Pareto fronts, trials, tables."""
     import uvicorn
@@ -50,7 +50,9 @@ def serve(
     if refresh <= 0:
         raise fail(f"--refresh {refresh}: expected a number of seconds > 0")
     label = mask_url(resolve_url(db_url))
-    settings = Settings(make_readonly_engine(db_url), label, token, refresh, (mlflow_ui or "").rstrip("/") or None)
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+    ui = mlflow_ui or (tracking if tracking.startswith(("http://", "https://")) else "")
+    settings = Settings(make_readonly_engine(db_url), label, token, refresh, ui.rstrip("/") or None)
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
                             server_header=False)
     server = uvicorn.Server(config)

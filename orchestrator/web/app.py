@@ -110,7 +110,8 @@ def create_app(settings: Settings) -> Starlette:
         from results.browse import axis_values, status_counts
 
         return {"q": q, "campaign": views.campaign_rows(engine, [name])[0], "board": views.board(engine, q),
-                "axis_values": axis_values(engine, name), "status_counts": status_counts(engine, campaign=name)}
+                "axis_values": axis_values(engine, name), "status_counts": status_counts(engine, campaign=name),
+                "sortable": views.sortable(engine)}
 
     def pareto_api(request: Request) -> Any:
         return views.pareto(engine, name_of(request), request.query_params.get("x", "gflops"),

@@ -25,7 +25,7 @@ from orchestrator.console import _table_cell
 from orchestrator.web.plan import grid_doc, plan_of
 from results import browse
 from results.errors import ResultsError, unknown
-from results.queries import AXES, check_campaign, leaderboard
+from results.queries import AXES, COST_COLUMNS, DERIVED_COLUMNS, check_campaign, leaderboard, metric_names
 from results.stats import Summary, format_summary
 
 #: one campaign row, everywhere it is shown (campaigns page, campaign page, the live JSON): key -> label
@@ -146,6 +146,11 @@ class BoardQuery:
         if column == self.sort:
             return self.params(dir="asc" if self.descending else "desc")
         return self.params(sort=column, dir="desc" if not _lower(column) else "asc")
+
+
+def sortable(engine: Engine) -> list[str]:
+    """What a leaderboard can be ranked by: every recorded metric, the cost and the derived columns."""
+    return [*metric_names(engine), *COST_COLUMNS, *DERIVED_COLUMNS]
 
 
 def _int(name: str, text: str) -> int:
