@@ -8,7 +8,6 @@ given as ``?token=`` would be).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated
 
@@ -16,7 +15,7 @@ import typer
 
 from orchestrator.commands.options import DbUrlOpt
 from orchestrator.console import err, fail, user_errors
-from orchestrator.web.security import TOKEN_ENV_VAR, is_loopback
+from orchestrator.web.access import TOKEN_ENV_VAR, is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -36,6 +35,8 @@ def serve(
                             "when it is an http(s) server)", show_default=False)] = None,
 ) -> None:
     """Serve the leaderboard read-only in a browser: campaigns, leaderboards, Pareto fronts, trials, tables."""
+    import asyncio
+
     import uvicorn
 
     from orchestrator.web.app import Settings, create_app

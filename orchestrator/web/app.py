@@ -37,7 +37,9 @@ from h2ot_core.contracts import STATUSES
 from h2ot_core.errors import H2OTError
 from orchestrator.web import views
 from orchestrator.web.security import Guard
+from results.browse import axis_values, status_counts
 from results.errors import ResultsError
+from results.queries import check_campaign
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,6 @@ def create_app(settings: Settings) -> Starlette:
         name = name_of(request)
         params = {k: request.query_params.getlist(k) for k in request.query_params}
         q = views.BoardQuery.parse(engine, params, name)
-        from results.browse import axis_values, status_counts
-
         return {"q": q, "campaign": views.campaign_rows(engine, [name])[0], "board": views.board(engine, q),
                 "axis_values": axis_values(engine, name), "status_counts": status_counts(engine, campaign=name),
                 "sortable": views.sortable(engine)}
@@ -119,8 +119,6 @@ def create_app(settings: Settings) -> Starlette:
 
     def tables_page(request: Request) -> dict[str, Any]:
         name = name_of(request)
-        from results.queries import check_campaign
-
         check_campaign(engine, name)
         tables, note = views.campaign_tables(engine, name)
         return {"name": name, "tables": [views.table_html(t) for t in tables], "note": note}

@@ -9,16 +9,13 @@ address bar, the history or a shared link. Scripts and API clients may send ``Au
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import socket
 from urllib.parse import urlencode
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
-#: the environment variable that holds the token (``--token`` wins)
-TOKEN_ENV_VAR = "H2OT_SERVE_TOKEN"
 COOKIE = "h2ot_token"
 #: the only methods served: nothing the app answers changes anything
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -28,21 +25,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 def _given(request: Request) -> str | None:
@@ -55,8 +37,8 @@ def _given(request: Request) -> str | None:
 class Guard(BaseHTTPMiddleware):
     """Refuses writes (405), asks for the token when one is set (401) and adds :data:`HEADERS`."""
 
-    def __init__(self, app: object, token: str | None) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        super().__init__(app)
         self.token = token
 
     def _ok(self, value: str | None) -> bool:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from web_browser import serving
 
 from orchestrator.cli import app
-from orchestrator.web.security import TOKEN_ENV_VAR, is_loopback
+from orchestrator.web.access import TOKEN_ENV_VAR, is_loopback
 from results.store import LeaderboardStore
 
 pytestmark = pytest.mark.postgres
