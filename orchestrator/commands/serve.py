@@ -9,6 +9,7 @@ given as ``?token=`` would be).
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -35,8 +36,6 @@ def serve(
                             "when it is an http(s) server)", show_default=False)] = None,
 ) -> None:
     """Serve the leaderboard read-only in a browser: campaigns, leaderboards, Pareto fronts, trials, tables."""
-    import asyncio
-
     import uvicorn
 
     from orchestrator.web.app import Settings, create_app
@@ -54,28 +53,29 @@ def serve(
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
     ui = mlflow_ui or (tracking if tracking.startswith(("http://", "https://")) else "")
     settings = Settings(make_readonly_engine(db_url), label, token, refresh, ui.rstrip("/") or None)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                            server_header=False)
-    server = uvicorn.Server(config)
+    sock = _listen(host, port)  # bound here: a busy port is one clear line, and --port 0 knows its port
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, server_header=False)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"h2ot serve: leaderboard {label} (read-only) at http://{shown}:{bound}/", highlight=False,
+              markup=False)
+    if token is not None:
+        err.print(f"a token is required: open http://{shown}:{bound}/?token=<the token from --token or "
+                  f"{TOKEN_ENV_VAR}> once; the browser keeps it as a cookie", highlight=False, markup=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
-    async def announce() -> None:
-        # after binding, so --port 0 prints the port it got
-        while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.05)
-        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-        shown = f"[{host}]" if ":" in host else host
-        err.print(f"h2ot serve: leaderboard {label} (read-only) at http://{shown}:{bound}/", highlight=False,
-                  markup=False)
-        if token is not None:
-            err.print(f"a token is required: open http://{shown}:{bound}/?token=<the token from --token or "
-                      f"{TOKEN_ENV_VAR}> once; the browser keeps it as a cookie", highlight=False, markup=False)
 
-    async def main() -> None:
-        await asyncio.gather(server.serve(), announce())
-
-    asyncio.run(main())
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening: uvicorn does that), or a clear error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                   f"another port: --port N (0: any free one)") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:
