@@ -53,7 +53,7 @@ def serve(
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
     ui = mlflow_ui or (tracking if tracking.startswith(("http://", "https://")) else "")
     settings = Settings(make_readonly_engine(db_url), label, token, refresh, ui.rstrip("/") or None)
-    sock = _listen(host, port)  # bound here: a busy port is one clear line, and --port 0 knows its port
+    sock = _listen(host, port)  # here: a busy port is one clear line, and --port 0 knows its port
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, server_header=False)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -66,12 +66,14 @@ def serve(
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (not yet listening: uvicorn does that), or a clear error."""
+    """A TCP socket listening on ``host:port``, or a clear error; connections wait in its backlog until uvicorn
+    accepts them, so the address printed is usable at once."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)
     except OSError as exc:
         raise fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
                    f"another port: --port N (0: any free one)") from None
