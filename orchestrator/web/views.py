@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,7 @@ CAMPAIGN_COLUMNS: tuple[tuple[str, str], ...] = (
 PER_PAGE, MAX_PER_PAGE = 50, 500
 #: what ``group=seeds`` collapses: every axis but the seed (and the schedule's derived columns, which follow it)
 SEED_GROUP = tuple(a for a in AXES if a not in ("seed", "tokens", "layer", "stages"))
-#: the Pareto plot's cost axes (switchable) and accuracy axis default
+#: the Pareto plot's cost axes (switchable; the accuracy axis is the campaign's metric)
 PARETO_X = ("gflops", "latency_ms")
 
 
@@ -165,31 +166,51 @@ def _lower(column: str) -> bool:
     return lower_is_better(column) if column in METRICS else True
 
 
+#: grouped leaderboards recently computed (a bootstrap per group: seconds over thousands of trials), so paging
+#: and re-sorting one does not compute it again; keyed by the query and the campaign's trial count and last update
+_GROUPED: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+_GROUPED_KEEP = 8
+
+
+def _grouped(engine: Engine, q: BoardQuery) -> list[dict[str, Any]]:
+    act = browse.campaign_activity(engine, [q.campaign])
+    version = (act[0].total, act[0].updated_at) if act else None
+    key = (id(engine), q.campaign, tuple(sorted((a, tuple(v)) for a, v in q.filters.items())), tuple(q.status),
+           q.rank_by, version)
+    if key not in _GROUPED:
+        _GROUPED[key] = leaderboard(engine, filters=q.filters, campaign=q.campaign, status=q.status or None,
+                                    sort=q.rank_by, group_by=list(SEED_GROUP), agg="mean")
+        while len(_GROUPED) > _GROUPED_KEEP:
+            _GROUPED.popitem(last=False)
+    _GROUPED.move_to_end(key)
+    return _GROUPED[key]
+
+
 def board(engine: Engine, q: BoardQuery) -> dict[str, Any]:
-    """The campaign page's leaderboard: columns, this page's rows, the total and the page count."""
-    in_leaderboard = q.sort == q.rank_by
-    rank_by = q.rank_by
+    """The campaign page's leaderboard: columns, this page's rows, the total and the page count.
+
+    Rows are the lean leaderboard rows (every column shown is among them); a page ranked by a metric or cost
+    fetches only the rows up to its last (as ``h2ot leaderboard --top``), a page sorted by an axis or the
+    status sorts the ranked rows again, and so does a grouped page (its groups come from :func:`_grouped`).
+    """
+    in_leaderboard = q.sort == q.rank_by and not q.group  # grouped rows are cached, then sorted here
+    descending = q.descending if in_leaderboard else None
     first = (q.page - 1) * q.per
-    common: dict[str, Any] = {"filters": q.filters, "campaign": q.campaign, "status": q.status or None,
-                              "sort": rank_by}
     if q.group:
-        rows = leaderboard(engine, **common, group_by=list(SEED_GROUP), agg="mean",
-                           descending=q.descending if in_leaderboard else None)
+        rows = _grouped(engine, q)
         total = len(rows)
     else:
-        # ranked in SQL: only the rows up to this page's last are fetched (as `h2ot leaderboard --top`)
-        top = first + q.per if in_leaderboard else None
-        rows = leaderboard(engine, **common, descending=q.descending if in_leaderboard else None, top=top)
+        rows = leaderboard(engine, filters=q.filters, campaign=q.campaign, status=q.status or None, sort=q.rank_by,
+                           descending=descending, top=first + q.per if in_leaderboard else None, lean=True)
         total = browse.count_trials(engine, q.filters, q.campaign, q.status or None)
     if not in_leaderboard:
         present = sorted((r for r in rows if r.get(q.sort) is not None), key=lambda r: r[q.sort],
                          reverse=q.descending)
         rows = present + [r for r in rows if r.get(q.sort) is None]
     rows = rows[first:first + q.per]
-    columns = _grouped_columns(q.sort if in_leaderboard else rank_by) if q.group else \
-        list(dict.fromkeys([*SHOWN[:9], rank_by, *SHOWN[9:]]))
-    return {"columns": columns, "rows": [_cells(r, columns, rank_by, q.group) for r in rows], "total": total,
-            "pages": max(math.ceil(total / q.per), 1), "rank_by": rank_by, "first": first}
+    columns = _grouped_columns(q.rank_by) if q.group else list(dict.fromkeys([*SHOWN[:9], q.rank_by, *SHOWN[9:]]))
+    return {"columns": columns, "rows": [_cells(r, columns, q.rank_by, q.group) for r in rows], "total": total,
+            "pages": max(math.ceil(total / q.per), 1), "rank_by": q.rank_by, "first": first}
 
 
 def _grouped_columns(metric: str) -> list[str]:
