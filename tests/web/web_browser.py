@@ -3,6 +3,7 @@ installs them), driven by Selenium with explicit paths, so Selenium Manager neve
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def chromium(profile: Path, downloads: Path | None = None) -> Iterator[object]:
     """A headless Chromium with a fresh profile in ``profile``; files it downloads land in ``downloads``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # should Selenium Manager ever run: no network
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
