@@ -33,7 +33,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from h2ot_core.contracts import STATUSES
 from h2ot_core.errors import H2OTError
 from orchestrator.web import views
 from orchestrator.web.security import Guard
@@ -68,11 +67,10 @@ def plotly_js() -> Path:
 def _templates(settings: Settings) -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(db_label=settings.db_label, refresh_s=settings.refresh_s, statuses=STATUSES,
-                       campaign_columns=views.CAMPAIGN_COLUMNS, mlflow_ui=settings.mlflow_ui, cost_fields=views.COST_FIELDS,
-                       provenance_fields=views.PROVENANCE_FIELDS)
+    env.globals.update(db_label=settings.db_label, refresh_s=settings.refresh_s,
+                       campaign_columns=views.CAMPAIGN_COLUMNS, mlflow_ui=settings.mlflow_ui,
+                       cost_fields=views.COST_FIELDS, provenance_fields=views.PROVENANCE_FIELDS)
     env.filters["num"] = views.num
-    env.filters["stamp"] = lambda v: views.stamp(v) if v is not None else "–"
     return Jinja2Templates(env=env)
 
 
