@@ -13,8 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from demo_data import fill_demo
-from smoke_data import fresh_pg_database
+from demo_data import fill_demo, fresh_pg_database
 from typer.testing import CliRunner
 from web_browser import serving
 
