@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-gpu claim readme clean
+.PHONY: demo test lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-gpu claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/services
+	bash .ci/browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -38,7 +39,7 @@ lint: $(STAMP)
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
 # none of them is a test. `make readme` copies those files into README.md.
-bench: bench-core bench-data bench-engine bench-results bench-orchestration bench-official bench-precision
+bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-precision
 	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
 
 bench-core: $(STAMP)
@@ -86,6 +87,20 @@ claim: $(STAMP)
 # README.md's figure blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
 readme: $(STAMP)
 	$(BIN)/python -m benchmarks.readme
+
+# The read-only web leaderboard over the runs dir's leaderboard (or H2OT_DB_URL), on http://127.0.0.1:8765/.
+serve: $(STAMP)
+	$(BIN)/h2ot serve
+
+# The campaign page and the Pareto data of a 10,000-trial leaderboard, SQLite and PostgreSQL (medians).
+bench-web: $(STAMP)
+	bash .ci/services
+	$(BIN)/python -m benchmarks.web
+
+# docs/img/*.png, the README's screenshots of the web pages (a headless Chromium, see .ci/browser).
+screenshots: $(STAMP)
+	bash .ci/browser
+	$(BIN)/python tests/web/screenshots.py docs/img
 
 clean:
 	rm -rf $(VENV)

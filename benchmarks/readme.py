@@ -25,7 +25,7 @@ OPEN = re.compile(r"<!-- bench:([\w.-]+) -->")
 #: the command that writes each result file, for error messages
 PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim": "make claim",
              "claim_long": "python -m benchmarks.claim --epochs 12 --windows 320 --out benchmarks/results/claim_long.md",
-             "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results",
+             "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results", "web": "make bench-web",
              "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
              "precision_gpu": "make bench-gpu (on a GPU node)",
              "precision_zen5": "python -m benchmarks.precision --repeats 5 --out benchmarks/results/precision_zen5.md "

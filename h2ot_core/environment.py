@@ -37,10 +37,11 @@ class Setting:
             runs folder, described by ``default_doc``); ``None``: unset means "not used" (no address: a local
             Ray instance).
         doc: what it does, one sentence (the README table and ``h2ot config`` show it).
-        group: the section it belongs to (``paths``, ``leaderboard``, ``tracking``, ``cluster``, ``trials``).
+        group: the section it belongs to (``paths``, ``leaderboard``, ``tracking``, ``cluster``, ``trials``, ``serve``).
         workers: forwarded to every Ray worker of a campaign when set on the driver.
         job: sent with ``h2ot campaign submit`` to the Ray job (its driver and its workers) when set.
         secret: the value may carry a password (a URL's ``user:password@``): masked when shown.
+        token: the whole value is a credential (an access token): shown as ``***`` when set.
     """
 
     name: str
@@ -50,6 +51,7 @@ class Setting:
     workers: bool = False
     job: bool = False
     secret: bool = False
+    token: bool = False
     default_doc: str = ""
 
     def raw(self) -> str | None:
@@ -80,6 +82,8 @@ class Setting:
         value = self.value()
         if value is None:
             return ""
+        if self.token:
+            return "***"
         return mask_secret(value) if self.secret else value
 
 
@@ -154,6 +158,12 @@ ALLOW_SLOW_BF16 = Setting(
 DETECTOR_WEIGHTS = Setting(
     "H2OT_DETECTOR_WEIGHTS", None, "a folder holding the 2D detector's .onnx files for `h2ot video` (offline "
     "nodes; same as --detector-weights)", "paths")
+SERVE_TOKEN = Setting(
+    "H2OT_SERVE_TOKEN", None, "the access token `h2ot serve` requires (same as --token; required off loopback)",
+    "serve", token=True)
+XDG_CACHE_HOME = Setting(
+    "XDG_CACHE_HOME", lambda: str(Path.home() / ".cache"), "the user's cache folder: `h2ot video` reuses detector "
+    "weights that rtmlib downloaded under rtmlib/hub/checkpoints in it", "paths", default_doc="`~/.cache`")
 PROGRESS_INTERVAL_S = Setting(
     "H2OT_PROGRESS_INTERVAL_S", "30", "seconds between two status lines of `campaign run` and `train` when stderr "
     "is not a terminal (a log)", "cluster", job=True)
@@ -182,7 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
     RUNS_DIR, DB_URL, DB_RETRY_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
     MLFLOW_HTTP_TIMEOUT, STORAGE, AWS_ENDPOINT_URL_S3,
     AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION, DATA_DIR, CACHE, SCRATCH_DIR, OMP_NUM_THREADS,
-    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
+    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
 )
 #: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
 #: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups

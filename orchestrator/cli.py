@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "orchestrator.commands.db",  # db upgrade, db version
     "orchestrator.commands.config",  # config: the settings from the environment
     "orchestrator.commands.video",  # video
+    "orchestrator.commands.serve",  # serve (the read-only web leaderboard)
 )
 
 for _name in COMMAND_MODULES:

@@ -60,8 +60,8 @@ def cell_text(column: str, value: Any) -> str:
     return number_text(column, value)
 
 
-def _table_cell(column: str, value: Any) -> str:
-    # for reading, not parsing: thousands separators on integers
+def table_cell(column: str, value: Any) -> str:
+    """A table cell for reading (the terminal, the web page), not parsing: thousands separators on integers."""
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else cell_text(column, value)
 
 
@@ -93,7 +93,7 @@ _GAP = 3
 def _width(rows: list[dict[str, Any]], columns: Sequence[str], *, stacked: bool) -> int:
     """The width of :func:`_rows_table` (no cell cut); ``stacked``: headers one word per line."""
     widths = [max([max(map(cell_len, c.split("_"))) if stacked else cell_len(c),
-                   *(cell_len(_table_cell(c, r.get(c))) for r in rows)]) for c in columns]
+                   *(cell_len(table_cell(c, r.get(c))) for r in rows)]) for c in columns]
     return sum(widths) + _GAP * max(len(columns) - 1, 0)
 
 
@@ -117,7 +117,7 @@ def _rows_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str, 
         table.add_column(c.replace("_", "\n") if stacked else c, no_wrap=True,
                          justify="right" if numeric else "left")
     for r in rows:  # as Text: a cell's "[mocap]" is data, not console markup
-        table.add_row(*(Text(_table_cell(c, r.get(c))) for c in columns))
+        table.add_row(*(Text(table_cell(c, r.get(c))) for c in columns))
     return table
 
 
@@ -148,7 +148,7 @@ def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, *, 
     else:
         same = constant_columns(rows, columns) if compact else []
         if same and len(same) < len(columns):
-            out.print("every row: " + ", ".join(f"{c} {_table_cell(c, rows[0].get(c)) or '–'}" for c in same),
+            out.print("every row: " + ", ".join(f"{c} {table_cell(c, rows[0].get(c)) or '–'}" for c in same),
                       highlight=False, markup=False)
             columns = [c for c in columns if c not in same]
         hidden: list[str] = []
@@ -175,7 +175,7 @@ def print_record(record: dict[str, Any], fmt: str) -> None:
     elif fmt == "table":
         table = Table("field", "value")
         for k, v in record.items():
-            table.add_row(k, Text(_table_cell(k, v)))
+            table.add_row(k, Text(table_cell(k, v)))
         print_table(table)
     else:
         print_rows([record], list(record), fmt)

@@ -10,14 +10,16 @@ release; only a database written by a newer H2OT Lab is refused, early and clear
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, InterfaceError, OperationalError
 
 from h2ot_core.environment import DB_RETRY_S, DB_URL
@@ -185,8 +187,7 @@ def database_revision(url: str | None = None) -> tuple[str | None, str]:
     A database written before migrations existed reports the revision it is at (``0001``).
     """
     full = _valid_url(url)
-    _check_exists(full)
-    engine = _engine(full, upgrade=False, create=False)
+    engine = _readonly_engine(full)
     try:
         def read() -> str | None:
             with engine.connect() as conn:
@@ -209,14 +210,20 @@ def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
         raise
 
 
-def _engine(url: str, *, upgrade: bool = True, create: bool = True) -> Engine:
+def _backend(url: str) -> tuple[URL, str]:
+    """``(parsed url, backend name)``; an unsupported backend is a :class:`ResultsError`."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
         raise ResultsError(f"Database URL {mask_url(url)}: unsupported backend {backend!r}; "
                            f"use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    return parsed, backend
+
+
+def _engine(url: str, *, upgrade: bool = True) -> Engine:
+    parsed, backend = _backend(url)
     if backend == "sqlite":
-        if create and parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
         _sqlite_events(engine)
@@ -249,37 +256,6 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _check_exists(url: str) -> None:
-    """Refuse a SQLite URL whose file does not exist (opening it would create it)."""
-    path = _sqlite_file(url)
-    if path is not None and not path.is_file():
-        where = "is a folder" if path.is_dir() else "does not exist"
-        raise ResultsError(f"No leaderboard at {path} (from --db-url, {DB_URL.name} or the default): the file {where}; "
-                           f"check the path, or run a campaign first (h2ot campaign run GRID)")
-
-
-def open_read_only(url: str | None = None) -> Engine:
-    """An engine for a command that only reads the leaderboard: it never creates a database, a folder or a
-    schema. A SQLite file that does not exist, a file that is not a database and a database without a
-    leaderboard are refused with one :class:`ResultsError`; an existing leaderboard at an older revision is
-    upgraded as :func:`make_engine` does (its rows kept)."""
-    full = _valid_url(url)
-    _check_exists(full)
-    engine = _engine(full, upgrade=False, create=False)
-    label = mask_url(full)
-
-    def open_schema() -> None:
-        with engine.connect() as conn:
-            state = migrations.read_state(conn, label)
-        if state.revision is None:
-            raise ResultsError(f"Leaderboard {label} is empty (no H2OT Lab tables): nothing has been recorded "
-                               f"there; check --db-url / {DB_URL.name}, or run a campaign first")
-        _open_schema(engine, full)
-
-    _guarded(engine, full, open_schema)
-    return engine
-
-
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (see module docstring), the database created or upgraded to the head revision.
 
@@ -287,3 +263,73 @@ def make_engine(url: str | None = None) -> Engine:
     few milliseconds.
     """
     return _engine(_valid_url(url))
+
+
+def _readonly_sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA query_only=1")  # a second lock, should a writable handle ever be opened
+        cur.close()
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+def _readonly_engine(full: str) -> Engine:
+    """An engine that cannot write ``full``: SQLite through a ``mode=ro`` file URI (nothing is created, and a
+    read-only copy can be read), PostgreSQL sessions with ``default_transaction_read_only``."""
+    parsed, backend = _backend(full)
+    if backend == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:" or not path.is_file():
+            where = "is a folder" if path.is_dir() else "does not exist"
+            raise ResultsError(f"No leaderboard at {path} (from --db-url, {DB_URL.name} or the default): the file "
+                               f"{where}; check the path, or run a campaign first (h2ot campaign run GRID)")
+        # ``uri=true`` makes sqlite3 read the ``file:`` URI and its ``mode=ro``. A WAL database needs its -shm
+        # and -wal files beside it; where they cannot be made (a read-only copy) it is opened immutable.
+        immutable = "" if _writable(path.parent) else "&immutable=1"
+        engine = create_engine(f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro{immutable}&uri=true",
+                               connect_args={"timeout": 30})
+        _readonly_sqlite_events(engine)
+        return engine
+    driver = _DRIVERS[backend] if parsed.drivername == backend else parsed.drivername
+    return create_engine(parsed.set(drivername=driver), pool_pre_ping=True, connect_args={
+        "connect_timeout": 10, "options": "-c default_transaction_read_only=on"})
+
+
+def open_read_only(url: str | None = None, *, upgrade: bool = True) -> Engine:
+    """An engine that can only read the leaderboard at ``url`` (every read command, ``h2ot serve``).
+
+    Nothing is ever created: a SQLite file that does not exist, a folder, a file that is not a database and a
+    database without a leaderboard are each refused with one :class:`ResultsError`, and a read-only copy
+    reads. A leaderboard at an older schema revision is upgraded in place first (its rows kept, one notice;
+    the upgrade is the one write, through a separate engine) when ``upgrade`` allows it; otherwise (``h2ot
+    serve``: no request ever writes) one error says to run ``h2ot db upgrade``.
+    """
+    full = _valid_url(url)
+    engine = _readonly_engine(full)
+    label = mask_url(full)
+
+    def state() -> migrations.SchemaState:
+        with engine.connect() as conn:
+            found = migrations.read_state(conn, label)
+        migrations.check_known(found, label)
+        return found
+
+    found = _guarded(engine, full, state)
+    if found.revision is None:
+        engine.dispose()
+        raise ResultsError(f"Leaderboard {label} is empty (no H2OT Lab tables): nothing has been recorded there; "
+                           f"check --db-url / {DB_URL.name}, or run a campaign first")
+    if found.revision != migrations.head_revision() or found.legacy:
+        if not upgrade:
+            engine.dispose()
+            raise ResultsError(f"Leaderboard {label} is at schema revision {found.revision}; this release reads "
+                               f"{migrations.head_revision()}: run `h2ot db upgrade` first (a read-only view "
+                               f"never changes the database)")
+        upgrade_database(full)
+    log.debug("read-only leaderboard engine ready: %s", label)
+    return engine

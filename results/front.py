@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ class Front:
     Attributes:
         x, y: metric or cost names (``gflops``, ``mpjpe``); their directions come from
             :data:`h2ot_core.contracts.METRICS`.
-        rows: complete trials that have both values (leaderboard rows), each with ``on_front``.
+        rows: complete trials that have both values (lean leaderboard rows: axes, cost, metrics), each with
+            ``on_front``.
         reference: the hypervolume's reference point (given, or :func:`reference_point` of the rows).
         hypervolume: of the front against ``reference``, in ``x``-unit × ``y``-unit.
     """
@@ -45,16 +47,23 @@ def campaign_front(engine: Engine, campaign: str, x: str = "gflops", y: str = "m
     """The non-dominated complete trials of ``campaign`` in ``(x, y)``, ordered by ``x``, and their hypervolume."""
     from results.queries import leaderboard
 
+    rows = leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort=y, lean=True)
+    return front_of(rows, x, y, reference, f"campaign {campaign!r}")
+
+
+def front_of(rows: Sequence[Mapping[str, Any]], x: str, y: str, reference: tuple[float, float] | None = None,
+             source: str = "the selection") -> Front:
+    """The :class:`Front` of leaderboard rows in ``(x, y)``: rows missing either value are left out; an error
+    names ``source`` when none is left."""
     minimize = (lower_is_better(x), lower_is_better(y))
-    rows = [r for r in leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort=y)
-            if r.get(x) is not None and r.get(y) is not None]
-    if not rows:
-        raise ResultsError(f"campaign {campaign!r} has no complete trial with both {x} and {y}")
-    points = [(float(r[x]), float(r[y])) for r in rows]
+    kept = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+    if not kept:
+        raise ResultsError(f"{source} has no complete trial with both {x} and {y}")
+    points = [(float(r[x]), float(r[y])) for r in kept]
     on_front = set(pareto_front(points, minimize))
     ref = reference or reference_point(points, minimize)
     hv = hypervolume([points[i] for i in on_front], ref, minimize)
-    ordered = sorted(({**r, "on_front": i in on_front} for i, r in enumerate(rows)),
+    ordered = sorted(({**r, "on_front": i in on_front} for i, r in enumerate(kept)),
                      key=lambda r: (not r["on_front"], float(r[x]), float(r[y])))
     return Front(x, y, ordered, (float(ref[0]), float(ref[1])), hv)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from h2ot_core.environment import CACHE, DETECTOR_WEIGHTS
+from h2ot_core.environment import CACHE, DETECTOR_WEIGHTS, XDG_CACHE_HOME
 from h2ot_core.errors import ConfigError, DataError
 from h2ot_core.registry import unknown_message
 
@@ -73,7 +73,7 @@ def detector_cache() -> Path:
 
 
 def rtmlib_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtmlib" / "hub" / "checkpoints"
+    return Path(str(XDG_CACHE_HOME.value())) / "rtmlib" / "hub" / "checkpoints"
 
 
 def sha256_of(path: Path) -> str:

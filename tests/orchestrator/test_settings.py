@@ -101,14 +101,16 @@ def test_config_prints_effective_values_with_secrets_masked(monkeypatch, tmp_pat
     monkeypatch.setenv("H2OT_DB_URL", "postgresql+psycopg://me:hunter2@db.example:5433/h2ot")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://bot:s3cret@mlflow.example/")
     monkeypatch.setenv("H2OT_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("H2OT_SERVE_TOKEN", "tok-never-shown")
     result = CliRunner().invoke(app, ["config", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert "hunter2" not in result.output and "s3cret" not in result.output
+    assert "hunter2" not in result.output and "s3cret" not in result.output and "tok-never" not in result.output
     rows = {r["variable"]: r for r in json.loads(result.stdout)}
     assert list(rows) == [s.name for s in SETTINGS]
     assert rows["H2OT_DB_URL"]["value"] == "postgresql+psycopg://me:***@db.example:5433/h2ot"
     assert rows["H2OT_DB_URL"]["from"] == "env" and rows["H2OT_DB_URL"]["to job"] == "yes"
     assert rows["MLFLOW_TRACKING_URI"]["value"] == "https://bot:***@mlflow.example/"
+    assert rows["H2OT_SERVE_TOKEN"]["value"] == "***"  # a token is a credential through and through
     # a default is shown resolved, under the runs folder the environment names
     assert rows["H2OT_STORAGE"] == {**rows["H2OT_STORAGE"], "value": str(tmp_path.resolve()), "from": "default"}
     assert rows["H2OT_DATA_DIR"]["from"] == "unset" and rows["H2OT_DATA_DIR"]["to workers"] == "yes"
