@@ -77,9 +77,10 @@ Protocol = Literal["real_frames", "official"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
 #: what leaderboard rows can be filtered and grouped on: the grid axes plus the schedule's derived columns
-#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``)
+#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``) and the evaluation
+#: ``protocol`` (read from the spec)
 TRIAL_AXES: tuple[str, ...] = ("backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-                               "pipeline", "tokens", "layer", "stages", "selection")
+                               "pipeline", "tokens", "layer", "stages", "selection", "protocol")
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
