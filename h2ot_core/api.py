@@ -179,7 +179,8 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int, on_step: StepFn | None 
     return row, ev, val
 
 
-def _is_better(spec: TrialSpec, ev: Evaluation, val: Evaluation | None, selected: dict[str, Any] | None) -> bool:
+def _is_better(spec: TrialSpec, ev: Evaluation, selected: dict[str, Any] | None, val: Evaluation | None = None
+               ) -> bool:
     """Whether this epoch replaces the selected one: always for ``last_epoch``; for ``best_on_test`` (on the
     test split) and ``best_on_val`` (on the held-out training takes) when it is better on the spec's selection
     metric, in that metric's direction."""
@@ -264,7 +265,7 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
             break
         row, ev, val = outcome
         history.append(row)
-        if _is_better(spec, ev, val, selected):
+        if _is_better(spec, ev, selected, val):
             selected = {"epoch": epoch, "metrics": ev.metrics, "train_loss": row[metric_key("train", "loss")],
                         "judged": (val or ev).metrics,
                         "model": ({k: v.detach().clone() for k, v in run.model.state_dict().items()}
