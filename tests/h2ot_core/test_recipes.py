@@ -79,3 +79,15 @@ def test_recipe_show_prints_json_and_refuses_an_unknown_backbone():
     assert rows["epoch"]["value"].startswith("every training clip twice")
     bad = runner.invoke(app, ["recipe", "show", "mixtse"])
     assert bad.exit_code == 2 and "mixste" in bad.output
+
+
+def test_a_grid_with_an_unknown_protocol_or_recipe_names_file_field_value(tmp_path):
+    from orchestrator.grid import load_grid
+
+    for fixed, field, value in (("evaluate: {protocol: paper}", "evaluate.protocol", "paper"),
+                                ("train: {recipe: offical}", "train.recipe", "offical")):
+        path = tmp_path / "g.yaml"
+        path.write_text(f"name: g\nversion: 1\ngrid:\n  backbone: [mixste]\nfixed:\n  {fixed}\n")
+        with pytest.raises(ConfigError) as exc:
+            load_grid(path).expand()
+        assert str(path) in str(exc.value) and field in str(exc.value) and value in str(exc.value)
