@@ -62,7 +62,8 @@ def _hot_sources(script: str) -> dict[str, str]:
         "epoch": f"{HOT}: common/generator.py (ChunkedGenerator, augment), common/load_data_hm36.py",
         "augmentation": f"{HOT}: common/generator.py (flip pairs); {script} (test: flipped pass averaged)",
         "clip stride and padding": f"{args} (--stride, --pad); common/generator.py (edge padding)",
-        "loss frames": f"{HOT}: {script} (loss on the whole output window)",
+        "loss frames": f"{HOT}: {script} (loss on the whole output window)"
+                       + ("" if "mixste" in script else ", model/mhformer/mhformer.py (outputs every frame)"),
         "selection": f"{HOT}: {script} (saves when p1 < previous_best)",
         "protocol": f"{HOT}: {script} (test), common/utils.py (test_calculation, mpjpe_cal, p_mpjpe)",
     }
@@ -100,10 +101,10 @@ OFFICIAL: dict[str, OfficialRecipe] = {
         overrides={**_HOT_OVERRIDES, "lr_rule": "hot"}, selection="best_on_test", protocol="official",
         sources=_hot_sources("main_mixste.py"), notes={}),
     "mhformer": OfficialRecipe(
-        overrides=dict(_HOT_OVERRIDES), selection="best_on_test", protocol="official",
+        overrides={"epoch_clips": "mirrored_copies"}, selection="best_on_test", protocol="official",
         sources=_hot_sources("main_mhformer.py"),
-        notes={"loss frames": "seq2frame: the centre frame only; TPC-MHFormer's loss on every kept frame is "
-                              "not reproduced"}),
+        notes={"loss frames": "not reproduced: HoT's MHFormer outputs all 351 frames and its MPJPE loss covers "
+                              "them all, padding included (TPC-MHFormer: its 117 kept frames)"}),
     "motionbert": OfficialRecipe(
         overrides={"loss_frames": "padded"}, selection="best_on_test", protocol="official",
         sources=_upstream_sources(MOTIONBERT, "configs/pose3d/MB_train_h36m.yaml",
@@ -172,6 +173,8 @@ def _strides(s: TrainSettings, backbone: str) -> str:
 
 
 def _loss_frames(s: TrainSettings, backbone: str) -> str:
+    if backbone_info(backbone).pipeline == "seq2frame":
+        return "the centre frame (our seq2frame output)"
     return "every frame, edge padding included" if s.loss_frames == "padded" else "real frames only"
 
 
