@@ -221,7 +221,8 @@ def train(
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
     err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
-              f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
+              f"selected epoch {result.best_epoch} ({result.selection}), protocol {spec.protocol}; "
+              f"model: {result.checkpoint_uri}")
     per_metric: dict[str, dict[str, float]] = {}
     for m in result.metrics:
         if m.split == "test":
