@@ -87,7 +87,7 @@ class TrialSpec:
         model: backbone size overrides (``dim``, ``depth``, ``num_heads``, ...), merged over defaults.
         train: training settings (``epochs``, ``batch_size``, ``lr``, ... see ``engine.recipes``).
         data: dataset options that change results (``source: cpn|gt``, ``minutes`` of synthetic data).
-        selection: checkpoint selection rule, ``last_epoch`` (default) or ``best_on_test``.
+        selection: checkpoint selection rule, ``last_epoch`` (default), ``best_on_val`` or ``best_on_test``.
         pipeline: ``seq2seq`` or ``seq2frame``; ``None`` (normalised from the backbone's own value)
             runs the backbone as it was published.
         selection_metric: the metric ``best_on_test``/``best_on_val`` selects on (its direction from

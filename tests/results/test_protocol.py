@@ -70,3 +70,13 @@ def test_a_table_never_mixes_protocols_and_its_footnote_states_them(sqlite_url: 
     table = build_table(store.engine, load_spec(path))
     assert any(n.startswith("Protocol: official (P1/P2 averaged over every frame") for n in table.notes)
     assert any("best_on_test (the epoch best on the test set, the official practice)" in n for n in table.notes)
+
+
+def test_leaderboard_protocol_filter_refuses_an_unknown_name(sqlite_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    LeaderboardStore(sqlite_url)
+    result = CliRunner().invoke(app, ["leaderboard", "--db-url", sqlite_url, "--protocol", "offical"])
+    assert result.exit_code == 2 and "--protocol" in result.stderr and "official" in result.stderr
