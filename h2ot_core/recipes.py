@@ -69,21 +69,22 @@ def _hot_sources(script: str) -> dict[str, str]:
     }
 
 
-def _upstream_sources(repo: str, config: str, dataset_file: str, clips: str) -> dict[str, str]:
+def _upstream_sources(repo: str, config: str, dataset_file: str, clips: str, best: str, decay: str
+                      ) -> dict[str, str]:
     return {
         "loss": f"{repo}: {config} (lambda_3d_velocity, lambda_scale), train.py",
         "joint weights": f"{repo}: train.py (loss_mpjpe: no joint weights)",
         "optimizer": f"{repo}: train.py (optim.AdamW)",
         "lr": f"{repo}: {config} (learning_rate)",
         "weight decay": f"{repo}: {config} (weight_decay)",
-        "lr schedule": f"{repo}: {config} (lr_decay), train.py (decay after each epoch)",
+        "lr schedule": f"{repo}: {config} (lr_decay), {decay}",
         "epochs": f"{repo}: {config} (epochs)",
         "batch": f"{repo}: {config} (batch_size)",
         "epoch": f"{repo}: {dataset_file} (one item per clip)",
         "augmentation": f"{repo}: {dataset_file} (flip with p 0.5), train.py (test: flipped pass averaged)",
         "clip stride and padding": f"{repo}: {clips}",
         "loss frames": f"{repo}: train.py (loss on every frame of the clip)",
-        "selection": f"{repo}: train.py (best_epoch.bin: lowest test MPJPE)",
+        "selection": f"{repo}: train.py ({best}: lowest test MPJPE)",
         "protocol": f"{HOT}: common/utils.py (the H2OT tables score every backbone as HoT's test does)",
     }
 
@@ -110,14 +111,16 @@ OFFICIAL: dict[str, OfficialRecipe] = {
         sources=_upstream_sources(MOTIONBERT, "configs/pose3d/MB_train_h36m.yaml",
                                   "lib/data/dataset_motion_3d.py",
                                   "configs/pose3d/MB_train_h36m.yaml (clip_len 243, data_stride 81), "
-                                  "lib/data/datareader_h36m.py (clips)"),
+                                  "lib/data/datareader_h36m.py (clips)",
+                                  "best_epoch.bin", "train.py (lr decay after each epoch)"),
         notes=dict(_UPSTREAM_NOTES)),
     "motionagformer": OfficialRecipe(
         overrides={"loss_frames": "padded"}, selection="best_on_test", protocol="official",
         sources={**_upstream_sources(MOTIONAGFORMER, "configs/h36m/MotionAGFormer-base.yaml",
                                      "data/reader/motion_dataset.py",
                                      "configs/h36m/MotionAGFormer-base.yaml (n_frames 243), data/preprocess/h36m.py "
-                                     "(train stride n_frames / 3 = 81)"),
+                                     "(train stride n_frames / 3 = 81)",
+                                     "best_epoch.pth.tr", "train.py, utils/learning.py (decay_lr_exponentially)"),
                  "lr": f"MotionAGFormer paper (WACV 2024): 5e-4; {MOTIONAGFORMER} issue #1: the released "
                        f"configs/h36m/MotionAGFormer-base.yaml (2e-4) is not what the paper used"},
         notes={**_UPSTREAM_NOTES, "lr": "taken from the paper, not the released config's 2e-4 (upstream issue #1)"}),
