@@ -49,6 +49,8 @@ class OfficialRecipe:
 
 def _hot_sources(script: str) -> dict[str, str]:
     args = f"{HOT}: common/arguments.py"
+    # common/load_data_hm36.py takes common/generator.py at stride 1 (MHFormer), else generator_stride.py
+    generator = "common/generator_stride.py" if "mixste" in script else "common/generator.py"
     return {
         "loss": f"{HOT}: {script} (train), common/loss.py",
         "joint weights": f"{HOT}: main_mixste.py (w_mpjpe)" if "mixste" in script else f"{HOT}: {script} (mpjpe)",
@@ -59,9 +61,10 @@ def _hot_sources(script: str) -> dict[str, str]:
                        f"--lr_decay_epoch)",
         "epochs": f"{args} (--nepoch); README.md",
         "batch": f"{args} (--batch_size); README.md",
-        "epoch": f"{HOT}: common/generator.py (ChunkedGenerator, augment), common/load_data_hm36.py",
-        "augmentation": f"{HOT}: common/generator.py (flip pairs); {script} (test: flipped pass averaged)",
-        "clip stride and padding": f"{args} (--stride, --pad); common/generator.py (edge padding)",
+        "epoch": f"{HOT}: {generator} (ChunkedGenerator, augment: every pair listed twice), "
+                 f"common/load_data_hm36.py",
+        "augmentation": f"{HOT}: {generator} (flipped pairs); {script} (test: flipped pass averaged)",
+        "clip stride and padding": f"{args} (--stride, --pad); {generator} (edge padding)",
         "loss frames": f"{HOT}: {script} (loss on the whole output window)"
                        + ("" if "mixste" in script else ", model/mhformer/mhformer.py (outputs every frame)"),
         "selection": f"{HOT}: {script} (saves when p1 < previous_best)",
