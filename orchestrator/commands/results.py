@@ -31,7 +31,10 @@ tables_app = typer.Typer(no_args_is_help=True, help="Paper tables (Markdown, LaT
 
 #: leaderboard columns shown as a table / csv / markdown (JSON carries every column)
 SHOWN = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-         "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops", "speedup_latency")
+         "protocol", "selection", "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops",
+         "speedup_latency")
+#: where the metrics start in :data:`SHOWN` (the sort column goes there)
+_FIRST_METRIC = SHOWN.index("mpjpe")
 
 
 #: the leaderboard columns a narrow terminal loses first
@@ -69,7 +72,7 @@ def _columns(rows: list[dict[str, Any]], sort: str, group_by: list[str]) -> list
         base = [*group_by, "n", sort, *(c for c in SHOWN if c not in group_by and c != sort)]
         stats = (f"{sort}_std", f"{sort}_ci_low", f"{sort}_ci_high", "p_vs_baseline")
         return [c for c in dict.fromkeys(base) if c in first] + [c for c in stats if c in first]
-    return list(dict.fromkeys([*SHOWN[:9], sort, *SHOWN[9:]]))
+    return list(dict.fromkeys([*SHOWN[:_FIRST_METRIC], sort, *SHOWN[_FIRST_METRIC:]]))
 
 
 @user_errors

@@ -39,7 +39,9 @@ def test_the_leaderboard_fits_a_100_column_terminal(db: list[str], terminal) -> 
     res = runner.invoke(app, ["leaderboard", "--status", "complete", *db])
     assert res.exit_code == 0, res.output
     lines = buf.getvalue().splitlines()
-    assert lines[0] == "every row: status complete, backbone mixste, frames 27, dataset synthetic"
+    assert lines[0].startswith("every row: status complete, backbone mixste, frames 27, dataset synthetic, "
+                               "protocol real_frames")
+    assert "selection last_epoch" in buf.getvalue()  # the protocol and the selection are always stated
     assert max(len(line) for line in lines) <= 100 and "…" not in buf.getvalue()
     assert any(line.startswith("59fe64ab6400725f ") or "59fe64ab6400725f" in line for line in lines)  # keys whole
     assert "not shown in 100 columns: params" in res.stderr and "--columns" in res.stderr
