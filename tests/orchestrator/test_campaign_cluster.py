@@ -8,38 +8,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from testkit import REPO, SMOKE, free_port, wait_port
 
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
-SMOKE = REPO / "search_spaces" / "smoke.yaml"
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    pytest.fail(f"Ray head did not open port {port}")
 
 
 # Connects as a driver (reserves no CPU) and waits until the cluster has the nodes; prints how many it has.
@@ -70,7 +51,7 @@ def cluster(tmp_path):
     nodes = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--num-cpus", "1", "--temp-dir", temp,
                                "--include-dashboard", "false", "--disable-usage-stats", "--block"], **common)]
     try:
-        wait_port(port)
+        wait_port(port, what="Ray head")
         nodes.append(subprocess.Popen([RAY, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1",
                                        "--block"], **common))
         wait_nodes(f"127.0.0.1:{port}", env, 2)

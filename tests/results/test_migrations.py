@@ -24,8 +24,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import fresh_pg_database
 from sqlalchemy import Engine, MetaData, create_engine, func, select, text
+from testkit import fresh_pg_database
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
