@@ -49,9 +49,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
-# none of them is a test. `make readme` copies those files into README.md.
+# none of them is a test. `make readme` copies those files into benchmarks/README.md.
 bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-precision
-	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
+	@echo "Tables written under benchmarks/results/; run make readme to copy them into benchmarks/README.md"
 
 bench-core: $(STAMP)
 	$(BIN)/python -m benchmarks.core
@@ -95,7 +95,7 @@ bench-search: $(STAMP)
 claim: $(STAMP)
 	$(BIN)/python -m benchmarks.claim
 
-# README.md's figure blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
+# README.md and benchmarks/README.md: their blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
 readme: $(STAMP)
 	$(BIN)/python -m benchmarks.readme
 
