@@ -7,6 +7,7 @@ cheaply; :mod:`h2ot_core.contracts` re-exports it beside the dataclasses that cr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeGuard, get_args
@@ -17,6 +18,30 @@ from h2ot_core.registry import unknown_message
 Pipeline = Literal["seq2seq", "seq2frame"]
 #: ``seq2seq`` estimates all F frames of a clip; ``seq2frame`` estimates its centre frame only
 PIPELINES: tuple[str, ...] = get_args(Pipeline)
+
+
+#: what a campaign, study or table name may be: it becomes a folder name (Ray's run, a report), a file stem and an
+#: MLflow experiment, so no path separators, no leading dot or dash, no spaces
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME_LENGTH = 100
+
+
+def name_problem(value: object) -> str | None:
+    """Why ``value`` cannot name a campaign, study or table (``None``: it can)."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        return (f"{value!r} is not a name: letters, digits, '_', '.' and '-', starting with a letter or digit "
+                f"(no '/', no spaces)")
+    if len(value) > MAX_NAME_LENGTH:
+        return f"{value[:20]!r}... has {len(value)} characters; a name has at most {MAX_NAME_LENGTH}"
+    return None
+
+
+def check_name(value: object, where: str) -> str:
+    """``value`` if it is a safe name (:func:`name_problem`), else a :class:`ConfigError` naming ``where``."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+    return str(value)
 
 
 def is_pipeline(value: object) -> TypeGuard[Pipeline]:

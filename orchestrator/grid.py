@@ -52,6 +52,7 @@ from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.resolve import AXIS_DEFAULTS, resolve_spec
+from h2ot_core.vocabulary import check_name
 from orchestrator.search_space import SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
@@ -312,9 +313,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         raise ConfigError(f"{path}: version: {version!r} must be an integer")
-    name = doc.get("name") or path.stem
-    if not isinstance(name, str):
-        raise ConfigError(f"{path}: name: {name!r} must be a string")
+    name = check_name(doc.get("name") or path.stem, f"{path}: name")
     spec = GridSpec(
         name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
         fixed=fixed, exclude=[] if search else _check_exclude(path, doc.get("exclude"), axes),
@@ -360,5 +359,6 @@ def _check_seeds(path: Path, raw: Any, where: str) -> int | None:
 def campaign_name(grid: GridSpec, override: str | None = None) -> str:
     """``--name`` if given, else the grid name suffixed by its profile (``smoke``, ``token_sweep-tiny``)."""
     if override:
-        return override
-    return f"{grid.name}-{grid.profile}" if grid.profile else grid.name
+        return check_name(override, "--name")
+    name = f"{grid.name}-{grid.profile}" if grid.profile else grid.name
+    return check_name(name, f"{grid.path}: name and profile")
