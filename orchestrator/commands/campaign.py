@@ -125,8 +125,10 @@ def run(
     spent; re-running it resumes the study.
 
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
-    bad grid or option.
+    bad grid or option, 130 after Ctrl-C (143 after SIGTERM): the trials in flight are recorded stopped
+    (interrupted) and the same command resumes them; a second Ctrl-C exits at once.
     """
+    from orchestrator import interrupt
     from orchestrator.cluster import LaunchOptions, prepare
     from orchestrator.grid import campaign_name, load_grid
     from orchestrator.launcher import run_campaign
@@ -145,11 +147,12 @@ def run(
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
                                  asha=asha, db_url=db_url, storage=storage))
     store = LeaderboardStore(db_url)  # the campaign run's one store
-    if grid.search is not None:
-        _run_search(grid, campaign, opts, store)
-    else:
-        _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
-                grid.metric, store, "run the same command again to retry them")
+    with interrupt.catching():
+        if grid.search is not None:
+            _run_search(grid, campaign, opts, store)
+        else:
+            _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
+                    grid.metric, store, "run the same command again to retry them")
 
 
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
@@ -167,8 +170,14 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
-    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
+    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish, 130/143
+    when the run was interrupted."""
     _print_outcome(outcome)
+    if outcome.interrupted is not None:
+        from orchestrator.interrupt import RESUME_HINT
+
+        err.print(f"[yellow]{RESUME_HINT}[/]", highlight=False)
+        raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
