@@ -206,7 +206,8 @@ def train(
         result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir, data_dir=data_dir,
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
-    err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
+    why = f" ({result.error})" if result.error else ""
+    err.print(f"trial {result.trial_key}: {result.status}{why}, {result.epochs_run} epoch(s), "
               f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
     per_metric: dict[str, dict[str, float]] = {}
     for m in result.metrics:
@@ -218,7 +219,7 @@ def train(
     if result.cost is not None and train_loss is not None:
         (out if fmt == "table" else err).print(
             f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
-    if result.status == TrialStatus.DIVERGED:
+    if result.status != TrialStatus.COMPLETE:
         raise typer.Exit(1)
 
 
