@@ -77,9 +77,11 @@ def _search_summary(grid: GridSpec) -> str:
 def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
              ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
+    from orchestrator.datasets import check_data
     from orchestrator.grid import load_grid
 
     grid = load_grid(grid_path, profile, seeds=seeds)
+    check_data(grid, str(grid_path))
     if grid.search is not None:
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
@@ -129,7 +131,8 @@ def run(
     (interrupted) and the same command resumes them; a second Ctrl-C exits at once.
     """
     from orchestrator import interrupt
-    from orchestrator.cluster import LaunchOptions, prepare
+    from orchestrator.cluster import LaunchOptions, prepare, resolve_address
+    from orchestrator.datasets import check_data
     from orchestrator.grid import campaign_name, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
@@ -140,8 +143,11 @@ def run(
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
     if dry_run:
+        check_data(grid, str(grid_path))
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         return
+    if resolve_address(address) is None:  # the trials run on this machine: their data must be here
+        check_data(grid, str(grid_path))
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
     opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
