@@ -32,10 +32,13 @@ test: $(STAMP)
 	bash .ci/services
 	bash .ci/browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# ruff, then mypy over orchestrator, h2ot_core and results (the files and settings are in pyproject's [tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
 # none of them is a test. `make readme` copies those files into benchmarks/README.md.
