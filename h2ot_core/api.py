@@ -189,7 +189,8 @@ def run_trial(
     ``cuda:N``; it is not part of the trial's identity. ``train.precision`` picks autocast (and fp16 loss
     scaling); the latency is timed after training, on ``device`` in that precision.
 
-    A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings (an
+    A NaN or infinite training loss ends the trial ``failed`` with the error ``NaN at epoch N`` (:func:`nan_error`;
+    no exception), keeping the last good epoch's metrics and weights; bad settings (an
     unknown precision, fp16 on a CPU, CUDA where there is none) raise :class:`~h2ot_core.errors.ConfigError`
     before anything is built; anything else propagates. ``on_step(steps_done, steps_in_epoch)`` is called
     after every training step (a progress bar; host-side counts, no device read).
@@ -225,11 +226,11 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         state = load_state(resume_from)
         run.restore(state, str(resume_from))
         start, history, selected = state.epoch, list(state.history), state.selected
-    status = TrialStatus.COMPLETE
+    status, error = TrialStatus.COMPLETE, None
     for epoch in range(start + 1, settings.epochs + 1):
         outcome = _epoch(run, loss_fn, epoch, on_step)
         if outcome is None:
-            status = TrialStatus.DIVERGED
+            status, error = TrialStatus.FAILED, nan_error(epoch)
             break
         row, ev = outcome
         history.append(row)
@@ -242,8 +243,14 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         if report is not None:
             report(row, str(ckpt_dir))
     result = _result(run, status, cost, history, selected, workdir, last_state, device)
+    result.error = error
     result.resumed_from_epoch = start  # the epoch this run continued after (0: it ran through)
     return result
+
+
+def nan_error(epoch: int) -> str:
+    """The error of a trial whose training loss turned NaN or infinite in ``epoch`` (1-based)."""
+    return f"NaN at epoch {epoch}"
 
 
 def _timed(run: _Run, cost: Any) -> Any:
@@ -264,7 +271,7 @@ def _result(run: _Run, status: TrialStatus, cost: Any, history: list[dict[str, A
         # The selected weights: the best epoch's copy, else the last completed epoch's (after a divergence
         # the live weights are the diverging ones, so they are read back from that epoch's checkpoint).
         weights = selected["model"]
-        if weights is None and status == TrialStatus.DIVERGED and last_state is not None:
+        if weights is None and status != TrialStatus.COMPLETE and last_state is not None:
             weights = load_state(last_state).model
         if weights is not None:
             run.model.load_state_dict(weights)

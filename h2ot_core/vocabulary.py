@@ -54,7 +54,7 @@ class TrialStatus(StrEnum):
 
     #: trained and evaluated
     COMPLETE = "complete"
-    #: its loss turned NaN: a result, not an error
+    #: its loss turned NaN, in rows written before 2026-12 (a divergence is now ``failed``, ``NaN at epoch N``)
     DIVERGED = "diverged"
     #: an error that retries did not cure
     FAILED = "failed"

@@ -53,6 +53,7 @@ from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.resolve import AXIS_DEFAULTS, resolve_spec
 from h2ot_core.vocabulary import check_name
+from orchestrator.grid_seeds import as_list, check_seed_override
 from orchestrator.search_space import SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
@@ -171,10 +172,6 @@ def _matches(rule: Mapping[str, list[Any]], combo: Mapping[str, Any]) -> bool:
     return all(key in combo and combo[key] in values for key, values in rule.items())
 
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
 def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"{path}: `grid:` must be a mapping of axes (backbone, pruner, ...), got {raw!r}")
@@ -182,7 +179,7 @@ def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
     for name, value in raw.items():
         if name not in AXES:
             raise ConfigError(f"{path}: grid.{name}: {unknown_message('axis', name, AXES)}")
-        values = _as_list(value)
+        values = as_list(value)
         if not values:
             raise ConfigError(f"{path}: grid.{name}: the axis is empty; give at least one value")
         for v in values:
@@ -243,7 +240,7 @@ def _check_exclude(path: Path, raw: Any, axes: Mapping[str, list[Any]]) -> list[
         for key in rule:
             if key not in axes:
                 raise ConfigError(f"{path}: exclude[{i}].{key}: {unknown_message('grid axis', key, axes)}")
-        rules.append({k: _as_list(v) for k, v in rule.items()})
+        rules.append({k: as_list(v) for k, v in rule.items()})
     return rules
 
 
@@ -269,7 +266,8 @@ def _check_metric(path: Path, raw: Any) -> tuple[str, str]:
 def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None = None) -> GridSpec:
     """Load, merge (``include:``, then ``profiles[profile]``) and check a grid or search file.
 
-    ``seeds`` (``--seeds N``) overrides the file's ``seeds: N``: seeds ``0..N-1`` of every configuration.
+    ``seeds`` (``--seeds N``) overrides the file's ``seeds: N``: seeds ``0..N-1`` of every configuration, in
+    place of a single seed the grid (or an include) fixes (:func:`~orchestrator.grid_seeds.check_seed_override`).
     Every trial of a grid is expanded and checked once here, so an invalid combination fails now, not in
     Ray; a search's space, objectives and FLOPs cap are checked likewise.
     """
@@ -292,6 +290,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles", "default_profile"}):
             raise ConfigError(f"{path}: profiles.{applied}: must be a mapping of grid keys, got {override!r}")
         doc = deep_merge(doc, override)
+    cli_seeds = seeds is not None
     seeds = _check_seeds(path, doc.get("seeds") if seeds is None else seeds, "--seeds" if seeds else "seeds")
     fixed = _check_fixed(path, doc.get("fixed"))
     search = None
@@ -306,8 +305,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     else:
         axes = _check_axes(path, doc.get("grid"))
         if seeds is not None:
-            if "seed" in (doc.get("grid") or {}):
-                raise ConfigError(f"{path}: seeds: give `seeds: N` or a `seed` axis, not both")
+            check_seed_override(path, applied, doc, seeds, "--seeds" if cli_seeds else "seeds")
             axes["seed"] = list(range(seeds))
     metric, mode = _check_metric(path, doc.get("metric"))
     version = doc.get("version", 1)
@@ -340,7 +338,7 @@ def _search_with_grid_values(path: Path, doc: Mapping[str, Any]) -> Any:
         return raw
     space = dict(raw["space"])
     for axis, value in grid.items():
-        values = _as_list(value)
+        values = as_list(value)
         if axis not in ("backbone", "frames", "dataset", "seed") or len(values) != 1:
             raise ConfigError(f"{path}: grid.{axis}: a search file takes its axes from `search.space`; a "
                               f"`grid:` (e.g. from an include) may only fix one backbone, frames, dataset or seed")

@@ -241,13 +241,13 @@ def test_best_on_test_keeps_the_best_epoch(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_a_diverging_loss_ends_as_diverged_without_exception(tmp_path, data_dir):
+def test_a_diverging_loss_ends_failed_with_its_epoch_without_exception(tmp_path, data_dir):
     from h2ot_core.api import run_trial
 
     spec = replace(TINY, train={**TINY.train, "lr": 1e12, "epochs": 3, "max_train_windows": 40})
     result = run_trial(spec, workdir=tmp_path, data_dir=data_dir)
-    assert result.status == "diverged"
-    assert result.epochs_run < 3
+    assert result.status == "failed"
+    assert result.epochs_run < 3 and result.error == f"NaN at epoch {result.epochs_run + 1}"
     assert all(math.isfinite(m.value) for m in result.metrics)
 
 
@@ -268,7 +268,8 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch(tmp_path, data_dir, mo
 
     monkeypatch.setattr(losses.WeightedLoss, "__call__", nan_in_epoch_2)
     result = run_trial(replace(TINY, train={**TINY.train, "epochs": 3}), workdir=tmp_path, data_dir=data_dir)
-    assert result.status == "diverged" and result.epochs_run == 1 and result.best_epoch == 1
+    assert result.status == "failed" and result.epochs_run == 1 and result.best_epoch == 1
+    assert result.error == "NaN at epoch 2"
     assert result.metric("mpjpe") == pytest.approx(result.history[0]["test_mpjpe"])
     model, _ = load_native(result.checkpoint_uri)
     assert all(torch.isfinite(p).all() for p in model.parameters())

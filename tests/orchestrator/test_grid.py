@@ -210,3 +210,32 @@ def test_schedule_aliases_resolve_per_backbone(tmp_path):
     got = {(s.backbone, s.schedule) for s in specs}
     assert got == {(b, getattr(BACKBONE_INFO[b], attr)) for b in ("mixste", "motionagformer")
                    for attr in ("hot_schedule", "h2ot_schedule")}
+
+
+@pytest.mark.parametrize(("grid", "profile", "trials"), [("demo.yaml", None, 7), ("smoke.yaml", None, 4),
+                                                          ("paper/token_sweep.yaml", "tiny", 5)])
+def test_seeds_replace_the_single_seed_an_include_sets(grid, profile, trials):
+    """The shipped grids inherit `seed: [0]` (from _base/tiny_model.yaml or a profile of _base/campaign.yaml)."""
+    args = ["campaign", "validate", str(REPO / "search_spaces" / grid), "--seeds", "3", "--format", "json"]
+    res = runner.invoke(app, [*args, *(["--profile", profile] if profile else [])])
+    assert res.exit_code == 0, res.output
+    assert f"valid, {3 * trials} trials" in res.stderr
+    one = load_grid(REPO / "search_spaces" / grid, profile)
+    three = load_grid(REPO / "search_spaces" / grid, profile, seeds=3)
+    assert sorted({s.seed for s in three.expand()}) == [0, 1, 2]
+    # seed 0 is the very trial the grid alone runs: its key does not change
+    assert {s.trial_key for s in one.expand()} == {s.trial_key for s in three.expand() if s.seed == 0}
+
+
+def test_seeds_that_cannot_replace_the_seed_axis_name_the_file_that_set_it(tmp_path):
+    base = write(tmp_path, "base/seeds.yaml", {"grid": {"seed": [0, 1]}})
+    grid = write(tmp_path, "g.yaml", {"include": "base/seeds.yaml", **GOOD})
+    res = runner.invoke(app, ["campaign", "validate", str(grid), "--seeds", "3"])
+    assert res.exit_code == 2
+    assert f"--seeds: 3 asked, but {base} sets grid.seed [0, 1] (2 seeds)" in res.stderr.replace("\n", "")
+    # `seeds:` beside a seed axis in the very same file is a contradiction; `--seeds` overrides it
+    same = write(tmp_path, "same.yaml", {**GOOD, "seeds": 2, "grid": {**GOOD["grid"], "seed": [4]}})
+    res = runner.invoke(app, ["campaign", "validate", str(same)])
+    assert res.exit_code == 2
+    assert f"seeds: 2 asked, but {same} sets grid.seed [4] (in the same file)" in res.stderr.replace("\n", "")
+    assert sorted(s.seed for s in load_grid(same, seeds=2).expand()) == [0, 1]
