@@ -97,13 +97,21 @@ KEPT_STOP_REASONS = frozenset({StopReason.ASHA})
 #: :data:`KEPT_STOP_REASONS` (``--rerun`` trains all); failed, diverged and unfinished trials are trained again
 KEPT_ON_RERUN = frozenset({TrialStatus.COMPLETE, TrialStatus.STOPPED})
 
-Selection = Literal["last_epoch", "best_on_test"]
+Selection = Literal["last_epoch", "best_on_val", "best_on_test"]
+#: which epoch's checkpoint a trial reports: the last, the best on a held-out tenth of the training sequences,
+#: or the best on the test split (the official scripts' practice)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
+Protocol = Literal["real_frames", "official"]
+#: ``evaluate.protocol``: ``real_frames`` scores the real frames only (edge padding masked); ``official``
+#: scores every frame of the edge-padded windows that tile a sequence, as HoT's test does
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+
 #: what leaderboard rows can be filtered and grouped on: the grid axes plus the schedule's derived columns
-#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``)
+#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``) and the evaluation
+#: ``protocol`` (read from the spec)
 TRIAL_AXES: tuple[str, ...] = ("backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-                               "pipeline", "tokens", "layer", "stages", "selection")
+                               "pipeline", "tokens", "layer", "stages", "selection", "protocol")
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)

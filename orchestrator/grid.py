@@ -16,7 +16,8 @@ A grid file (``search_spaces/*.yaml``)::
       seed: [0]
       pipeline: [seq2seq]             # optional: run a seq2seq backbone as seq2frame
     fixed: {model: {dim: 32}, train: {epochs: 1}, data: {minutes: 0.5}, selection: last_epoch}
-                                      # best_on_test selects each checkpoint on the grid's metric
+                                      # best_on_test/best_on_val select each checkpoint on the grid's metric;
+                                      # evaluate: {protocol: official|real_frames}, train: {recipe: official}
     exclude:                          # drop every combination matching all keys of one rule
       - {pruner: tps, recoverer: tra}
     profiles:                         # named overrides merged over the file with --profile NAME
@@ -60,7 +61,7 @@ TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "gr
                       "exclude", "default_profile", "profiles"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
-FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
+FIXED_KEYS = frozenset({"model", "train", "data", "selection", "evaluate"})
 MODES = ("min", "max")
 #: axes whose values are registry names
 NAME_AXES: dict[str, Registry[Any, Any]] = {
@@ -102,7 +103,7 @@ class GridSpec:
         metric: the metric trials are ranked by (``mpjpe``); ``mode`` is ``min`` or ``max``.
         profile: the profile merged in, or ``None``.
         axes: axis name → list of values (the product is the grid).
-        fixed: ``model``/``train``/``data``/``selection`` settings shared by every trial.
+        fixed: ``model``/``train``/``data``/``evaluate``/``selection`` settings shared by every trial.
         exclude: rules; a combination matching every key of one rule is dropped.
         resolved: the merged document (includes and profile applied), for provenance.
         search: the ``search:`` section of a search campaign (``None`` for a grid); its trials are
@@ -163,7 +164,7 @@ class GridSpec:
         intent = {**{k: v for k, v in combo.items() if k != "train"},
                   "model": dict(self.fixed.get("model", {})),
                   "train": {**dict(self.fixed.get("train", {})), **combo.get("train", {})},
-                  "data": dict(self.fixed.get("data", {})),
+                  "data": dict(self.fixed.get("data", {})), "evaluate": dict(self.fixed.get("evaluate", {})),
                   "selection": self.fixed.get("selection", "last_epoch"), "selection_metric": self.metric}
         return resolve_spec(intent, f"{self.path}: trial ({where})", prefix="grid.")
 

@@ -24,7 +24,7 @@ from results.tables import build_table
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
                    "speedup_flops", "latency_ms", "speedup_latency")
-_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
+_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection", "protocol")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
 

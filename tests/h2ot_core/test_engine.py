@@ -347,3 +347,20 @@ def test_cpu_trials_keep_the_default_optimizer_update(name):
     group = opt.param_groups[0]
     assert not group["fused"] and group["params"] == params and group["lr"] == 1e-3
     assert group["weight_decay"] == 0.01
+
+
+@pytest.mark.slow
+def test_best_on_val_and_the_official_recipe_and_protocol_run_end_to_end(tmp_path, data_dir):
+    from h2ot_core.api import run_trial, validation_split
+    from h2ot_core.data.loading import load_dataset
+
+    spec = replace(TINY, selection="best_on_val", evaluate={"protocol": "official"},
+                   train={**TINY.train, "epochs": 3, "recipe": "official"})
+    result = run_trial(spec, workdir=tmp_path, data_dir=data_dir)
+    best = min(result.history, key=lambda h: h["val_mpjpe"])
+    assert result.selection == "best_on_val" and result.best_epoch == best["epoch"]
+    assert result.metric("mpjpe") == pytest.approx(best["test_mpjpe"])
+    # HoT's MixSTE rate: x0.99 after epochs 1 and 2 (x0.5 only after every 200th)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-3, 1e-3 * 0.99, 1e-3 * 0.99**2])
+    train, val = validation_split(load_dataset("synthetic", data_dir, seed=3, minutes=0.5).train)
+    assert val and train and not {(s.subject, s.action) for s in val} & {(s.subject, s.action) for s in train}
