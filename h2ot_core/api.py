@@ -20,7 +20,17 @@ from typing import Any
 import torch
 
 from h2ot_core.checkpoint import load_native, save_native
-from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import (
+    EPOCH_EVAL_SECONDS,
+    EPOCH_TRAIN_SECONDS,
+    MetricRecord,
+    ReportFn,
+    TrialResult,
+    TrialSpec,
+    TrialStatus,
+    Usage,
+    metric_key,
+)
 from h2ot_core.cost import count_cost, latency_fields
 from h2ot_core.data.base import PoseData
 from h2ot_core.data.loading import load_dataset
@@ -32,6 +42,7 @@ from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
 from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.engine.state import TrainState, load_state, save_state
 from h2ot_core.engine.train import StepFn, train_one_epoch
+from h2ot_core.engine.usage import Stopwatch, device_name, peak_memory, reset_peak_memory
 from h2ot_core.errors import CheckpointError, DataError
 from h2ot_core.factory import build_model, model_config
 from h2ot_core.hourglass import HourglassModel
@@ -85,6 +96,7 @@ class _Run:
     test: ClipWindows
     device: torch.device
     scaler: torch.amp.GradScaler  # fp16 loss scaling (a pass-through otherwise); saved with each epoch
+    spent: float = 0.0  # device seconds of an epoch that is not in the history (it diverged)
 
     def state(self, epoch: int, history: list[dict[str, Any]], selected: dict[str, Any] | None) -> TrainState:
         cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
@@ -137,16 +149,21 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int, on_step: StepFn | None 
     """Train and evaluate one epoch; ``None`` when training diverged."""
     s = run.settings
     lr = run.optimizer.param_groups[0]["lr"]
-    stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
-                            generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
-                            joints_right=run.data.joints_right, max_windows=s.max_train_windows,
-                            precision=s.precision, scaler=run.scaler, on_step=on_step)
+    with Stopwatch(run.device) as training:
+        stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
+                                generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
+                                joints_right=run.data.joints_right, max_windows=s.max_train_windows,
+                                precision=s.precision, scaler=run.scaler, on_step=on_step)
     if stats.diverged:
+        run.spent += training.seconds
         return None
     run.scheduler.step()
-    ev = _evaluate(run.model, run.test, run.data, run.spec.dataset, flip=s.flip_test,
-                   batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows, precision=s.precision)
-    row = {"epoch": epoch, metric_key("train", "loss"): stats.loss, "lr": lr, "train_windows": stats.windows, **ev.flat()}
+    with Stopwatch(run.device) as evaluating:
+        ev = _evaluate(run.model, run.test, run.data, run.spec.dataset, flip=s.flip_test,
+                       batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows,
+                       precision=s.precision)
+    row = {"epoch": epoch, metric_key("train", "loss"): stats.loss, "lr": lr, "train_windows": stats.windows,
+           EPOCH_TRAIN_SECONDS: training.seconds, EPOCH_EVAL_SECONDS: evaluating.seconds, **ev.flat()}
     return row, ev
 
 
@@ -215,6 +232,7 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         # FLOPs now, on the CPU as the papers count them; the latency is timed after training (_result)
         cost = count_cost(run.model.cpu(), spec.frames)
     run.model.to(device)
+    reset_peak_memory(device)
     loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, run.data.num_joints))
     ckpt_dir = workdir / CHECKPOINT_DIR
     history: list[dict[str, Any]] = []
@@ -280,8 +298,17 @@ def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], se
         trial_key=spec.trial_key, spec=spec.to_dict(), status=status,
         metrics=_records(selected) if selected else [], cost=cost, epochs_run=len(history),
         best_epoch=selected["epoch"] if selected else None, selection=spec.selection,
-        checkpoint_uri=checkpoint_uri, provenance=provenance, history=history,
+        checkpoint_uri=checkpoint_uri, provenance=provenance, history=history, usage=_usage(run, history),
     )
+
+
+def _usage(run: _Run, history: list[dict[str, Any]]) -> Usage:
+    """The trial's device time from its history (earlier runs' epochs too, after a resume), plus the training
+    time of an epoch that diverged, the peak memory and the device's name."""
+    measured = {**peak_memory(run.device), "device_name": device_name(run.device)}
+    found = Usage.from_history(history, **measured) or Usage(**measured)
+    train = found.device_seconds_train + run.spent
+    return replace(found, device_seconds_train=train, device_hours=(train + found.device_seconds_eval) / 3600.0)
 
 
 def evaluate_checkpoint(

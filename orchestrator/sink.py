@@ -33,6 +33,7 @@ from h2ot_core.contracts import (
     TrialResult,
     TrialSpec,
     TrialStatus,
+    Usage,
     parse_metric_key,
 )
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
@@ -197,6 +198,8 @@ class ResultsSink(Callback):
         seen = self.history.pop(key, {})
         if not result.history and seen:  # stopped or failed: keep the epochs it did report
             result = dataclasses.replace(result, history=[seen[step] for step in sorted(seen)])
+        if result.usage is None:  # its device time is what those epochs measured (the one cut short is lost)
+            result = dataclasses.replace(result, usage=Usage.from_history(result.history))
         # MLflow first, guarded (it never raises): the run id goes into the row; the row is the record.
         run_id = self.tracker.finish_trial(spec, result, run_id=self.run_ids.get(key))
         if run_id is not None:

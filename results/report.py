@@ -23,8 +23,8 @@ from results.table_spec import load_spec, spec_paths
 from results.tables import build_table
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
-                   "speedup_flops", "latency_ms", "speedup_latency")
-_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
+                   "speedup_flops", "latency_ms", "speedup_latency", "device_hours", "clips_per_s", "peak_memory_mb")
+_PROVENANCE = ("git_sha", "device", "device_name", "data_fingerprint", "selection")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
 
