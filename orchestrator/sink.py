@@ -28,6 +28,8 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
 from h2ot_core.contracts import (
+    EPOCH_EVAL_SECONDS,
+    EPOCH_TRAIN_SECONDS,
     MetricRecord,
     StopReason,
     TrialResult,
@@ -144,6 +146,12 @@ class ResultsSink(Callback):
     def _log_epoch(self, spec: TrialSpec, step: int, reported: dict[str, Any]) -> None:
         self.history.setdefault(spec.trial_key, {})[step] = reported
         self.tracker.log_epoch(self._run_id(spec), reported, step)
+
+    def in_flight_hours(self) -> float:
+        """Device-hours the reported epochs of trials not written yet took (a budget counts them before the
+        leaderboard has them)."""
+        reports = [*(r for steps in self.history.values() for r in steps.values()), *(r for _, r in self.pending.values())]
+        return sum(float(r.get(EPOCH_TRAIN_SECONDS, 0.0)) + float(r.get(EPOCH_EVAL_SECONDS, 0.0)) for r in reports) / 3600
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._check()

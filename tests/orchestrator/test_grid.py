@@ -143,7 +143,25 @@ MALFORMED = {
     "seq2frame_with_recoverer": (_with(pipeline=["seq2frame"]), ["g.yaml", "pipeline=seq2frame", "'tra'"]),
     "unknown_train_field": ({**GOOD, "fixed": {**TINY, "train": {"epoch": 1}}}, ["g.yaml", "train.epoch"]),
     "everything_excluded": ({**GOOD, "exclude": [{"pruner": "tpc"}]}, ["g.yaml", "no trials"]),
+    "zero_budget": ({**GOOD, "budget": {"max_device_hours": 0}}, ["g.yaml", "budget.max_device_hours", "0",
+                                                                   "greater than 0"]),
+    "negative_price": ({**GOOD, "budget": {"max_device_hours": 1, "price_per_device_hour": -2}},
+                       ["g.yaml", "budget.price_per_device_hour", "-2"]),
+    "unknown_budget_key": ({**GOOD, "budget": {"max_device_hour": 1}}, ["g.yaml", "budget.max_device_hour",
+                                                                        "max_device_hours"]),
 }
+
+
+def test_device_budget_of_a_grid_and_of_a_search(tmp_path):
+    grid = load_grid(write(tmp_path, "g.yaml", {**GOOD, "budget": {"max_device_hours": 2, "price_per_device_hour": 1.5}}))
+    assert (grid.budget.max_device_hours, grid.budget.price_per_device_hour) == (2.0, 1.5)
+    search = yaml.safe_load((Path(__file__).parents[2] / "search_spaces/search/smoke.yaml").read_text())
+    search["include"] = str(Path(__file__).parents[2] / "search_spaces/_base/tiny_model.yaml")
+    search["search"]["budget"]["max_device_hours"] = 0.5
+    assert load_grid(write(tmp_path, "s.yaml", search)).budget.max_device_hours == 0.5
+    search["search"]["budget"]["max_device_hours"] = 0
+    with pytest.raises(ConfigError, match=r"s.yaml: search.budget.max_device_hours: 0 must be greater than 0"):
+        load_grid(write(tmp_path, "s.yaml", search))
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
