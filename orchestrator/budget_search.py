@@ -36,7 +36,7 @@ class BudgetedTrials(Searcher):
             self.refused.extend(self._queue)
             self._queue.clear()
         if not self._queue:
-            return Searcher.FINISHED
+            return Searcher.FINISHED  # type: ignore[return-value]  # Tune's sentinel, a str
         return {"spec": self._queue.popleft().to_dict()}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:

@@ -133,7 +133,7 @@ def result_of(row: Mapping[Any, Any], metrics: list[MetricRecord]) -> TrialResul
         values = {c: row[c] for c in COST_FIELDS}
         cost = Cost(**{**values, "params": int(row["params"]), "gflops": float(row["gflops"] or 0.0),
                        "gflops_total": float(row["gflops_total"] or 0.0)})
-    usage = Usage(**{c: row.get(c) for c in USAGE_FIELDS}) if row.get("device_hours") is not None else None
+    usage = Usage(**{c: row[c] for c in USAGE_FIELDS}) if row.get("device_hours") is not None else None
     return TrialResult(
         trial_key=row["trial_key"], spec=TrialSpec.from_dict(json.loads(row["spec_json"])).to_dict(),
         status=TrialStatus(row["status"]), metrics=metrics, cost=cost, epochs_run=int(row["epochs_run"] or 0),

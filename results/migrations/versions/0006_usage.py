@@ -14,6 +14,8 @@ Revises: 0005
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,12 +24,12 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_TRIAL_COLUMNS = (
+_TRIAL_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("device_seconds_train", sa.Double()), ("device_seconds_eval", sa.Double()), ("device_hours", sa.Double()),
     ("clips_per_s", sa.Double()), ("peak_memory_mb", sa.Double()), ("peak_memory_kind", sa.String(32)),
     ("device_name", sa.String(128)),
 )
-_CAMPAIGN_COLUMNS = (("max_device_hours", sa.Double()), ("price_per_device_hour", sa.Double()))
+_CAMPAIGN_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (("max_device_hours", sa.Double()), ("price_per_device_hour", sa.Double()))
 
 
 def upgrade() -> None:
