@@ -163,6 +163,11 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("speedup_flops", False, "x", "FLOPs speed-up"),
     MetricDef("speedup_latency", False, "x", "latency speed-up"),
     MetricDef("gflops_change_pct", True, "%", "FLOPs change"),
+    MetricDef("device_hours", True, "h", "device-hours"),
+    MetricDef("device_seconds_train", True, "s", "training device time"),
+    MetricDef("device_seconds_eval", True, "s", "evaluation device time"),
+    MetricDef("clips_per_s", False, "clips/s", "training clips/s"),
+    MetricDef("peak_memory_mb", True, "MiB", "peak memory"),
 )}
 
 

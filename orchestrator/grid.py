@@ -54,11 +54,12 @@ from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.resolve import AXIS_DEFAULTS, resolve_spec
 from h2ot_core.vocabulary import check_name
+from orchestrator.budget import DeviceBudget, check_device_budget
 from orchestrator.grid_seeds import as_list, check_seed_override
-from orchestrator.search_space import SearchSpec, check_search
+from orchestrator.search_space import BUDGET_KEYS, SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
-                      "exclude", "default_profile", "profiles"})
+                      "exclude", "default_profile", "profiles", "budget"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
 FIXED_KEYS = frozenset({"model", "train", "data", "selection", "evaluate"})
@@ -108,6 +109,7 @@ class GridSpec:
         resolved: the merged document (includes and profile applied), for provenance.
         search: the ``search:`` section of a search campaign (``None`` for a grid); its trials are
             proposed while it runs, so :meth:`expand` has none to list.
+        budget: the device budget (``budget:``, or a search's ``search.budget``): :mod:`orchestrator.budget`.
     """
 
     name: str
@@ -121,6 +123,7 @@ class GridSpec:
     exclude: list[dict[str, list[Any]]]
     resolved: dict[str, Any] = field(repr=False)
     search: SearchSpec | None = None
+    budget: DeviceBudget = field(default_factory=DeviceBudget)
 
     @property
     def metric_key(self) -> str:
@@ -317,7 +320,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
         fixed=fixed, exclude=[] if search else _check_exclude(path, doc.get("exclude"), axes),
         resolved={**doc, "profile": profile, **({"default_profile": default_profile} if default_profile else {})},
-        search=search,
+        search=search, budget=_device_budget(path, doc),
     )
     if search is None:
         spec.expand()  # every trial checked now, and kept: the campaign reuses the expansion
@@ -326,6 +329,19 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
 
         check_budget(search, spec.spec_for)
     return spec
+
+
+def _device_budget(path: Path, doc: Mapping[str, Any]) -> DeviceBudget:
+    """``budget:`` of a grid; a search's ``search.budget`` device keys (either place, not both)."""
+    top = check_device_budget(path, doc.get("budget"))
+    search = doc.get("search")
+    inner = search.get("budget") if isinstance(search, Mapping) else None
+    if not isinstance(inner, Mapping):
+        return top
+    found = check_device_budget(path, inner, "search.budget", others=BUDGET_KEYS)
+    if found != DeviceBudget() and top != DeviceBudget():
+        raise ConfigError(f"{path}: budget: give the device budget once, in `budget:` or in `search.budget`")
+    return found if found != DeviceBudget() else top
 
 
 def _search_with_grid_values(path: Path, doc: Mapping[str, Any]) -> Any:

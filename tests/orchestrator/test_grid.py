@@ -150,7 +150,25 @@ MALFORMED = {
     "name_hidden": ({**GOOD, "name": ".hidden"}, ["g.yaml: name:", "'.hidden'"]),
     "name_not_text": ({**GOOD, "name": ["a"]}, ["g.yaml: name:", "['a']"]),
     "name_too_long": ({**GOOD, "name": "a" * 101}, ["g.yaml: name:", "101 characters", "at most 100"]),
+    "zero_budget": ({**GOOD, "budget": {"max_device_hours": 0}}, ["g.yaml", "budget.max_device_hours", "0",
+                                                                   "greater than 0"]),
+    "negative_price": ({**GOOD, "budget": {"max_device_hours": 1, "price_per_device_hour": -2}},
+                       ["g.yaml", "budget.price_per_device_hour", "-2"]),
+    "unknown_budget_key": ({**GOOD, "budget": {"max_device_hour": 1}}, ["g.yaml", "budget.max_device_hour",
+                                                                        "max_device_hours"]),
 }
+
+
+def test_device_budget_of_a_grid_and_of_a_search(tmp_path):
+    grid = load_grid(write(tmp_path, "g.yaml", {**GOOD, "budget": {"max_device_hours": 2, "price_per_device_hour": 1.5}}))
+    assert (grid.budget.max_device_hours, grid.budget.price_per_device_hour) == (2.0, 1.5)
+    search = yaml.safe_load((Path(__file__).parents[2] / "search_spaces/search/smoke.yaml").read_text())
+    search["include"] = str(Path(__file__).parents[2] / "search_spaces/_base/tiny_model.yaml")
+    search["search"]["budget"]["max_device_hours"] = 0.5
+    assert load_grid(write(tmp_path, "s.yaml", search)).budget.max_device_hours == 0.5
+    search["search"]["budget"]["max_device_hours"] = 0
+    with pytest.raises(ConfigError, match=r"s.yaml: search.budget.max_device_hours: 0 must be greater than 0"):
+        load_grid(write(tmp_path, "s.yaml", search))
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
