@@ -1,9 +1,10 @@
 """Fused against explicit attention per call shape, the measurement behind :func:`h2ot_core.attention.choose_kernel`.
 
 Two tables, fp32 by default, each call timed forward only (inference, no gradients) and forward + backward
-(training), both kernels interleaved round-robin, medians of ``--repeats``:
+(training), both kernels interleaved round-robin, medians of ``--repeats`` samples of at least 100 ms each
+(a short call is looped):
 
-1. **a sweep** over head width (8, 16, 32, 64) and number of keys (17 joints, 34, 81, 243, 351 frames) at
+1. **a sweep** over head width (8, 16, 32, 39, 64) and number of keys (17 joints, 34, 81, 243, 351 frames) at
    8 heads and about 8k query tokens per call (one official-size 243-frame, 17-joint clip pair: batch 2);
 2. **the backbones' own calls** at their official sizes and ``--batch``, recorded from a forward pass.
 
@@ -17,7 +18,9 @@ The last column says which kernel the rule picks in training, so a rule that dis
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 from collections.abc import Callable
 
 import torch
@@ -27,12 +30,13 @@ from benchmarks.precision import timed_round_robin
 from h2ot_core import attention
 from h2ot_core.attention import choose_kernel, explicit_attention, fused_attention
 from h2ot_core.cost import example_input
+from h2ot_core.device import synchronize
 from h2ot_core.factory import create_model
 
 HEADER = ("calls", "q [N, H, Tq, d]", "keys", "infer fused ms", "infer explicit ms", "infer explicit speed-up",
           "train fused ms", "train explicit ms", "train explicit speed-up", "rule picks (train)")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-WIDTHS = (8, 16, 32, 64)
+WIDTHS = (8, 16, 32, 39, 64)
 KEYS = (17, 34, 81, 243, 351)
 QUERY_TOKENS = 2 * 243 * 17
 HEADS = 8
@@ -40,8 +44,8 @@ HEADS = 8
 Shape = tuple[int, int, int, int, int]  # N, H, Tq, d, Tk
 
 
-def sweep_shapes() -> list[tuple[str, Shape]]:
-    return [(f"sweep d={d}", (max(1, round(QUERY_TOKENS / t)), HEADS, t, d, t)) for d in WIDTHS for t in KEYS]
+def sweep_shapes(keys: tuple[int, ...] = KEYS) -> list[tuple[str, Shape]]:
+    return [(f"sweep d={d}", (max(1, round(QUERY_TOKENS / t)), HEADS, t, d, t)) for d in WIDTHS for t in keys]
 
 
 def backbone_shapes(backbones: list[str], batch: int) -> list[tuple[str, Shape]]:
@@ -84,8 +88,25 @@ def _timers(shape: Shape, device: torch.device, dtype: torch.dtype) -> dict[str,
     return fns
 
 
+def _looped(fn: Callable[[], object], device: torch.device, min_ms: float = 100.0) -> Callable[[], object]:
+    """``fn`` repeated enough times that one timed sample lasts at least ``min_ms`` (a short call's time on a
+    shared machine is mostly thread wake-ups); time it and divide by :attr:`calls`."""
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device)
+    calls = max(1, math.ceil(min_ms / max((time.perf_counter() - t0) * 1e3, 1e-3)))
+
+    def run() -> None:
+        for _ in range(calls):
+            fn()
+
+    run.calls = calls  # type: ignore[attr-defined]
+    return run
+
+
 def row(label: str, shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int) -> tuple[object, ...]:
-    ms = timed_round_robin(_timers(shape, device, dtype), repeats, device)
+    looped = {name: _looped(fn, device) for name, fn in _timers(shape, device, dtype).items()}
+    ms = {name: t / looped[name].calls for name, t in timed_round_robin(looped, repeats, device).items()}
     n, h, tq, d, tk = shape
     probe_q = torch.empty(n, h, tq, d, dtype=dtype, device=device, requires_grad=True)
     picks = choose_kernel(probe_q, torch.empty(n, h, tk, d, dtype=dtype, device=device))
@@ -105,6 +126,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--tables", default="sweep,backbones", help="which tables: sweep, backbones or both")
+    ap.add_argument("--keys", default=",".join(map(str, KEYS)), help="the sweep's numbers of keys")
     add_out_argument(ap, "attention_kernels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,7 +135,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, {device}, {args.dtype}, 1-min load {load:.1f}",
           flush=True)
     tables = []
-    chosen = {"sweep": ("Sweep: 8 heads, ~8k query tokens per call", sweep_shapes),
+    keys = tuple(int(t) for t in args.keys.split(","))
+    chosen = {"sweep": ("Sweep: 8 heads, ~8k query tokens per call", lambda: sweep_shapes(keys)),
               "backbones": (f"The backbones' calls at official size, batch {args.batch}",
                             lambda: backbone_shapes(args.backbones.split(","), args.batch))}
     for name in args.tables.split(","):

@@ -180,12 +180,12 @@ def steps(backbone: str, batch: int, device: torch.device, precision: str = "fp3
 @contextlib.contextmanager
 def all_fused() -> Iterator[None]:
     """The kernel rule off: fp32 training attention on a CPU takes the fused kernel at every shape."""
-    saved = attention.CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH
-    attention.CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH = 0
+    saved = attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS
+    attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS = 0
     try:
         yield
     finally:
-        attention.CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH = saved
+        attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS = saved
 
 
 def timed_alternating(fns: dict[str, Step], repeats: int) -> dict[str, float]:

@@ -29,10 +29,11 @@ class Kernel(StrEnum):
 #: probabilities would dominate training memory, go to the fused kernel in float32.
 CPU_LOW_PRECISION_SCORES = 1 << 26
 
-#: fp32 training on a CPU: head widths at or under which the explicit kernel's forward + backward beats the fused
-#: one, and the most keys it does so for. See :func:`choose_kernel` for the measurements.
-CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH = 16
+#: fp32 training on a CPU takes the explicit kernel for up to this many keys (17 joints, 34 tokens in MHFormer's
+#: hypothesis encoders) with heads at least :data:`CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH` wide. See
+#: :func:`choose_kernel` for the measurements.
 CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS = 34
+CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH = 32
 
 
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
@@ -59,15 +60,19 @@ def choose_kernel(q: Tensor, k: Tensor) -> Kernel:
     whether ``q`` needs gradients.
 
     - **GPU**: fused (flash / memory-efficient kernels never write the ``Tq x Tk`` scores).
-    - **CPU, float32, inference**: fused. On 2 threads of a Xeon (Sapphire Rapids, AVX-512), forward only, per
-      call at ~8k query tokens x 8 heads, fused against explicit: 16-wide heads 17 keys 2.5 against 2.3 ms,
-      81 keys 4.1 against 4.9, 243 keys 9.0 against 45; 64-wide 17 keys 26 against 65, 243 keys 150 against 267.
-    - **CPU, float32, training**: explicit only for narrow heads over few keys (up to
-      :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH` wide, :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS` keys), where the
-      fused kernel's backward walks tiles too small to pay: forward + backward, 16-wide heads over 17 keys 9.8
-      against 6.6 ms (explicit 1.49x faster), 34 keys 11.0 against 10.3. Beyond, the fused kernel wins: 16-wide
-      81 keys 15.5 against 20.0, 243 keys 32 against 111; 32-wide 17 keys 18.6 against 26.6; 64-wide 17 keys 204
-      against 229. (``benchmarks/results/attention_kernels.md`` has the full table.)
+    - **CPU, float32, inference**: fused. Measured with ``python -m benchmarks.attention_kernels`` on 2 threads
+      of a Xeon (Sapphire Rapids, AVX-512 + AMX; a shared machine at a 1-min load of 4-10), forward only, the
+      fused kernel took 0.2-0.7x the explicit one's time at every swept shape (8-64-wide heads, 17-243 keys,
+      ~8k query tokens x 8 heads per call), e.g. 64-wide heads over 17 keys 61 against 112 ms, 16-wide over
+      243 keys 47 against 207.
+    - **CPU, float32, training** (forward + backward): explicit for few keys (at most
+      :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS`) with heads at least :data:`CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH`
+      wide, where the fused kernel's backward walks tiles too short to pay: explicit faster by 1.13-1.78x at
+      32-, 39- and 64-wide heads over 17 and 34 keys (MixSTE's spatial call 1.11x, 1.11x, 1.15x in three
+      runs; MotionBERT's 1.07x, 1.45x). Fused elsewhere: over 243 keys it wins at every width (explicit
+      0.29-0.62x), at 81 keys the two trade places from run to run (0.72-1.34x), and at 8- and 16-wide heads
+      over 17-34 keys the runs disagree (0.42-1.49x; MotionAGFormer's spatial call 1.09x once, 0.42x
+      once), so the fused kernel keeps them. (``benchmarks/results/attention_kernels.md`` has the table.)
     - **CPU, bf16**: with gradients the two matmuls run as whole batched bf16 GEMMs (float32 accumulation; the
       softmax reduces in float32 and rounds to bf16) up to :data:`CPU_LOW_PRECISION_SCORES` scores, and the
       fused kernel in float32 beyond: torch's fused CPU kernel multiplies small bf16 tiles one by one, its
@@ -80,8 +85,8 @@ def choose_kernel(q: Tensor, k: Tensor) -> Kernel:
         return Kernel.fused
     training = q.requires_grad and torch.is_grad_enabled()
     if q.dtype == torch.float32:
-        narrow = q.shape[-1] <= CPU_FP32_TRAIN_EXPLICIT_MAX_WIDTH and k.shape[-2] <= CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS
-        return Kernel.explicit if training and narrow else Kernel.fused
+        few_keys = k.shape[-2] <= CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS and q.shape[-1] >= CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH
+        return Kernel.explicit if training and few_keys else Kernel.fused
     if not training:
         return Kernel.explicit if compiled_explicit_attention(q, k) else Kernel.fused
     if q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] <= CPU_LOW_PRECISION_SCORES:
