@@ -20,7 +20,17 @@ from typing import Any
 import torch
 
 from h2ot_core.checkpoint import load_native, save_native
-from h2ot_core.contracts import MetricRecord, ReportFn, TrialResult, TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import (
+    EPOCH_EVAL_SECONDS,
+    EPOCH_TRAIN_SECONDS,
+    MetricRecord,
+    ReportFn,
+    TrialResult,
+    TrialSpec,
+    TrialStatus,
+    Usage,
+    metric_key,
+)
 from h2ot_core.cost import count_cost, latency_fields
 from h2ot_core.data.base import PoseData, PoseSequence
 from h2ot_core.data.loading import load_dataset
@@ -32,6 +42,7 @@ from h2ot_core.engine.recipes import OPTIMIZERS, resolve_settings
 from h2ot_core.engine.settings import TrainSettings
 from h2ot_core.engine.state import TrainState, load_state, save_state
 from h2ot_core.engine.train import StepFn, train_one_epoch
+from h2ot_core.engine.usage import Stopwatch, device_name, peak_memory, reset_peak_memory
 from h2ot_core.errors import CheckpointError, DataError
 from h2ot_core.factory import build_model, model_config
 from h2ot_core.hourglass import HourglassModel
@@ -102,6 +113,7 @@ class _Run:
     val: ClipWindows | None  # ``best_on_val``: the held-out training takes
     device: torch.device
     scaler: torch.amp.GradScaler  # fp16 loss scaling (a pass-through otherwise); saved with each epoch
+    spent: float = 0.0  # device seconds of an epoch that is not in the history (it diverged)
 
     def state(self, epoch: int, history: list[dict[str, Any]], selected: dict[str, Any] | None) -> TrainState:
         cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
@@ -159,12 +171,14 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int, on_step: StepFn | None 
     """Train and evaluate one epoch (test, and validation for ``best_on_val``); ``None`` when training diverged."""
     s = run.settings
     lr = run.optimizer.param_groups[0]["lr"]
-    stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
-                            generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
-                            joints_right=run.data.joints_right, max_windows=s.max_train_windows,
-                            precision=s.precision, scaler=run.scaler, on_step=on_step, epoch_clips=s.epoch_clips,
-                            loss_frames=s.loss_frames)
+    with Stopwatch(run.device) as training:
+        stats = train_one_epoch(run.model, run.train, loss_fn, run.optimizer, batch_size=s.batch_size,
+                                generator=run.generator, flip=s.flip_train, joints_left=run.data.joints_left,
+                                joints_right=run.data.joints_right, max_windows=s.max_train_windows,
+                                precision=s.precision, scaler=run.scaler, on_step=on_step,
+                                epoch_clips=s.epoch_clips, loss_frames=s.loss_frames)
     if stats.diverged:
+        run.spent += training.seconds
         return None
     run.scheduler.step()
     def score(windows: ClipWindows) -> Evaluation:
@@ -172,9 +186,11 @@ def _epoch(run: _Run, loss_fn: WeightedLoss, epoch: int, on_step: StepFn | None 
                          batch_size=s.eval_batch_size or s.batch_size, max_windows=s.max_test_windows,
                          precision=s.precision, protocol=run.spec.protocol)
 
-    ev = score(run.test)
-    val = score(run.val) if run.val is not None else None
+    with Stopwatch(run.device) as evaluating:
+        ev = score(run.test)
+        val = score(run.val) if run.val is not None else None
     row = {"epoch": epoch, metric_key("train", "loss"): stats.loss, "lr": lr, "train_windows": stats.windows,
+           EPOCH_TRAIN_SECONDS: training.seconds, EPOCH_EVAL_SECONDS: evaluating.seconds,
            **ev.flat(), **(val.flat("val") if val is not None else {})}
     return row, ev, val
 
@@ -187,7 +203,7 @@ def _is_better(spec: TrialSpec, ev: Evaluation, selected: dict[str, Any] | None,
     if spec.selection == "last_epoch" or selected is None:
         return True
     metric = spec.selected_on
-    judged = val if spec.selection == "best_on_val" else ev
+    judged = val if spec.selection == "best_on_val" and val is not None else ev
     now, best = judged.metrics[metric.name]["avg"], selected.get("judged", selected["metrics"])[metric.name]["avg"]
     return now < best if metric.lower_is_better else now > best
 
@@ -221,7 +237,8 @@ def run_trial(
     ``cuda:N``; it is not part of the trial's identity. ``train.precision`` picks autocast (and fp16 loss
     scaling); the latency is timed after training, on ``device`` in that precision.
 
-    A NaN or infinite training loss ends the trial with status ``diverged`` (no exception); bad settings (an
+    A NaN or infinite training loss ends the trial ``failed`` with the error ``NaN at epoch N`` (:func:`nan_error`;
+    no exception), keeping the last good epoch's metrics and weights; bad settings (an
     unknown precision, fp16 on a CPU, CUDA where there is none) raise :class:`~h2ot_core.errors.ConfigError`
     before anything is built; anything else propagates. ``on_step(steps_done, steps_in_epoch)`` is called
     after every training step (a progress bar; host-side counts, no device read).
@@ -247,6 +264,7 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         # FLOPs now, on the CPU as the papers count them; the latency is timed after training (_result)
         cost = count_cost(run.model.cpu(), spec.frames)
     run.model.to(device)
+    reset_peak_memory(device)
     loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, run.data.num_joints))
     ckpt_dir = workdir / CHECKPOINT_DIR
     history: list[dict[str, Any]] = []
@@ -257,11 +275,11 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         state = load_state(resume_from)
         run.restore(state, str(resume_from))
         start, history, selected = state.epoch, list(state.history), state.selected
-    status = TrialStatus.COMPLETE
+    status, error = TrialStatus.COMPLETE, None
     for epoch in range(start + 1, settings.epochs + 1):
         outcome = _epoch(run, loss_fn, epoch, on_step)
         if outcome is None:
-            status = TrialStatus.DIVERGED
+            status, error = TrialStatus.FAILED, nan_error(epoch)
             break
         row, ev, val = outcome
         history.append(row)
@@ -275,8 +293,14 @@ def _run(spec: TrialSpec, settings: TrainSettings, config: dict[str, Any], repor
         if report is not None:
             report(row, str(ckpt_dir))
     result = _result(run, status, cost, history, selected, workdir, last_state, device)
+    result.error = error
     result.resumed_from_epoch = start  # the epoch this run continued after (0: it ran through)
     return result
+
+
+def nan_error(epoch: int) -> str:
+    """The error of a trial whose training loss turned NaN or infinite in ``epoch`` (1-based)."""
+    return f"NaN at epoch {epoch}"
 
 
 def _timed(run: _Run, cost: Any) -> Any:
@@ -297,7 +321,7 @@ def _result(run: _Run, status: TrialStatus, cost: Any, history: list[dict[str, A
         # The selected weights: the best epoch's copy, else the last completed epoch's (after a divergence
         # the live weights are the diverging ones, so they are read back from that epoch's checkpoint).
         weights = selected["model"]
-        if weights is None and status == TrialStatus.DIVERGED and last_state is not None:
+        if weights is None and status != TrialStatus.COMPLETE and last_state is not None:
             weights = load_state(last_state).model
         if weights is not None:
             run.model.load_state_dict(weights)
@@ -313,8 +337,17 @@ def _result(run: _Run, status: TrialStatus, cost: Any, history: list[dict[str, A
         trial_key=spec.trial_key, spec=spec.to_dict(), status=status,
         metrics=_records(selected) if selected else [], cost=cost, epochs_run=len(history),
         best_epoch=selected["epoch"] if selected else None, selection=spec.selection,
-        checkpoint_uri=checkpoint_uri, provenance=provenance, history=history,
+        checkpoint_uri=checkpoint_uri, provenance=provenance, history=history, usage=_usage(run, history),
     )
+
+
+def _usage(run: _Run, history: list[dict[str, Any]]) -> Usage:
+    """The trial's device time from its history (earlier runs' epochs too, after a resume), plus the training
+    time of an epoch that diverged, the peak memory and the device's name."""
+    measured = {**peak_memory(run.device), "device_name": device_name(run.device)}
+    found = Usage.from_history(history, **measured) or Usage(**measured)
+    train = found.device_seconds_train + run.spent
+    return replace(found, device_seconds_train=train, device_hours=(train + found.device_seconds_eval) / 3600.0)
 
 
 def evaluate_checkpoint(

@@ -44,10 +44,11 @@ from h2ot_core.vocabulary import (
 )
 
 __all__ = [
-    "COST_METRICS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES", "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES", "PROTOCOLS",
-    "SELECTIONS", "SPLITS", "STATUSES", "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "Cost", "MetricDef",
-    "MetricRecord", "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec",
-    "TrialStatus", "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
+    "COST_METRICS", "EPOCH_EVAL_SECONDS", "EPOCH_TRAIN_SECONDS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES",
+    "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES", "PROTOCOLS", "SELECTIONS", "SPLITS", "STATUSES",
+    "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "USAGE_METRICS", "Cost", "MetricDef", "MetricRecord",
+    "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec", "TrialStatus", "Usage",
+    "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
 ]
 
 
@@ -233,13 +234,61 @@ class Cost:
 #: the costs that are numbers with a direction (:data:`METRICS`): ranked, tabled and logged as ``cost.<name>``
 COST_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Cost) if f.name in METRICS)
 
+#: the per-epoch report keys of a trial's device time (seconds of that epoch's training and evaluation)
+EPOCH_TRAIN_SECONDS = "device_seconds_train"
+EPOCH_EVAL_SECONDS = "device_seconds_eval"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What running one trial cost on its device (issue 18), summed over every epoch it trained, a resumed
+    run's earlier epochs included.
+
+    Attributes:
+        device_seconds_train: seconds of training steps (forward, loss, backward, optimiser), device synchronised.
+        device_seconds_eval: seconds of the per-epoch test evaluations.
+        device_hours: ``(train + eval) / 3600``: what a budget counts and a campaign sums.
+        clips_per_s: training clips per second of ``device_seconds_train`` (``None``: nothing trained).
+        peak_memory_mb: peak memory in MiB, of the kind ``peak_memory_kind`` names (``None`` unknown).
+        peak_memory_kind: ``cuda_max_allocated`` (``torch.cuda.max_memory_allocated`` of the trial's GPU) or
+            ``cpu_peak_rss`` (the worker process's peak resident set, on a CPU; a reused worker's peak may
+            come from an earlier trial).
+        device_name: the GPU's name, or the CPU's model name.
+    """
+
+    device_seconds_train: float = 0.0
+    device_seconds_eval: float = 0.0
+    device_hours: float = 0.0
+    clips_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
+    device_name: str | None = None
+
+    @classmethod
+    def from_history(cls, history: list[dict[str, Any]], **measured: Any) -> Usage | None:
+        """The usage the per-epoch reports of ``history`` record (``None`` when none carries device time);
+        ``measured`` adds what only the worker knows (peak memory, device name)."""
+        timed = [h for h in history if EPOCH_TRAIN_SECONDS in h]
+        if not timed:
+            return None
+        train = float(sum(h[EPOCH_TRAIN_SECONDS] for h in timed))
+        evaluate = float(sum(h.get(EPOCH_EVAL_SECONDS, 0.0) for h in timed))
+        clips = sum(int(h.get("train_windows", 0)) for h in timed)
+        return cls(train, evaluate, (train + evaluate) / 3600.0, clips / train if clips and train > 0 else None,
+                   **measured)
+
+
+#: the usage fields that are numbers with a direction (:data:`METRICS`): ranked, tabled, logged as ``usage.<name>``
+USAGE_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Usage) if f.name in METRICS)
+
 
 @dataclass
 class TrialResult:
     """What a trial reports once at the end; the single writer stores it.
 
     ``metrics`` is long format (per split and action); ``history`` holds the per-epoch reports;
-    ``stop_reason`` says why a ``stopped`` trial stopped (``None`` for any other status).
+    ``stop_reason`` says why a ``stopped`` trial stopped (``None`` for any other status); ``usage`` what its
+    device time was (``None``: not measured, e.g. a row written before issue 18).
     """
 
     trial_key: str
@@ -256,6 +305,7 @@ class TrialResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int = 0
     stop_reason: StopReason | None = None
+    usage: Usage | None = None
 
     def metric(self, name: str, split: str = "test", action: str = "avg") -> float | None:
         for m in self.metrics:
@@ -273,6 +323,7 @@ class TrialResult:
         d["stop_reason"] = StopReason(d["stop_reason"]) if d.get("stop_reason") else None
         d["metrics"] = [MetricRecord(**m) for m in d.get("metrics", [])]
         d["cost"] = Cost(**d["cost"]) if d.get("cost") else None
+        d["usage"] = Usage(**d["usage"]) if d.get("usage") else None
         return cls(**d)
 
     def to_json(self) -> str:

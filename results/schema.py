@@ -52,6 +52,9 @@ class Campaign(Base):
     created_at: Mapped[datetime]
     ray_job_id: Mapped[str | None] = mapped_column(String(128))
     storage: Mapped[str | None] = mapped_column(Text)
+    #: the grid's ``budget.max_device_hours`` and ``budget.price_per_device_hour`` (``NULL``: none given)
+    max_device_hours: Mapped[float | None]
+    price_per_device_hour: Mapped[float | None]
 
 
 class Trial(Base):
@@ -106,6 +109,14 @@ class Trial(Base):
     device: Mapped[str | None] = mapped_column(String(64))
     data_fingerprint: Mapped[str | None] = mapped_column(String(128))
     package_versions: Mapped[str] = mapped_column(Text, default="{}")
+    #: what running the trial cost (:class:`h2ot_core.contracts.Usage`; ``NULL`` on rows written before 0006)
+    device_seconds_train: Mapped[float | None]
+    device_seconds_eval: Mapped[float | None]
+    device_hours: Mapped[float | None]
+    clips_per_s: Mapped[float | None]
+    peak_memory_mb: Mapped[float | None]
+    peak_memory_kind: Mapped[str | None] = mapped_column(String(32))
+    device_name: Mapped[str | None] = mapped_column(String(128))
     #: per-epoch reports (JSON list), kept so MLflow can be backfilled after a tracking outage
     history_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -7,7 +7,7 @@ tie-breaks): saving both states makes a resumed run repeat an uninterrupted one 
 The loop never waits for the device per step: batches are copied through pinned memory without blocking,
 the loss is summed on the device, and the host reads it (:func:`_to_host`, the loop's only synchronising
 call) every ``check_every`` steps and once at the end of the epoch. A NaN or infinite loss is therefore
-noticed at the next check, not at its step; the trial then ends as ``diverged`` and the run falls back to
+noticed at the next check, not at its step; the trial then ends ``failed`` (``NaN at epoch N``) and the run falls back to
 the last completed epoch's checkpoint, so the steps taken in between are never kept.
 """
 

@@ -23,6 +23,7 @@ from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.commands.options import FormatOpt, at_least_one
 from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.datasets import data_dir as default_data_dir
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -193,7 +194,7 @@ def train(
     device: DeviceOpt = "auto",
     sets: Annotated[list[str] | None, typer.Option("--set", help="any field, e.g. --set train.flip_test=false")]
     = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET, else the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
     fmt: FormatOpt = "table",
@@ -217,10 +218,12 @@ def train(
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
     with TrainProgress(total, err) as progress:
-        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir, data_dir=data_dir,
+        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir,
+                           data_dir=data_dir or default_data_dir(spec.dataset),
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
-    err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
+    why = f" ({result.error})" if result.error else ""
+    err.print(f"trial {result.trial_key}: {result.status}{why}, {result.epochs_run} epoch(s), "
               f"selected epoch {result.best_epoch} ({result.selection}), protocol {spec.protocol}; "
               f"model: {result.checkpoint_uri}")
     per_metric: dict[str, dict[str, float]] = {}
@@ -233,7 +236,7 @@ def train(
     if result.cost is not None and train_loss is not None:
         (out if fmt == "table" else err).print(
             f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
-    if result.status == TrialStatus.DIVERGED:
+    if result.status != TrialStatus.COMPLETE:
         raise typer.Exit(1)
 
 
@@ -242,7 +245,7 @@ def evaluate(
     ckpt: Annotated[str, typer.Argument(help="native checkpoint (h2ot train writes WORKDIR/model.pt), or a "
                                              "storage URI (s3://..., gs://...)")],
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET)")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
     batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
@@ -276,9 +279,9 @@ def evaluate(
         if dataset is None:
             raise ConfigError(f"{ckpt}: the checkpoint does not record its dataset; pass --dataset")
         options.update(_parse_sets(sets or []))
-        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
-                                 batch_size=batch_size, device=dev, precision=precision, protocol=protocol,
-                                 frames=frames, stride=stride)
+        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir or default_data_dir(dataset), data_options=options,
+                                 flip=flip, batch_size=batch_size, device=dev, precision=precision,
+                                 protocol=protocol, frames=frames, stride=stride)
     err.print(f"{ckpt}: {ev.frames} frames of {dataset} (protocol {protocol}, flip {'on' if flip else 'off'}, "
               f"{precision} on {dev})")
     print_metrics(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)", fmt)

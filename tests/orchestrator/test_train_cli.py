@@ -126,3 +126,12 @@ def test_train_on_the_real_mocap_clips(tmp_path):
     assert result.exit_code == 0, result.output
     actions = {line.strip("│ ").split()[0] for line in result.stdout.splitlines() if "│" in line}
     assert {"walk", "jump", "dance_b", "avg"} <= actions
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_says_at_which_epoch_and_exits_1(tmp_path):
+    result = runner.invoke(app, ["train", *TINY_ARGS, "--pruner", "tpc", "--recoverer", "tra", "--schedule", "1:9",
+                                 "--lr", "1e12", "--workdir", str(tmp_path / "run"),
+                                 "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1, result.output
+    assert "failed (NaN at epoch 1), 0 epoch(s)" in result.stderr
