@@ -251,8 +251,10 @@ def evaluate(
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
-    protocol: Annotated[str, typer.Option(help="real_frames (padded frames masked) or official (padded frames "
-                                               "scored too, as HoT's test and the published numbers)")] = "real_frames",
+    protocol: Annotated[str | None, typer.Option(
+        help="real_frames (padded frames masked) or official (padded frames scored too, as HoT's test and the "
+             "published numbers); default: the protocol the checkpoint's trial was scored with, else real_frames")]
+    = None,
     frames: Annotated[str | None, typer.Option(help="all: every output frame of windows tiling each sequence (seq2seq "
                                                     "default); centre: the centre frame of a window on every "
                                                     "--stride-th frame (seq2frame default)")] = None,
@@ -261,7 +263,8 @@ def evaluate(
     fmt: FormatOpt = "table",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
-    _check_choice("--protocol", protocol, PROTOCOLS)
+    if protocol is not None:
+        _check_choice("--protocol", protocol, PROTOCOLS)
     if frames is not None:
         _check_choice("--frames", frames, FRAME_CHOICES)
     dev = device_for(device, precision)
@@ -271,6 +274,7 @@ def evaluate(
 
     with local_copy(ckpt, "checkpoint") as path:  # a storage URI: a temporary download
         trained = read_native(path).get("extra", {}).get("spec")
+        protocol = protocol or (TrialSpec.from_dict(trained).protocol if trained else "real_frames")
         options: dict[str, Any] = {}
         if trained and dataset in (None, trained["dataset"]):
             # Same dataset as in training: reuse its options (synthetic seed and length) unless overridden.
