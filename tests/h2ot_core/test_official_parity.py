@@ -112,3 +112,23 @@ def test_p2_is_per_clip_whatever_the_batch():
     many = evaluate(ScaledQ(), windows, batch_size=8, flip=False, joints_left=LEFT, joints_right=RIGHT,
                     protocol="official")
     assert many.metrics["p_mpjpe"] == pytest.approx(one.metrics["p_mpjpe"], rel=1e-6)
+
+
+def test_official_p1_equals_hots_clip_averaged_formula():
+    # HoT's test: each clip's mean error over its F frames (padding included) and J joints, clips averaged
+    # per action, actions averaged. With every clip F frames long that is our frame-weighted official mean.
+    sequences = [_sequence(action, frames) for action, frames in
+                 (("Walking", 13), ("Walking 1", 4), ("Eating", 22), ("Sitting", 9), ("Sitting 2", 17))]
+    windows = _windows(*sequences)
+    ours = evaluate(ScaledQ(), windows, batch_size=3, flip=False, joints_left=LEFT, joints_right=RIGHT,
+                    protocol="official")
+    per_action: dict[str, list[float]] = {}
+    for i in range(len(windows)):
+        x, y, _ = windows.get([i], padded=True)
+        pred = ScaledQ()(x).pose3d
+        clip = float((pred - y).norm(dim=-1).mean()) * 1000
+        per_action.setdefault(windows.actions[windows.window_action[i]], []).append(clip)
+    expected = {a: float(np.mean(v)) for a, v in per_action.items()}
+    for action, value in expected.items():
+        assert ours.metrics["mpjpe"][action] == pytest.approx(value, rel=1e-6)  # float32 sums
+    assert ours.metrics["mpjpe"]["avg"] == pytest.approx(float(np.mean(list(expected.values()))), rel=1e-6)
