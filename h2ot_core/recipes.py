@@ -56,7 +56,8 @@ def _hot_sources(script: str) -> dict[str, str]:
         "joint weights": f"{HOT}: main_mixste.py (w_mpjpe)" if "mixste" in script else f"{HOT}: {script} (mpjpe)",
         "optimizer": f"{HOT}: {script} ({'optim.AdamW' if 'mixste' in script else 'optim.Adam, amsgrad'})",
         "lr": f"{args} (--lr); README.md (training commands)",
-        "weight decay": f"{HOT}: {script} (weight_decay)",
+        "weight decay": f"{HOT}: {script} "
+                        + ("(weight_decay=0.1)" if "mixste" in script else "(Adam without weight_decay: 0)"),
         "lr schedule": f"{HOT}: {script} (epoch % lr_decay_epoch); {args} (--lr_decay, --lr_decay_large, "
                        f"--lr_decay_epoch)",
         "epochs": f"{args} (--nepoch); README.md",
