@@ -32,15 +32,18 @@ test: $(STAMP)
 	bash .ci/services
 	bash .ci/browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# ruff, then mypy over orchestrator, h2ot_core and results (the files and settings are in pyproject's [tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
-# none of them is a test. `make readme` copies those files into README.md.
+# none of them is a test. `make readme` copies those files into benchmarks/README.md.
 bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-train bench-precision
-	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
+	@echo "Tables written under benchmarks/results/; run make readme to copy them into benchmarks/README.md"
 
 bench-core: $(STAMP)
 	$(BIN)/python -m benchmarks.core
@@ -96,7 +99,7 @@ bench-search: $(STAMP)
 claim: $(STAMP)
 	$(BIN)/python -m benchmarks.claim
 
-# README.md's figure blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
+# README.md and benchmarks/README.md: their blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
 readme: $(STAMP)
 	$(BIN)/python -m benchmarks.readme
 

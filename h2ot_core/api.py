@@ -256,7 +256,7 @@ def _timed(run: _Run, cost: Any) -> Any:
     return replace(cost, **timing)
 
 
-def _result(run: _Run, status: str, cost: Any, history: list[dict[str, Any]], selected: dict[str, Any] | None,
+def _result(run: _Run, status: TrialStatus, cost: Any, history: list[dict[str, Any]], selected: dict[str, Any] | None,
             workdir: Path, last_state: str | Path | None, device: torch.device) -> TrialResult:
     spec = run.spec
     checkpoint_uri = None

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from h2ot_core.contracts import PIPELINES, SELECTIONS, Pipeline, TrialSpec, metric_def, parse_metric_key
+from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def, parse_metric_key
 from h2ot_core.engine.settings import TrainSettings, apply_overrides
 from h2ot_core.errors import ConfigError, H2OTError
 from h2ot_core.names import (
@@ -35,9 +35,9 @@ from h2ot_core.names import (
     dataset_info,
     resolved_model_config,
 )
-from h2ot_core.registry import unknown_message
+from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.schedule import format_schedule, parse_schedule, validate_schedule
-from h2ot_core.vocabulary import PCK_METRICS
+from h2ot_core.vocabulary import PCK_METRICS, is_pipeline
 
 #: schedule names resolved per backbone (``h2ot ls`` lists them): the official HoT one, the default hierarchical one
 SCHEDULE_ALIASES: dict[str, str] = {"hot": "hot_schedule", "h2ot": "h2ot_schedule"}
@@ -51,7 +51,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "data": (Mapping,), "selection": (str,), "selection_metric": (str,), "tokens": (int,), "layer": (int,),
 }
 _TYPE_WORDS = {str: "a string", int: "an integer", Mapping: "a mapping"}
-_REGISTRIES = {"backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS}
+_REGISTRIES: dict[str, Registry[Any, Any]] = {"backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS}
 
 
 def resolve_settings(backbone: str, overrides: Mapping[str, Any] | None = None, *, source: str = "trial spec"
@@ -64,7 +64,7 @@ def resolve_settings(backbone: str, overrides: Mapping[str, Any] | None = None, 
 
 
 def check_combination(
-    backbone: str, pruner: str, recoverer: str, schedule: str, *, pipeline: Pipeline | None = None,
+    backbone: str, pruner: str, recoverer: str, schedule: str, *, pipeline: str | None = None,
     model: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate names, schedule and pruner/recoverer/pipeline combination without building anything.
@@ -77,7 +77,7 @@ def check_combination(
     RECOVERERS.check(recoverer)
     cfg = resolved_model_config(backbone, model)
     pipeline = pipeline or info.pipeline
-    if pipeline not in PIPELINES:
+    if not is_pipeline(pipeline):
         raise ConfigError(f"Unknown pipeline {pipeline!r}; expected {' or '.join(PIPELINES)}")
     if info.pipeline == "seq2frame" and pipeline != "seq2frame":
         raise ConfigError(f"Backbone {backbone!r} is a seq2frame lifter; it cannot run as {pipeline}")

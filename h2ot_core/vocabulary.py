@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Literal, TypeGuard, get_args
 
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
@@ -17,6 +17,12 @@ from h2ot_core.registry import unknown_message
 Pipeline = Literal["seq2seq", "seq2frame"]
 #: ``seq2seq`` estimates all F frames of a clip; ``seq2frame`` estimates its centre frame only
 PIPELINES: tuple[str, ...] = get_args(Pipeline)
+
+
+def is_pipeline(value: object) -> TypeGuard[Pipeline]:
+    """Whether ``value`` (a string from a user) is one of :data:`PIPELINES`."""
+    return value in PIPELINES
+
 
 class TrialStatus(StrEnum):
     """Every status a trial row can have, in the order tables and status reports list them (stored as its value)."""

@@ -61,7 +61,7 @@ AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frame
 FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
 MODES = ("min", "max")
 #: axes whose values are registry names
-NAME_AXES: dict[str, Registry[Any]] = {
+NAME_AXES: dict[str, Registry[Any, Any]] = {
     "backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS,
 }
 INT_AXES = ("tokens", "layer", "frames", "seed")

@@ -113,6 +113,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
         # trainable.tune_reporter), so every trial that is not stopped records its full result.
         scheduler = ASHAScheduler(metric=scheduler_key(metric), mode=mode, time_attr="epoch",
                                   max_t=max(max_epochs, 2), grace_period=1, stop_last_trials=False)
+    assert opts.gpus_per_trial is not None, "cluster.trial_resources decides it before any Tune run"
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),

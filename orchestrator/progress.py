@@ -198,8 +198,9 @@ class CampaignCounter:
         (``stopped`` without one: the scheduler stopped it early)."""
         trial = self.running.pop(key, None)
         status = TrialStatus.FAILED if error else self._outcomes.pop(key, TrialStatus.STOPPED)
-        attr = {TrialStatus.COMPLETE: "done", TrialStatus.DIVERGED: "diverged",
-                TrialStatus.FAILED: "failed"}.get(status, "stopped")
+        counters: dict[str, str] = {TrialStatus.COMPLETE: "done", TrialStatus.DIVERGED: "diverged",
+                                    TrialStatus.FAILED: "failed"}
+        attr = counters.get(status, "stopped")
         setattr(self, attr, getattr(self, attr) + 1)
         took = f" after {duration(self.clock() - trial.started)}" if trial else ""
         label = f"  {trial.label}" if trial else ""
@@ -300,7 +301,8 @@ class CampaignProgress(Callback):
         #: the launcher submits a long campaign in chunks: the display is closed after the last one
         self.more_to_come = False
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         if not self._submitted:  # once, though each chunk's Tune run calls setup
             self._submitted = True
             self.counter.submit(self.total, self.skipped)

@@ -169,8 +169,8 @@ def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str,
         return state.name.lower()
     objective_values = []
     for name in search.objectives:
-        per_seed = [r.get(name) for r in rows]
-        if any(v is None for v in per_seed):
+        per_seed = [v for r in rows if (v := r.get(name)) is not None]
+        if len(per_seed) < len(rows):
             study.tell(proposal.number, state=optuna.trial.TrialState.FAIL)
             return "fail"
         objective_values.append(sum(per_seed) / len(per_seed))

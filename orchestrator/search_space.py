@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeGuard
 
 from h2ot_core.contracts import METRICS
 from h2ot_core.errors import ConfigError
@@ -96,7 +96,7 @@ class SearchSpec:
     seeds: int = 1
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         """Optuna's ``minimize``/``maximize`` per objective."""
         return ["minimize" if mode == "min" else "maximize" for mode in self.objectives.values()]
 
@@ -175,6 +175,10 @@ def _names(where: str, raw: Any, registry: Any) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _train_space(path: Path, raw: Any) -> dict[str, FloatRange | list[Any]]:
     if raw is None:
         return {}
@@ -187,8 +191,8 @@ def _train_space(path: Path, raw: Any) -> dict[str, FloatRange | list[Any]]:
             raise ConfigError(f"{where}: {unknown_message('searchable setting', name, list(TRAIN_KNOBS))}")
         if isinstance(value, Mapping):
             low, high, log = value.get("low"), value.get("high"), value.get("log", False)
-            ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-            if set(value) - {"low", "high", "log"} or not ok or low >= high or (log and low <= 0):
+            if (set(value) - {"low", "high", "log"} or not _is_number(low) or not _is_number(high) or low >= high
+                    or (log and low <= 0)):
                 raise ConfigError(f"{where}: expected {{low, high[, log: true]}} with low < high (> 0 for log), "
                                   f"got {dict(value)!r}")
             space[name] = FloatRange(float(low), float(high), bool(log))

@@ -26,7 +26,7 @@ from results.schema import Campaign, CampaignTrial, Metric, Trial
 _NOT_EXPORTED = frozenset({"id", "history_json"})
 
 
-def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+def _arrow_type(column: sa.ColumnElement[Any]) -> pa.DataType:
     """The Arrow type of a trial column, from its SQL type (timestamps are UTC)."""
     kind = column.type
     if isinstance(kind, sa.Boolean):

@@ -111,7 +111,7 @@ def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
     return cols
 
 
-def result_of(row: Mapping[str, Any], metrics: list[MetricRecord]) -> TrialResult:
+def result_of(row: Mapping[Any, Any], metrics: list[MetricRecord]) -> TrialResult:
     """The result a row (and its ``metrics`` rows) records: :func:`result_columns` read back."""
     provenance: dict[str, Any] = json.loads(row["package_versions"] or "{}")
     for key, column in PROVENANCE_COLUMNS.items():

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
@@ -36,7 +36,7 @@ def _status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -
     wanted = sorted(set(statuses))
     if not wanted:
         return None
-    where = Trial.status.in_(wanted)
+    where: ColumnElement[bool] = Trial.status.in_(wanted)
     if stop_reasons is not None:
         where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
     return where
@@ -182,7 +182,7 @@ class LeaderboardStore:
             if written is not None:
                 conn.execute(delete(Metric).where(Metric.trial_id == written))
                 if metrics:
-                    conn.execute(Metric.__table__.insert(), [
+                    conn.execute(insert(Metric), [
                         {"trial_id": written, "name": m.name, "split": m.split, "action": m.action,
                          "value": float(m.value), "epoch": m.epoch} for m in metrics.values()])
                 if values["git_sha"] is None and campaign is not None:
@@ -199,7 +199,7 @@ class LeaderboardStore:
     def _fill_git_sha(self, conn: Connection, trial_id: int, campaign: str) -> None:
         """A trial whose worker had no git checkout takes the SHA its campaign's driver recorded."""
         sha = select(Campaign.git_sha).where(Campaign.name == campaign).scalar_subquery()
-        conn.execute(Trial.__table__.update().where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
+        conn.execute(update(Trial).where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
                      .values(git_sha=sha))
 
     def end_running_trials(self, campaign: str, reason: StopReason) -> list[tuple[str, str | None]]:
@@ -212,7 +212,7 @@ class LeaderboardStore:
         def write(conn: Connection) -> list[tuple[str, str | None]]:
             rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
             if rows:
-                conn.execute(Trial.__table__.update().where(running).values(
+                conn.execute(update(Trial).where(running).values(
                     status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
             return [(r.trial_key, r.mlflow_run_id) for r in rows]
 
@@ -222,7 +222,7 @@ class LeaderboardStore:
         """Fill the empty ``mlflow_run_id`` of trials the MLflow backfill found or gave a run."""
         def write(conn: Connection) -> None:
             for key, run_id in sorted(run_ids.items()):
-                conn.execute(Trial.__table__.update().where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
+                conn.execute(update(Trial).where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
                              .values(mlflow_run_id=run_id))
 
         if run_ids:

@@ -111,11 +111,11 @@ def _rank(table: Table) -> bool:
     lower = table.spec.better == "min"
     compared = False
     for col in table.col_keys:
-        filled = [c for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None]
+        filled = [(c.mean, c) for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None]
         if len(filled) < 2:
             continue
         compared = True
-        best, runner_up = sorted(filled, key=lambda c: c.mean if lower else -c.mean)[:2]  # type: ignore[operator]
+        best, runner_up = [c for _, c in sorted(filled, key=lambda mc: mc[0] if lower else -mc[0])[:2]]
         if best.mean != runner_up.mean and significantly_better(best.by_seed, runner_up.by_seed,
                                                                 lower_is_better=lower):
             best.rank, runner_up.rank = 1, 2
@@ -137,7 +137,7 @@ def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
         notes.append("Checkpoint selection: " + "; ".join(f"{r} ({rule_text.get(r, r)})" for r in rules) + ".")
     if "best_on_test" in rules:
         notes.append("Warning: some cells select checkpoints on the test set (best_on_test).")
-    incomplete = defaultdict(int)
+    incomplete: defaultdict[str, int] = defaultdict(int)
     for r in selected:
         if r["status"] != TrialStatus.COMPLETE:
             incomplete[r["status"]] += 1
@@ -189,8 +189,7 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
         base_rows = [rk for rk in row_keys
                      if all(str(rk[spec.rows.index(a)]) == str(v) for a, v in spec.baseline.items())]
         for e in spec.extra:
-            base = statistics.fmean([extras[(b, e)].mean for b in base_rows if extras[(b, e)].mean is not None]
-                                    or [0.0])
+            base = statistics.fmean([m for b in base_rows if (m := extras[(b, e)].mean) is not None] or [0.0])
             for rk in row_keys:
                 mean = extras[(rk, e)].mean
                 deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)

@@ -18,6 +18,8 @@ The official 351-frame size is ``h2ot_core.names.backbone_info("mhformer").defau
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -77,7 +79,7 @@ class HypothesisEmbed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.proj(x)
-        if self.norm is None:
+        if self.norm is None or self.drop is None:
             return h
         b, f, c = h.shape
         return self.drop(F.relu(self.norm(h.reshape(b * f, c)).view(b, f, c)))
@@ -226,10 +228,10 @@ class MHFormer(Backbone):
 
     def temporal_qk(self, i: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """SHR block ``i``'s per-hypothesis queries and keys on ``x``: each ``[B*3, H, f, d]``."""
-        blk = self.shr[i]
+        blk = cast(SHRBlock, self.shr[i])
         qs, ks = [], []
         for h in range(x.shape[2]):
-            q, k, _ = blk.attn[h].qkv_heads(blk.norm1[h](x[:, :, h]))
+            q, k, _ = cast(Attention, blk.attn[h]).qkv_heads(blk.norm1[h](x[:, :, h]))
             qs.append(q)
             ks.append(k)
         return torch.stack(qs, dim=1).flatten(0, 1), torch.stack(ks, dim=1).flatten(0, 1)

@@ -64,8 +64,8 @@ def check_filter_values(axes: dict[str, list[str]]) -> None:
     """A filter value no trial can have (``--pruner tcp``) is a typo: refused with a did-you-mean, as in grids."""
     for axis, values in axes.items():
         known = known_values(axis)
-        for value in values if known is not None else []:
-            if value not in known:
+        for value in values:
+            if known is not None and value not in known:
                 raise ConfigError(f"--{axis}: {unknown_message(axis, value, known)}")
 
 

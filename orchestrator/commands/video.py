@@ -269,7 +269,7 @@ def video(
     if truth is not None and truth.poses3d.shape[0] != track.frames:
         raise ShapeError(f"--gt {truth.label} has {truth.poses3d.shape[0]} frames, {source} has {track.frames}; "
                          f"the ground truth must be the same clip")
-    target = out_dir or Path("video_out") / (input_path.stem if input_path else truth.label.replace(":", "_"))
+    target = out_dir or Path("video_out") / (input_path.stem if input_path else source.replace(":", "_"))
     results = pipeline.lift_all(lifters, track, gt=None if truth is None else truth.poses3d, overlap=overlap,
                                 flip=flip, batch_size=batch_size, precision=precision)
     with staged_folder(target) as folder:

@@ -72,7 +72,7 @@ def campaign_rows(engine: Engine, names: Sequence[str] | None = None) -> list[di
         plan = plan_of(act.grid_yaml)
         if plan.trials is not None:
             act.with_pending(plan.pending(browse.campaign_trial_keys(engine, act.name)))
-        row = {"name": act.name, "kind": plan.kind, "profile": plan.profile or "–",
+        row: dict[str, str] = {"name": act.name, "kind": plan.kind, "profile": plan.profile or "–",
                "dataset": ", ".join(plan.datasets) or "–", **{s: str(act.counts.get(s, 0)) for s in STATUSES},
                "total": str(act.total), "started": stamp(act.started_at), "updated": stamp(act.updated_at),
                "device_hours": f"{act.device_hours:.3f}", "eta": duration(act.eta_s())}
