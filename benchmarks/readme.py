@@ -34,6 +34,7 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
              "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results", "web": "make bench-web",
              "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
              "train": "make bench-train", "attention_kernels": "make bench-attention",
+             "train_cuda_bf16": "make bench-gpu (on a GPU node)",
              "precision_gpu": "make bench-gpu (on a GPU node)",
              "precision_zen5": "python -m benchmarks.precision --repeats 5 --out benchmarks/results/precision_zen5.md "
                                "(on a Zen 5 EPYC)",

@@ -15,14 +15,14 @@ Adam with AMSGrad) — timed side by side, interleaved with the order alternatin
 - **ours, fused only**: the same with torch's fused attention kernel everywhere (the kernel rule off): the
   before/after of the rule.
 
-With dropout and stochastic depth off, both sides' first loss is the same (tests/benchmarks/test_train.py):
-they optimise the same objective; the timed steps keep the official recipes' rates on in ours.
+Dropout and stochastic depth are off on both sides (the reference forward has neither), so both compute the
+same loss from the same weights and clip (tests/benchmarks/test_train.py checks the first step's).
 ``--device cuda --dtype bf16 [--compile]`` runs ours under bf16 autocast (``--compile``: each block through
 ``torch.compile``) on a GPU, the official side still fp32; the batch is then the recipe's (official) batch.
 
     python -m benchmarks.train [--backbones mixste,motionbert,motionagformer,mhformer] [--batch 2]
                                [--repeats 3] [--threads 2] [--device cpu] [--dtype fp32] [--compile]
-                               [--out benchmarks/results/train.md]
+                               [--profile] [--out benchmarks/results/train.md]
 """
 
 from __future__ import annotations
@@ -119,21 +119,21 @@ def _clip(model: torch.nn.Module, batch: int) -> tuple[Tensor, Tensor]:
 
 
 def steps(backbone: str, batch: int, device: torch.device, precision: str = "fp32", compile_: bool = False,
-          size: dict | None = None, stochastic: bool = True) -> dict[str, Step]:
+          size: dict | None = None) -> dict[str, Step]:
     """``{"official", "ours", "ours fused-only"}``: one training step each, returning its loss (detached);
     at the official size unless ``size`` overrides some of its settings (the tests' tiny models).
 
-    ``stochastic=False`` zeroes our dropout and stochastic-depth rates (the official recipes train with
-    MixSTE's and MHFormer's on; the reference forward has none), so both sides compute the same loss.
+    Our dropout and stochastic-depth rates are zeroed: the reference forward has neither, so both sides
+    compute the same loss (the official recipes train MixSTE and MHFormer with them on, which costs either
+    implementation the same few masks).
     """
     info = BACKBONE_INFO[backbone]
     recipe = info.recipe
     sd, convert, reference = OFFICIAL[backbone]({**info.defaults, **(size or {})})
     ours = official_ref.converted_model(convert(sd)).to(device).train()
-    if not stochastic:
-        for module in ours.modules():
-            if isinstance(module, DropPath | torch.nn.Dropout):
-                module.p = 0.0
+    for module in ours.modules():
+        if isinstance(module, DropPath | torch.nn.Dropout):
+            module.p = 0.0
     if compile_:
         compile_blocks(ours)
     x, y = _clip(ours, batch)
@@ -203,12 +203,23 @@ def timed_alternating(fns: dict[str, Step], repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def row(backbone: str, batch: int, device: torch.device, precision: str, compile_: bool, repeats: int
-        ) -> tuple[object, ...]:
+def profile(fns: dict[str, Step], top: int = 12) -> None:
+    """Print each step's ``top`` operators by self time (one step under ``torch.profiler``): where a side spends."""
+    for name, fn in fns.items():
+        with torch.profiler.profile() as prof:
+            fn()
+        print(f"--- {name}: top {top} operators by self time")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top), flush=True)
+
+
+def row(backbone: str, batch: int, device: torch.device, precision: str, compile_: bool, repeats: int,
+        profiled: bool = False) -> tuple[object, ...]:
     fns = steps(backbone, batch, device, precision, compile_)
     if device.type != "cpu" or precision != "fp32":
         del fns["ours fused-only"]  # the rule only differs from the fused kernel in fp32 on a CPU
     ms = timed_alternating(fns, repeats)
+    if profiled:
+        profile(fns)
     fused = ms.get("ours fused-only")
     return (backbone, batch, f"{ms['official']:.0f}", f"{ms['ours']:.0f}", f"{fused:.0f}" if fused else "-",
             f"{1e3 * batch / ms['official']:.2f}", f"{1e3 * batch / ms['ours']:.2f}",
@@ -225,6 +236,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="ours (the official side stays fp32)")
     ap.add_argument("--compile", action="store_true", help="ours: each block through torch.compile")
+    ap.add_argument("--profile", action="store_true", help="also print each side's top operators (one step each)")
     add_out_argument(ap, "train")
     args = ap.parse_args()
     backbones = args.backbones.split(",")
@@ -239,7 +251,7 @@ def main() -> None:
     rows = []
     for backbone in backbones:
         batch = args.batch or (BACKBONE_INFO[backbone].recipe.batch_size if device.type == "cuda" else 2)
-        rows.append(row(backbone, batch, device, args.dtype, args.compile, args.repeats))
+        rows.append(row(backbone, batch, device, args.dtype, args.compile, args.repeats, args.profile))
         print_row(rows[-1])
     end = os.getloadavg()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

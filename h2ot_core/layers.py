@@ -65,10 +65,16 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def qkv_heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``[N, T, C]`` → q, k, v each ``[N, H, T, C/H]`` (views of one projection, no copies)."""
+        """``[N, T, C]`` → q, k, v each ``[N, H, T, C/H]`` (views of one projection, no copies).
+
+        ``unbind``, not three indexings: its backward stacks the three gradients into one tensor, where each
+        index's backward would fill a zero tensor the size of all three and add into it (MixSTE's temporal qkv
+        projection, forward + backward on 2 loaded CPU threads: 4.0 s with indexing, 0.5 s of it fills; 3.4 s
+        with ``unbind``).
+        """
         n, t = x.shape[:2]
-        qkv = self.qkv(x).view(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        q, k, v = self.qkv(x).view(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
 
     def forward(self, x: Tensor) -> Tensor:
         n, t, c = x.shape

@@ -15,7 +15,7 @@ from h2ot_core.names import BACKBONE_INFO
 def test_official_and_our_training_steps_start_from_the_same_loss(backbone):
     torch.manual_seed(0)
     size = {**BACKBONE_INFO[backbone].tiny, "num_heads": 8}  # the converters assume the official 8 heads
-    fns = steps(backbone, 2, torch.device("cpu"), size=size, stochastic=False)
+    fns = steps(backbone, 2, torch.device("cpu"), size=size)
     hand_written = official.official_ref.bn
     first = {name: [float(fn()) for _ in range(2)] for name, fn in fns.items()}
     assert official.official_ref.bn is hand_written  # the training ops were swapped back
