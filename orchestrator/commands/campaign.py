@@ -128,7 +128,7 @@ def run(
     bad grid or option.
     """
     from orchestrator.cluster import LaunchOptions, prepare
-    from orchestrator.grid import campaign_name, load_grid
+    from orchestrator.grid import campaign_name, check_search_budget, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
 
@@ -140,6 +140,7 @@ def run(
     if dry_run:
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         return
+    check_search_budget(grid)
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
     opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
