@@ -46,6 +46,11 @@ BOXED = ("h2ot_core.engine", "h2ot_core.models", "h2ot_core.hourglass", "h2ot_co
          "h2ot_core.recovering", "h2ot_core.layers", "h2ot_core.metrics", "h2ot_core.cost", "h2ot_core.device")
 _GENERATOR = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 TARGET = 25
+#: functions the issue named as done more than once on the trial's path: every call counted (a cached
+#: GridSpec.expand returns its first expansion; TrialSpec.trial_key hashes once per TrialSpec object)
+WATCHED = ("orchestrator.grid.load_grid", "orchestrator.grid.GridSpec.expand", "h2ot_core.resolve.check_combination",
+           "h2ot_core.resolve.resolve_settings", "orchestrator.cluster.preflight", "h2ot_core.contracts.TrialSpec.from_dict",
+           "h2ot_core.contracts.TrialSpec.trial_key", "results.db.make_engine")
 _IMPORTING = "<import>"
 
 
@@ -63,10 +68,12 @@ class Walk:
     same function counts once, the same function called from two places twice."""
 
     calls: list[tuple[str, str, bool]] = field(default_factory=list)  # (module, function, re-entered)
+    callers: set[str] = field(default_factory=set)  # modules that called into another module
     _stack: list[tuple[int, str, str]] = field(default_factory=list)  # (frame id, module, function)
     _entered: set[str] = field(default_factory=set)
     _resumed: set[int] = field(default_factory=set)
     _edges: set[tuple[str, str]] = field(default_factory=set)
+    watched: Counter[str] = field(default_factory=Counter)
 
     def profile(self, frame: FrameType, event: str, arg: Any) -> None:
         if event == "call":
@@ -80,6 +87,8 @@ class Walk:
             if not _project(module):
                 return
             function = f"{module}.{code.co_qualname}"
+            if function in WATCHED:
+                self.watched[function] += 1
             fresh = not (frame.f_code.co_flags & _GENERATOR and id(frame) in self._resumed)
             if frame.f_code.co_flags & _GENERATOR:
                 self._resumed.add(id(frame))
@@ -92,6 +101,8 @@ class Walk:
             if caller is not None and _boxed(caller) and module.startswith("h2ot_core"):
                 return
             self._edges.add((caller_function, function))
+            if caller is not None:
+                self.callers.add(caller)
             on_stack = {m for _, m, _ in self._stack[:-1]}
             reentered = module in self._entered and module not in on_stack
             self._entered.add(module)
@@ -102,6 +113,12 @@ class Walk:
     @property
     def reentries(self) -> int:
         return sum(r for _, _, r in self.calls)
+
+    @property
+    def path_reentries(self) -> int:
+        """Re-entering calls into modules that themselves call on (not into leaf helpers such as the vocabulary,
+        the settings table or the registry, which every room may read)."""
+        return sum(r for m, _, r in self.calls if m in self.callers)
 
     @property
     def modules(self) -> int:
@@ -201,27 +218,49 @@ def _leaderboard_row(root: Path) -> dict[str, Any]:
 
 
 def report(walk: Walk, label: str, row: dict[str, Any], out: Path, seconds: float) -> str:
+    """The walk as text; its numbers join the runs kept in ``out``'s ``.json`` (same label replaced), and
+    ``out`` is written from all of them."""
     by_function = Counter(f"{m}.{f}" for m, f, r in walk.calls if r)
     lines = [f"{label}: {len(walk.calls)} calls into {walk.modules} modules, {walk.reentries} re-entering a "
-             f"module already left (target <= {TARGET}); the row: {json.dumps(row)}; {seconds:.1f} s traced"]
+             f"module already left ({walk.path_reentries} not counting leaf helpers; target <= {TARGET}); "
+             f"the row: {json.dumps(row)}; {seconds:.1f} s traced"]
     lines += [f"  {n:3d} x {name}" for name, n in by_function.most_common()]
-    text = "\n".join(lines)
-    rows: dict[str, str] = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            if line.startswith("| ") and not line.startswith(("| run ", "| ---")):
-                rows[line.split("|")[1].strip()] = line
-    rows[label] = (f"| {label} | {len(walk.calls)} | {walk.modules} | {walk.reentries} | "
-                   f"{', '.join(f'{name} x{n}' for name, n in by_function.most_common(6)) or '-'} |")
-    header = ["# The walk of one trial (`python -m benchmarks.walk`)", "",
-              "`h2ot campaign run` of a one-trial grid to its leaderboard row, in one process, traced with "
-              "`sys.setprofile` (see the module docstring for what counts). Target: at most "
-              f"{TARGET} calls re-entering a module already left.", "",
-              "| run | calls into project modules | modules | re-entering calls | most re-entered |",
-              "| --- | ---: | ---: | ---: | --- |"]
+    store = out.with_suffix(".json")
+    runs: dict[str, Any] = json.loads(store.read_text()) if store.exists() else {}
+    runs[label] = {"calls": len(walk.calls), "modules": walk.modules, "reentries": walk.reentries,
+                   "path_reentries": walk.path_reentries, "top": by_function.most_common(6),
+                   "watched": {f: walk.watched[f] for f in WATCHED}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(header + [rows[k] for k in sorted(rows, key=_order)]) + "\n")
-    return text
+    store.write_text(json.dumps(runs, indent=1) + "\n")
+    out.write_text(markdown(runs))
+    return "\n".join(lines)
+
+
+def markdown(runs: dict[str, Any]) -> str:
+    order = sorted(runs, key=_order)
+    text = ["# The walk of one trial (`python -m benchmarks.walk`)", "",
+            "`h2ot campaign run` of a one-trial grid to its leaderboard row, in one process, traced with "
+            "`sys.setprofile` (see the module docstring for what counts). Target: at most "
+            f"{TARGET} calls re-entering a module already left.", "",
+            "| run | calls into project modules | modules | re-entering calls | of them into modules that call on "
+            "| most re-entered |",
+            "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for label in order:
+        r = runs[label]
+        top = ", ".join(f"{name} x{n}" for name, n in r["top"]) or "-"
+        text.append(f"| {label} | {r['calls']} | {r['modules']} | {r['reentries']} | {r['path_reentries']} | {top} |")
+    text += ["", "Calls of the functions the issue named (every call, driver and worker together):", "",
+             "| run | " + " | ".join(f"`{_short(f)}`" for f in WATCHED) + " |",
+             "| --- |" + " ---: |" * len(WATCHED)]
+    text += [f"| {label} | " + " | ".join(str(runs[label]["watched"].get(f, 0)) for f in WATCHED) + " |"
+             for label in order]
+    return "\n".join(text) + "\n"
+
+
+def _short(function: str) -> str:
+    """``GridSpec.expand`` of ``orchestrator.grid.GridSpec.expand``, ``preflight`` of a module function."""
+    parts = function.split(".")
+    return ".".join(parts[-2:]) if parts[-2][:1].isupper() else parts[-1]
 
 
 def _order(label: str) -> tuple[int, str]:
