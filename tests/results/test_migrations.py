@@ -70,12 +70,18 @@ def snapshot_engine(engine: Engine) -> Snapshot:
                 for name, pk in TABLES.items()}
 
 
+#: columns added by 0006 (usage and budget), and the value each older row gets: none, not made up
+USAGE_ADDED = {
+    "trials": {"device_seconds_train": None, "device_seconds_eval": None, "device_hours": None, "clips_per_s": None,
+               "peak_memory_mb": None, "peak_memory_kind": None, "device_name": None},
+    "campaigns": {"max_device_hours": None, "price_per_device_hour": None},
+}
 #: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history,
-#: 0005 stop reason)
+#: 0005 stop reason, 0006 usage)
 ADDED_COLUMNS = {
     "trials": {"resumed_from_epoch": 0, "precision": "fp32", "latency_batch": None, "latency_device": None,
-               "latency_contended": None, "history_json": None, "stop_reason": None},
-    "campaigns": {"ray_job_id": None, "storage": None},
+               "latency_contended": None, "history_json": None, "stop_reason": None, **USAGE_ADDED["trials"]},
+    "campaigns": {"ray_job_id": None, "storage": None, **USAGE_ADDED["campaigns"]},
 }
 
 
