@@ -324,11 +324,17 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     )
     if search is None:
         spec.expand()  # every trial checked now, and kept: the campaign reuses the expansion
-    else:
-        from orchestrator.search_budget import check_budget  # counts FLOPs: imports torch
-
-        check_budget(search, spec.spec_for)
+    # a search's FLOPs cap is checked by `campaign run` before Ray starts (check_search_budget): counting
+    # FLOPs builds models, and loading a grid (validate, --dry-run, the web pages) imports no torch
     return spec
+
+
+def check_search_budget(grid: GridSpec) -> None:
+    """Refuse a search whose FLOPs cap is below the cheapest schedule its space allows (imports torch)."""
+    if grid.search is not None and grid.search.max_gflops is not None:
+        from orchestrator.search_budget import check_budget
+
+        check_budget(grid.search, grid.spec_for)
 
 
 def _device_budget(path: Path, doc: Mapping[str, Any]) -> DeviceBudget:

@@ -40,7 +40,7 @@ from orchestrator.cluster import (
     resolve_address,
 )
 from orchestrator.provenance import git_sha
-from orchestrator.trainable import scheduler_key
+from orchestrator.trainable import scheduler_key, trial_spec
 
 if TYPE_CHECKING:
     from orchestrator.budget import DeviceBudget
@@ -97,7 +97,7 @@ def check_precisions_fit(specs: list[TrialSpec], opts: LaunchOptions, source: st
 
 
 def _trial_name(trial: Any) -> str:
-    return TrialSpec.from_dict(trial.config["spec"]).trial_key
+    return trial_spec(trial).trial_key
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -194,7 +194,7 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     ``store``: the campaign's one leaderboard store (opened here when not given, after :func:`prepare` checked
     the cluster and the storage: a typo in --address leaves no trace).
     """
-    opts = prepare(opts)
+    opts = opts if opts.prepared else prepare(opts)
     if store is None:
         from results.store import LeaderboardStore
 
@@ -253,7 +253,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     uri = init_store()
     sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
-    opts = prepare(opts)  # nothing to do when the caller prepared them
+    opts = opts if opts.prepared else prepare(opts)
     limit = budget.max_device_hours if budget is not None else None
     if limit is not None:
         from results.usage import campaign_usage

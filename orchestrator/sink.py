@@ -40,7 +40,7 @@ from h2ot_core.contracts import (
     parse_metric_key,
 )
 from orchestrator import interrupt
-from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
+from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX, trial_spec
 from results.errors import ResultsError
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class ResultsSink(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._check()
-        spec = TrialSpec.from_dict(trial.config["spec"])
+        spec = trial_spec(trial)
         self.started[spec.trial_key] = trial
         self.store.mark_running(spec, self.campaign)
         self._run_id(spec)
@@ -169,7 +169,7 @@ class ResultsSink(Callback):
         self._check()
         if RESULT_KEY in result:
             return
-        spec = TrialSpec.from_dict(trial.config["spec"])
+        spec = trial_spec(trial)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         # Only what the trial reported: not Tune's bookkeeping (pid, timestamps) nor the scheduler's copies.
         reported = {k: v for k, v in result.items()
@@ -180,11 +180,11 @@ class ResultsSink(Callback):
             self._log_epoch(spec, step, reported)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
-        self._flush(TrialSpec.from_dict(trial.config["spec"]))
+        self._flush(trial_spec(trial))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # The worker died before its last checkpoint was saved: the retry trains that epoch again.
-        self.pending.pop(TrialSpec.from_dict(trial.config["spec"]).trial_key, None)
+        self.pending.pop(trial_spec(trial).trial_key, None)
 
     def _flush(self, spec: TrialSpec) -> None:
         if spec.trial_key in self.pending:
@@ -192,7 +192,7 @@ class ResultsSink(Callback):
             self._log_epoch(spec, step, reported)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        spec = TrialSpec.from_dict(trial.config["spec"])
+        spec = trial_spec(trial)
         last = trial.last_result or {}
         if RESULT_KEY in last:
             result = TrialResult.from_json(last[RESULT_KEY])
@@ -201,7 +201,7 @@ class ResultsSink(Callback):
         self._write(spec, result)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        spec = TrialSpec.from_dict(trial.config["spec"])
+        spec = trial_spec(trial)
         result = TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.FAILED, error=trial_error(trial))
         self._write(spec, result)
 

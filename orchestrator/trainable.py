@@ -54,6 +54,20 @@ def scratch_dir(spec: TrialSpec) -> Path:
     return folder
 
 
+#: Tune trial id -> (its config's spec, parsed): the driver's callbacks ask on every event of every trial
+_SPECS: dict[str, tuple[dict[str, Any], TrialSpec]] = {}
+
+
+def trial_spec(trial: Any) -> TrialSpec:
+    """The :class:`TrialSpec` of a Tune trial (``trial.config["spec"]``), parsed once per trial on the driver
+    (a trial id met again with another spec, from another Tune run, is parsed again)."""
+    raw = trial.config["spec"]
+    known = _SPECS.get(trial.trial_id)
+    if known is None or known[0] != raw:
+        known = _SPECS[trial.trial_id] = (raw, TrialSpec.from_dict(raw))
+    return known[1]
+
+
 def storage_root(config: dict[str, Any]) -> str:
     """The campaign storage the launcher named (``config["storage"]``), else ``H2OT_STORAGE`` or the runs folder.
 

@@ -133,7 +133,7 @@ def run(
     from orchestrator import interrupt
     from orchestrator.cluster import LaunchOptions, prepare, resolve_address
     from orchestrator.datasets import check_data
-    from orchestrator.grid import campaign_name, load_grid
+    from orchestrator.grid import campaign_name, check_search_budget, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
 
@@ -146,6 +146,7 @@ def run(
         check_data(grid, str(grid_path))
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         return
+    check_search_budget(grid)
     if resolve_address(address) is None:  # the trials run on this machine: their data must be here
         check_data(grid, str(grid_path))
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,6 +231,31 @@ def test_schedule_aliases_resolve_per_backbone(tmp_path):
     got = {(s.backbone, s.schedule) for s in specs}
     assert got == {(b, getattr(BACKBONE_INFO[b], attr)) for b in ("mixste", "motionagformer")
                    for attr in ("hot_schedule", "h2ot_schedule")}
+
+
+# what a command imports: run in a fresh interpreter, then read its sys.modules
+_IMPORTS_OF = """import sys
+from typer.testing import CliRunner
+from orchestrator.cli import app
+res = CliRunner().invoke(app, sys.argv[1:])
+assert res.exit_code == 0, res.output
+print(" ".join(m for m in ("torch", "ray", "mlflow", "optuna") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["campaign", "validate", "search_spaces/smoke.yaml"],
+    ["campaign", "validate", "search_spaces/search/smoke.yaml"],
+    ["campaign", "validate", "search_spaces/paper/token_sweep.yaml", "--profile", "tiny"],
+    ["campaign", "run", "search_spaces/smoke.yaml", "--dry-run"],
+    ["campaign", "run", "search_spaces/search/smoke.yaml", "--dry-run"],
+], ids=["grid", "search", "paper_grid", "grid_dry_run", "search_dry_run"])
+def test_validate_and_dry_run_import_no_torch_no_ray_no_mlflow(tmp_path, args):
+    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}"}
+    done = subprocess.run([sys.executable, "-c", _IMPORTS_OF, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [], f"{' '.join(args)} imported {done.stdout.strip()}"
 
 
 @pytest.mark.parametrize(("grid", "profile", "trials"), [("demo.yaml", None, 7), ("smoke.yaml", None, 4),

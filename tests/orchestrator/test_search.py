@@ -58,7 +58,6 @@ def test_every_sample_is_a_valid_schedule(tmp_path):
     ({"objectives": {"mpjep": "min"}}, ["search.objectives.mpjep", "Did you mean: mpjpe"]),
     ({"objectives": {"gflops": "min"}}, ["search.objectives", "accuracy objective"]),
     ({"budget": {"trials": 0}}, ["search.budget.trials", "0", "greater than 0"]),
-    ({"budget": {"max_gflops": 0.001}}, ["search.budget.max_gflops", "0.001", "cheapest schedule"]),
     ({"sampler": {"name": "cmaes"}}, ["search.sampler.name", "'cmaes'", "nsga2"]),
     ({"space": {"pruner": ["tcp"]}}, ["search.space.pruner", "Did you mean: tpc"]),
     ({"space": {"width": [1]}}, ["search.space.width", "Unknown search space key"]),
@@ -74,6 +73,18 @@ def test_bad_search_is_one_clear_error_naming_file_and_field(tmp_path, search, n
     res = runner.invoke(app, ["campaign", "run", str(path), "--db-url", f"sqlite:///{tmp_path / 'lb.sqlite'}"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert not (tmp_path / "lb.sqlite").exists()  # refused before anything was written
+
+
+def test_a_cap_below_the_cheapest_schedule_is_refused_before_anything_is_written(tmp_path):
+    path = search_file(tmp_path, budget={"max_gflops": 0.001})
+    load_grid(path)  # loading counts no FLOPs (no torch): `campaign run` checks the cap
+    res = runner.invoke(app, ["campaign", "run", str(path), "--db-url", f"sqlite:///{tmp_path / 'lb.sqlite'}"],
+                        env={"H2OT_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    for needle in (str(path), "search.budget.max_gflops", "0.001", "cheapest schedule"):
+        assert needle in line, line
+    assert not (tmp_path / "lb.sqlite").exists() and not (tmp_path / "runs").exists()
 
 
 def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):

@@ -26,7 +26,7 @@ def sink(tmp_path):
 
 
 def trial():
-    return SimpleNamespace(config={"spec": SPEC.to_dict()}, last_result={}, error_file=None)
+    return SimpleNamespace(config={"spec": SPEC.to_dict()}, trial_id="t0001", last_result={}, error_file=None)
 
 
 def report(sink: ResultsSink, t, epoch: int, loss: float, *, checkpoint: bool = True,

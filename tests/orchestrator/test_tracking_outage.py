@@ -204,7 +204,7 @@ def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tm
         history = [{"epoch": e, "train_loss": 1.0 - e / 10} for e in (1, 2)]
         result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
                              epochs_run=2, history=history)
-        trial = SimpleNamespace(config={"spec": spec.to_dict()}, last_result={}, error_file=None)
+        trial = SimpleNamespace(config={"spec": spec.to_dict()}, trial_id=spec.trial_key, last_result={}, error_file=None)
         sink.on_trial_start(0, [], trial)
         for row in history:
             sink.on_trial_result(0, [], trial, {**row, "should_checkpoint": True, "training_iteration": row["epoch"]})
