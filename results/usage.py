@@ -77,7 +77,7 @@ class CampaignUsage:
         """The campaign's cost in a few lines, as ``h2ot campaign status`` and the report print them."""
         total = f"device-hours: {hours_text(self.total)} spent"
         if (cost := self.dollars(self.total)) is not None:
-            total += f" (${cost:,.2f} at ${self.price_per_device_hour:g}/device-hour)"
+            total += f" ({dollars_text(cost)} at ${self.price_per_device_hour:g}/device-hour)"
         total += f"; {hours_text(self.lost)} of it on failed or stopped trials"
         if self.unmeasured:
             total += f"; {self.unmeasured} trial(s) without device time (running, or recorded before it was measured)"
@@ -100,8 +100,15 @@ def hours_text(hours: float) -> str:
     return significant(hours)
 
 
+def dollars_text(amount: float) -> str:
+    """``$1,234.50``; under a cent to two significant figures (``$0.0042``)."""
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.2g}"
+
+
 def duration_text(hours: float) -> str:
-    """``45 min``, ``3.2 h``."""
+    """``40 s``, ``45 min``, ``3.2 h``."""
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 

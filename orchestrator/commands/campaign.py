@@ -252,6 +252,9 @@ def register(app: typer.Typer) -> None:
     campaign_app.command("stop")(stop)
     campaign_app.command("validate")(validate)
     campaign_app.command("status")(status)
+    from orchestrator.commands.estimate import estimate  # issue 18: price a grid before it runs
+
+    campaign_app.command("estimate")(estimate)
     from orchestrator.commands.sync import sync  # MLflow backfill (issue 10)
 
     campaign_app.command("sync")(sync)
