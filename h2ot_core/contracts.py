@@ -24,6 +24,7 @@ from h2ot_core.vocabulary import (
     KEPT_STOP_REASONS,
     METRICS,
     PIPELINES,
+    PROTOCOLS,
     SELECTIONS,
     SPLITS,
     STATUSES,
@@ -44,10 +45,10 @@ from h2ot_core.vocabulary import (
 
 __all__ = [
     "COST_METRICS", "EPOCH_EVAL_SECONDS", "EPOCH_TRAIN_SECONDS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES",
-    "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES", "SELECTIONS", "SPLITS", "STATUSES", "STOP_REASONS",
-    "TRIAL_AXES", "UNFINISHED_STATUSES", "USAGE_METRICS", "Cost", "MetricDef", "MetricRecord", "Pipeline", "ReportFn",
-    "Selection", "Split", "StopReason", "TrialResult", "TrialSpec", "TrialStatus", "Usage", "lower_is_better",
-    "metric_def", "metric_key", "parse_metric_key",
+    "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES", "PROTOCOLS", "SELECTIONS", "SPLITS", "STATUSES",
+    "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "USAGE_METRICS", "Cost", "MetricDef", "MetricRecord",
+    "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec", "TrialStatus", "Usage",
+    "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
 ]
 
 
@@ -60,9 +61,12 @@ def _canonical(obj: Any) -> str:
 
 #: fields added after the first trials were keyed, at the value that leaves their keys unchanged: such a
 #: field enters the canonical JSON only when it differs from this value
-ADDED_FIELDS: dict[str, Any] = {"pipeline": None, "selection_metric": None}
-#: settings inside ``model``/``train``/``data`` added later, likewise left out of the key at their default
-ADDED_SETTINGS: dict[tuple[str, str], Any] = {("train", "precision"): "fp32"}
+ADDED_FIELDS: dict[str, Any] = {"pipeline": None, "selection_metric": None, "evaluate": {}}
+#: settings inside ``model``/``train``/``data``/``evaluate`` added later, likewise left out of the key at
+#: their default (an ``evaluate`` left empty then leaves the key too)
+ADDED_SETTINGS: dict[tuple[str, str], Any] = {
+    ("train", "precision"): "fp32", ("train", "recipe"): "ours", ("train", "epoch_clips"): "flip_half",
+    ("train", "loss_frames"): "real", ("evaluate", "protocol"): "real_frames"}
 
 
 def _native_pipeline(backbone: str) -> str | None:
@@ -87,8 +91,10 @@ class TrialSpec:
         selection: checkpoint selection rule, ``last_epoch`` (default) or ``best_on_test``.
         pipeline: ``seq2seq`` or ``seq2frame``; ``None`` (normalised from the backbone's own value)
             runs the backbone as it was published.
-        selection_metric: the metric ``best_on_test`` selects on (its direction from :data:`METRICS`);
-            ``None`` is ``mpjpe``. A grid sets it to its own metric.
+        selection_metric: the metric ``best_on_test``/``best_on_val`` selects on (its direction from
+            :data:`METRICS`); ``None`` is ``mpjpe``. A grid sets it to its own metric.
+        evaluate: evaluation settings; ``protocol`` (:data:`PROTOCOLS`): ``real_frames`` (default: padded
+            frames masked) or ``official`` (padded frames scored too, as HoT's test does).
 
     The mappings are the spec's own copies: treat them as read-only (the key is computed once).
     """
@@ -106,6 +112,7 @@ class TrialSpec:
     selection: Selection = "last_epoch"
     pipeline: Pipeline | None = None
     selection_metric: str | None = None
+    evaluate: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The spec's own copies: a caller changing its dicts afterwards cannot change the spec (or its cached key).
@@ -117,6 +124,7 @@ class TrialSpec:
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "train", copy.deepcopy(dict(self.train)))
         object.__setattr__(self, "data", copy.deepcopy(dict(self.data)))
+        object.__setattr__(self, "evaluate", copy.deepcopy(dict(self.evaluate)))
         object.__setattr__(self, "pipeline", pipeline)
 
     @property
@@ -126,7 +134,7 @@ class TrialSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("model", "train", "data"):
+        for k in ("model", "train", "data", "evaluate"):
             d[k] = dict(sorted(dict(d[k]).items()))
         return d
 
@@ -149,13 +157,18 @@ class TrialSpec:
         pipeline = d.pop("pipeline")
         if pipeline is not None:
             d["model"] = dict(sorted({**d["model"], "pipeline": pipeline}.items()))
-        for name, default in ADDED_FIELDS.items():
-            if name in d and d[name] == default:
-                del d[name]
         for (group, name), default in ADDED_SETTINGS.items():
             if d[group].get(name, default) == default:
                 d[group].pop(name, None)
+        for name, default in ADDED_FIELDS.items():
+            if name in d and d[name] == default:
+                del d[name]
         return d
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol: ``real_frames`` (default) or ``official`` (:data:`PROTOCOLS`)."""
+        return str(self.evaluate.get("protocol", "real_frames"))
 
     def canonical_json(self) -> str:
         return _canonical(self.key_dict())

@@ -7,7 +7,8 @@ re-running the same command after a crash, Ctrl-C or a killed driver submits onl
 ``Tuner.restore`` is never needed.
 
 Exit status policy (``CampaignOutcome.exit_code``): 0 when every trial ended complete or diverged (or was
-stopped early by ASHA on purpose), 1 when any trial failed for good or did not finish.
+stopped early by ASHA on purpose), 1 when any trial failed for good or did not finish, 130 / 143 when the
+driver was interrupted by SIGINT / SIGTERM (:mod:`orchestrator.interrupt`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from h2ot_core.contracts import (
 from h2ot_core.device import cpu_bf16_refusal
 from h2ot_core.environment import TUNE_CHUNK, storage_env
 from h2ot_core.errors import ConfigError
+from orchestrator import interrupt
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
@@ -61,6 +63,8 @@ class CampaignOutcome:
     kept: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: the signal that interrupted the driver (``None``: it was not)
+    interrupted: int | None = None
 
     @property
     def unfinished(self) -> list[str]:
@@ -68,6 +72,8 @@ class CampaignOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return interrupt.exit_code(self.interrupted)
         return 1 if self.unfinished else 0
 
 
@@ -144,11 +150,13 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
             failure_config=tune.FailureConfig(max_failures=opts.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
+            stop=interrupt.InterruptStopper(),
             verbose=0,
         ),
     )
     # Belt and braces for clean stdout: anything Tune still prints goes to stderr. Tune's own error logs
     # (a traceback per failed attempt) are silenced: the sink records each error and the CLI summarises.
+    interrupt.arm()  # after ray.init, which installs its own SIGTERM handler
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
     tune_log.setLevel(logging.CRITICAL)
@@ -208,7 +216,11 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     sink = train_specs(campaign, grid.name, todo, opts, store, metric=grid.metric_key, mode=grid.mode,
                        tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
                        budget=grid.budget)
-    recorded = store.trial_statuses([s.trial_key for s in todo if s.trial_key not in sink.outcomes])
+    outcome.interrupted = interrupt.received()
+    # an interrupted run started nothing more: its record of an untouched trial (complete before a --rerun,
+    # failed last time) is not this run's outcome
+    recorded = {} if outcome.interrupted else store.trial_statuses([s.trial_key for s in todo
+                                                                     if s.trial_key not in sink.outcomes])
     for spec in todo:
         key = spec.trial_key
         outcome.statuses[key] = sink.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
@@ -268,8 +280,8 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
             if searcher is not None and searcher.refused:
                 refused = [*searcher.refused, *(s for later in chunks[i + 1:] for s in later)]
                 break
-            if any(s.trial_key not in sink.outcomes for s in chunk):  # interrupted: submit no more
-                break
+            if interrupt.received() is not None or any(s.trial_key not in sink.outcomes for s in chunk):
+                break  # interrupted: submit no more
     record_budget_stopped(sink, refused)
     return sink
 

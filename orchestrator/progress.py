@@ -34,6 +34,7 @@ from rich.text import Text
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import H2OTError
+from orchestrator import interrupt
 from orchestrator.clock import DEFAULT_INTERVAL_S, duration, eta, eta_text, interval_s, timestamp
 from orchestrator.trainable import RESULT_KEY
 
@@ -327,7 +328,8 @@ class CampaignProgress(Callback):
         self.counter.trial_finished(_key(trial), error=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+        ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        if self.more_to_come and ended and interrupt.received() is None:
             return  # a chunk of the campaign ended, not the campaign
         if self.owns_counter:
             self.counter.close()

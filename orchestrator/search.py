@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator import interrupt
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
@@ -239,6 +240,11 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
                                    tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
                                    budget=grid.budget)
                 outcome.errors.update(sink.errors)
+                if interrupt.received() is not None:  # the batch is not told: the next run trains it first
+                    outcome.interrupted = interrupt.received()
+                    outcome.statuses.update({s.trial_key: sink.outcomes.get(s.trial_key, TrialStatus.PENDING)
+                                             for s in todo})
+                    break
             values = store.trial_values([s.trial_key for s in specs])
             for p in batch:
                 _tell(search, study, p, values)

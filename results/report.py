@@ -25,7 +25,7 @@ from results.usage import campaign_usage
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
                    "speedup_flops", "latency_ms", "speedup_latency", "device_hours", "clips_per_s", "peak_memory_mb")
-_PROVENANCE = ("git_sha", "device", "device_name", "data_fingerprint", "selection")
+_PROVENANCE = ("git_sha", "device", "device_name", "data_fingerprint", "selection", "protocol")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
 

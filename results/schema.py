@@ -16,14 +16,21 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    case,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: how a trial scored with the official protocol reads in its canonical spec JSON (``evaluate`` holds only the
+#: protocol, and the default ``real_frames`` is left out of it): the ``protocol`` of a row needs no column
+OFFICIAL_PROTOCOL_JSON = '"evaluate":{"protocol":"official"}'
 
 
 class Base(DeclarativeBase):
@@ -115,6 +122,17 @@ class Trial(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def protocol(self) -> str:
+        """``official`` or ``real_frames``: the trial's ``evaluate.protocol``, read from ``spec_json`` (in SQL too,
+        so rows filter, group and sort on it like on a column)."""
+        return "official" if OFFICIAL_PROTOCOL_JSON in (self.spec_json or "") else "real_frames"
+
+    @protocol.inplace.expression
+    @classmethod
+    def _protocol_expression(cls) -> ColumnElement[str]:
+        return case((cls.spec_json.contains(OFFICIAL_PROTOCOL_JSON), "official"), else_="real_frames").label("protocol")
 
 
 class CampaignTrial(Base):

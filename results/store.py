@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -205,18 +206,26 @@ class LeaderboardStore:
         conn.execute(update(Trial).where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
                      .values(git_sha=sha))
 
-    def end_running_trials(self, campaign: str, reason: StopReason) -> list[tuple[str, str | None]]:
+    def end_running_trials(self, campaign: str, reason: StopReason, *, since: datetime | None = None
+                           ) -> list[tuple[str, str | None]]:
         """Trials of ``campaign`` still ``running`` become ``stopped`` for ``reason`` (their driver is gone);
-        returns each one's ``(trial_key, mlflow_run_id)``."""
+        returns each one's ``(trial_key, mlflow_run_id)``. With ``since``, so do the trials its driver itself
+        recorded stopped as ``interrupted`` from then on: the SIGTERM that stopped it was ``reason``'s."""
         in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
                        .where(Campaign.name == campaign))
         running = and_(Trial.id.in_(in_campaign), Trial.status == TrialStatus.RUNNING)
+        relabel = None if since is None else and_(
+            Trial.id.in_(in_campaign), Trial.status == TrialStatus.STOPPED,
+            Trial.stop_reason == StopReason.INTERRUPTED, Trial.finished_at >= since)
 
         def write(conn: Connection) -> list[tuple[str, str | None]]:
-            rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
+            rows = list(conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all())
             if rows:
                 conn.execute(update(Trial).where(running).values(
                     status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
+            if relabel is not None:
+                rows += conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(relabel)).all()
+                conn.execute(update(Trial).where(relabel).values(stop_reason=str(reason)))
             return [(r.trial_key, r.mlflow_run_id) for r in rows]
 
         return self._write(write)

@@ -77,9 +77,11 @@ def _search_summary(grid: GridSpec) -> str:
 def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
              ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
+    from orchestrator.datasets import check_data
     from orchestrator.grid import load_grid
 
     grid = load_grid(grid_path, profile, seeds=seeds)
+    check_data(grid, str(grid_path))
     if grid.search is not None:
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
@@ -125,9 +127,12 @@ def run(
     spent; re-running it resumes the study.
 
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
-    bad grid or option.
+    bad grid or option, 130 after Ctrl-C (143 after SIGTERM): the trials in flight are recorded stopped
+    (interrupted) and the same command resumes them; a second Ctrl-C exits at once.
     """
-    from orchestrator.cluster import LaunchOptions, prepare
+    from orchestrator import interrupt
+    from orchestrator.cluster import LaunchOptions, prepare, resolve_address
+    from orchestrator.datasets import check_data
     from orchestrator.grid import campaign_name, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
@@ -138,18 +143,22 @@ def run(
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
     if dry_run:
+        check_data(grid, str(grid_path))
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         return
+    if resolve_address(address) is None:  # the trials run on this machine: their data must be here
+        check_data(grid, str(grid_path))
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
     opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
                                  asha=asha, db_url=db_url, storage=storage))
     store = LeaderboardStore(db_url)  # the campaign run's one store
-    if grid.search is not None:
-        _run_search(grid, campaign, opts, store)
-    else:
-        _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
-                grid.metric, store, "run the same command again to retry them")
+    with interrupt.catching():
+        if grid.search is not None:
+            _run_search(grid, campaign, opts, store)
+        else:
+            _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
+                    grid.metric, store, "run the same command again to retry them")
 
 
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
@@ -168,8 +177,13 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
     """Print each trial's outcome and the best trials (and, when the device budget stopped trials, one line
-    saying so); exit 1 when any failed or did not finish."""
+    saying so); exit 1 when any failed or did not finish, 130/143 when the run was interrupted."""
     _print_outcome(outcome)
+    if outcome.interrupted is not None:
+        from orchestrator.interrupt import RESUME_HINT
+
+        err.print(f"[yellow]{RESUME_HINT}[/]", highlight=False)
+        raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
     refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())
     if refused:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from h2ot_core.registry import unknown_message
+from h2ot_core.vocabulary import check_name
 from orchestrator.commands.options import (
     ColumnsOpt,
     DbUrlOpt,
@@ -178,6 +179,7 @@ def report(
     name = campaign or campaign_opt
     if not name:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
+    check_name(name, "campaign")  # it names the report's file: no path in it
     engine = open_read_only(db_url)
     qualitative = None
     if video:
