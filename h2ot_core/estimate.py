@@ -5,7 +5,8 @@ A trial's device time, as :class:`h2ot_core.contracts.Usage` counts it, is per e
 (training) plus ``evaluated windows x time per window`` (the test pass, flip included). Both rates are timed
 here through the code trials run (:func:`~h2ot_core.engine.train.train_one_epoch`,
 :func:`~h2ot_core.engine.evaluate.evaluate`, device synchronised) after a warm-up, on the trial's dataset,
-batch, precision and thread count. The counts come from the trial's own clip windows.
+batch, precision, thread count, recipe (an official epoch lists every clip twice) and protocol. The counts
+come from the trial's own clip windows (the validation takes too, under ``best_on_val``).
 
 Per distinct backbone size two configurations are timed: its dearest and its cheapest in FLOPs per clip (every
 matmul, :func:`h2ot_core.cost.count_flops`), one when they are equal. A trial of that size is priced on the
@@ -27,10 +28,10 @@ from typing import Any
 
 import torch
 
-from h2ot_core.api import data_options, joint_weights, trial_model_config
+from h2ot_core.api import data_options, joint_weights, trial_model_config, validation_split
 from h2ot_core.contracts import TrialSpec
 from h2ot_core.cost import count_flops, example_input
-from h2ot_core.data.base import PoseData
+from h2ot_core.data.base import PoseData, PoseSequence
 from h2ot_core.data.loading import load_dataset
 from h2ot_core.data.windows import ClipWindows
 from h2ot_core.device import grad_scaler
@@ -116,9 +117,11 @@ def size_key(spec: TrialSpec, settings: TrainSettings) -> str:
 
 
 def cache_key(spec: TrialSpec, settings: TrainSettings, device: torch.device, threads: int) -> str:
-    """A measurement's key: the configuration, its batch, the device, precision, threads, torch version."""
+    """A measurement's key: the configuration, its batch, dataset, device, precision, epoch recipe and protocol,
+    threads, torch version."""
     return json.dumps({"config": trial_model_config(spec), "size": json.loads(size_key(spec, settings)),
                        "dataset": spec.dataset, "device": device_name(device), "precision": settings.precision,
+                       "epoch": [settings.epoch_clips, settings.loss_frames, spec.protocol],
                        "threads": (settings.num_threads or threads) if device.type == "cpu" else None,
                        "torch": torch.__version__},
                       sort_keys=True)
@@ -147,14 +150,20 @@ class RateCache:
 
 
 def clip_windows(spec: TrialSpec, settings: TrainSettings, data: PoseData, pipeline: str
-                 ) -> tuple[ClipWindows, ClipWindows]:
-    """The trial's training and test windows, cut as :func:`h2ot_core.api.run_trial` cuts them."""
+                 ) -> tuple[ClipWindows, list[ClipWindows]]:
+    """The trial's training windows and the windows each epoch scores (test; and validation for
+    ``best_on_val``), cut as :func:`h2ot_core.api.run_trial` cuts them."""
     train_stride, test_stride = settings.strides(spec.frames, pipeline)
-    train = ClipWindows(data.train, spec.frames, stride=train_stride, pipeline=pipeline,  # type: ignore[arg-type]
-                        joints_left=data.joints_left, joints_right=data.joints_right)
-    test = ClipWindows(data.test, spec.frames, stride=test_stride, pipeline=pipeline,  # type: ignore[arg-type]
-                       joints_left=data.joints_left, joints_right=data.joints_right)
-    return train, test
+
+    def cut(sequences: list[PoseSequence], stride: int) -> ClipWindows:
+        return ClipWindows(sequences, spec.frames, stride=stride, pipeline=pipeline,  # type: ignore[arg-type]
+                           joints_left=data.joints_left, joints_right=data.joints_right)
+
+    train_seqs, scored = data.train, [cut(data.test, test_stride)]
+    if spec.selection == "best_on_val":
+        train_seqs, val_seqs = validation_split(data.train)
+        scored.append(cut(val_seqs, test_stride))
+    return cut(train_seqs, train_stride), scored
 
 
 def measure_rates(spec: TrialSpec, settings: TrainSettings, data: PoseData, device: torch.device) -> Rates:
@@ -163,7 +172,7 @@ def measure_rates(spec: TrialSpec, settings: TrainSettings, data: PoseData, devi
     torch.manual_seed(spec.seed)
     model = build_model(trial_model_config(spec)).to(device)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings.lr, settings.weight_decay)
-    train, test = clip_windows(spec, settings, data, model.pipeline)
+    train, (test, *_) = clip_windows(spec, settings, data, model.pipeline)
     loss_fn = WeightedLoss(settings.loss, joint_weights(spec.dataset, data.num_joints))
     generator = torch.Generator().manual_seed(spec.seed)
     scaler = grad_scaler(device, settings.precision)
@@ -172,7 +181,8 @@ def measure_rates(spec: TrialSpec, settings: TrainSettings, data: PoseData, devi
         return train_one_epoch(model, train, loss_fn, optimizer, batch_size=settings.batch_size, generator=generator,
                                flip=settings.flip_train, joints_left=data.joints_left,
                                joints_right=data.joints_right, max_windows=n * settings.batch_size,
-                               precision=settings.precision, scaler=scaler, check_every=None).steps
+                               precision=settings.precision, scaler=scaler, check_every=None,
+                               epoch_clips=settings.epoch_clips, loss_frames=settings.loss_frames).steps
 
     eval_batch = settings.eval_batch_size or settings.batch_size
 
@@ -180,7 +190,7 @@ def measure_rates(spec: TrialSpec, settings: TrainSettings, data: PoseData, devi
         evaluate(model, test, batch_size=eval_batch, flip=settings.flip_test, joints_left=data.joints_left,
                  joints_right=data.joints_right, root_joint=data.root_joint,
                  pck_joints=dataset_info(spec.dataset).pck_joints, max_windows=n * eval_batch,
-                 precision=settings.precision)
+                 precision=settings.precision, protocol=spec.protocol)
         return min(len(test), n * eval_batch)
 
     steps(WARMUP)
@@ -236,9 +246,10 @@ def estimate_trials(specs: Iterable[TrialSpec], settings_of: Callable[[TrialSpec
             points = [(spec_flops(s), rates_of(s, settings[s.trial_key])) for s in ends]
             for spec in group:
                 s = settings[spec.trial_key]
-                train, test = clip_windows(spec, s, data_of(spec), trial_model_config(spec)["pipeline"])
-                seen = min(len(train), s.max_train_windows or len(train))
-                scored = min(len(test), s.max_test_windows or len(test))
+                train, tests = clip_windows(spec, s, data_of(spec), trial_model_config(spec)["pipeline"])
+                clips = len(train) * (2 if s.epoch_clips == "mirrored_copies" else 1)  # HoT's epoch: each clip twice
+                seen = min(clips, s.max_train_windows or clips)
+                scored = sum(min(len(t), s.max_test_windows or len(t)) for t in tests)
                 found[spec.trial_key] = TrialEstimate(spec, size, s.epochs, math.ceil(seen / s.batch_size), scored,
                                                       on_line(spec_flops(spec), points))
     finally:
