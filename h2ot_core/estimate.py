@@ -46,7 +46,7 @@ from h2ot_core.names import dataset_info
 
 #: training steps (and evaluation batches) timed per backbone size, after WARMUP untimed ones
 STEPS = 8
-WARMUP = 2
+WARMUP = 4
 CACHE_FILE = "estimates.json"
 
 
