@@ -86,6 +86,7 @@ class CampaignUsage:
             left = f"budget: {hours_text(self.max_device_hours)} device-hours, {hours_text(self.left or 0.0)} left"
             lines.append(left + (" (spent: no new trials start)" if self.spent_budget() else ""))
         running = self.trials.get(TrialStatus.RUNNING, 0)
+        pending = 0 if self.spent_budget() else pending  # a spent budget starts no pending trial
         eta = self.eta_hours(pending, running)
         if eta is not None:
             lines.append(f"ETA: about {duration_text(eta)} for {pending + running} trial(s) still owed "
