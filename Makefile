@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test test-fast lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-train bench-attention bench-gpu claim readme clean
+.PHONY: demo test test-fast lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-train bench-attention bench-gpu bench-estimate claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -98,6 +98,10 @@ bench-video: $(STAMP)
 # one (under 13 minutes).
 bench-gpu: $(STAMP)
 	bash benchmarks/gpu.sh
+
+# h2ot campaign estimate vs the device time the demo grid then measures, one trial at a time (about 2 minutes).
+bench-estimate: $(STAMP)
+	$(BIN)/python -m benchmarks.estimate --max-concurrent 1
 
 # Search vs hand-picked schedules at the same number of trained trials (~30 min on 2 cores).
 bench-search: $(STAMP)

@@ -144,7 +144,7 @@ DATA_DIR = Setting(
     "H2OT_DATA_DIR", None, "the datasets' root on every node: one folder per dataset (h36m/, mpi_inf_3dhp/)",
     "trials", workers=True, job=True)
 CACHE = Setting(
-    "H2OT_CACHE", lambda: str(Path.home() / ".cache" / "h2ot"), "where generated data (synthetic) and downloaded detector weights are cached",
+    "H2OT_CACHE", lambda: str(Path.home() / ".cache" / "h2ot"), "where generated data (synthetic), downloaded detector weights and `campaign estimate` timings are cached",
     "trials", workers=True, job=True, default_doc="`~/.cache/h2ot`")
 SCRATCH_DIR = Setting(
     "H2OT_SCRATCH_DIR", lambda: str(Path(tempfile.gettempdir()) / "h2ot-scratch"), "the node-local folder "

@@ -77,7 +77,7 @@ class CampaignUsage:
         """The campaign's cost in a few lines, as ``h2ot campaign status`` and the report print them."""
         total = f"device-hours: {hours_text(self.total)} spent"
         if (cost := self.dollars(self.total)) is not None:
-            total += f" (${cost:,.2f} at ${self.price_per_device_hour:g}/device-hour)"
+            total += f" ({dollars_text(cost)} at ${self.price_per_device_hour:g}/device-hour)"
         total += f"; {hours_text(self.lost)} of it on failed or stopped trials"
         if self.unmeasured:
             total += f"; {self.unmeasured} trial(s) without device time (running, or recorded before it was measured)"
@@ -86,6 +86,7 @@ class CampaignUsage:
             left = f"budget: {hours_text(self.max_device_hours)} device-hours, {hours_text(self.left or 0.0)} left"
             lines.append(left + (" (spent: no new trials start)" if self.spent_budget() else ""))
         running = self.trials.get(TrialStatus.RUNNING, 0)
+        pending = 0 if self.spent_budget() else pending  # a spent budget starts no pending trial
         eta = self.eta_hours(pending, running)
         if eta is not None:
             lines.append(f"ETA: about {duration_text(eta)} for {pending + running} trial(s) still owed "
@@ -100,8 +101,15 @@ def hours_text(hours: float) -> str:
     return significant(hours)
 
 
+def dollars_text(amount: float) -> str:
+    """``$1,234.50``; under a cent to two significant figures (``$0.0042``)."""
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.2g}"
+
+
 def duration_text(hours: float) -> str:
-    """``45 min``, ``3.2 h``."""
+    """``40 s``, ``45 min``, ``3.2 h``."""
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 

@@ -173,7 +173,10 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
     specs = grid.expand()
     todo, done = partition(specs, LeaderboardStore(db_url), rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
-    err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
+    budget = grid.budget
+    limit = (f"; budget {budget.max_device_hours:g} device-hours" if budget.max_device_hours is not None else "")
+    err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run){limit}; "
+              f"what it costs: h2ot campaign estimate {grid.path}", highlight=False)
 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
@@ -267,6 +270,9 @@ def register(app: typer.Typer) -> None:
     campaign_app.command("stop")(stop)
     campaign_app.command("validate")(validate)
     campaign_app.command("status")(status)
+    from orchestrator.commands.estimate import estimate  # issue 18: price a grid before it runs
+
+    campaign_app.command("estimate")(estimate)
     from orchestrator.commands.sync import sync  # MLflow backfill (issue 10)
 
     campaign_app.command("sync")(sync)

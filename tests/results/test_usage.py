@@ -42,3 +42,6 @@ def test_no_eta_without_a_measured_complete_trial() -> None:
                           max_device_hours=0.5)
     assert usage.eta_hours(pending=3, running=2) is None
     assert usage.spent_budget() and usage.left == 0.0
+    spent = CampaignUsage(hours={"complete": 1.0}, trials={"complete": 1, "running": 1}, measured={"complete": 1},
+                          max_device_hours=0.5)
+    assert spent.lines(pending=5)[-1].startswith("ETA: about 1.0 h for 1 trial(s) still owed (1 running)")
