@@ -4,7 +4,7 @@ job's state for ``h2ot campaign status``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,7 @@ from orchestrator.console import err, out, user_errors
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from orchestrator.jobs import JobState
     from results.store import LeaderboardStore
 
 
@@ -132,9 +133,29 @@ def submit(
                   highlight=False, markup=False)
         raise typer.Exit(130) from None
     code = jobs.exit_code(state)
-    err.print(f"job {job_id}: {state.status} (exit code {code})", highlight=False, markup=False)
+    why = " (why: its driver log, above)" if state.status == "FAILED" else ""
+    err.print(f"job {job_id}: {state.status} (exit code {code}){why}", highlight=False, markup=False)
     if code:
         raise typer.Exit(code)
+
+
+def print_failure(client: Any, state: JobState, address: str) -> None:
+    """A failed job's last driver-log lines on stderr, where the reason is (``h2ot: not found`` on the head,
+    a data error, a traceback): a bare ``FAILED (exit code 127)`` says nothing. (``submit --wait`` has just
+    streamed that log.)"""
+    from orchestrator import jobs
+
+    if state.status != "FAILED":
+        return
+    tail = jobs.log_tail(client, state.job_id)
+    if not tail:
+        err.print(f"  (its driver log is empty or unreadable; Ray says: {state.message or 'nothing'})",
+                  highlight=False, markup=False)
+        return
+    err.print(f"  last lines of its driver log (all of it: ray job logs --address {address} {state.job_id}):",
+              highlight=False, markup=False)
+    for line in tail:
+        err.print(f"  | {line}", highlight=False, markup=False)
 
 
 
@@ -153,12 +174,14 @@ def print_job_state(store: LeaderboardStore, name: str, address: str | None, con
                   highlight=False, markup=False)
         return
     try:
-        state = jobs.job_state(jobs.job_client(address, timeout_s=5), job_id)
+        client = jobs.job_client(address, timeout_s=5)
+        state = jobs.job_state(client, job_id)
     except (ClusterError, jobs.JobError) as exc:
         err.print(f"ray job {job_id}: state unknown ({exc})", highlight=False, markup=False)
         return
     code = f", exit code {state.exit_code}" if state.exit_code is not None else ""
     console.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
+    print_failure(client, state, jobs.dashboard_address(address))
 
 
 @user_errors
