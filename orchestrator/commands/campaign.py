@@ -245,7 +245,26 @@ def status(
     print_job_state(store, name, address, out if fmt == "table" else err)
 
 
+@user_errors
+def list_campaigns(db_url: DbUrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Every campaign in the leaderboard: its grid, trials by status, first start and last update."""
+    from results.browse import campaign_activity
+    from results.db import open_read_only
+
+    rows = [{"campaign": a.name, "grid": a.grid_path, "trials": a.total,
+             **{str(s): a.counts.get(s, 0) for s in STATUSES if s != TrialStatus.PENDING},
+             "started": a.started_at.isoformat(sep=" ", timespec="seconds") if a.started_at else None,
+             "updated": a.updated_at.isoformat(sep=" ", timespec="seconds") if a.updated_at else None}
+            for a in campaign_activity(open_read_only(db_url))]
+    columns = ["campaign", "grid", "trials", *(str(s) for s in STATUSES if s != TrialStatus.PENDING),
+               "started", "updated"]
+    print_rows(rows, columns, fmt, title="campaigns", compact=False)
+    if not rows:
+        err.print("no campaigns yet: h2ot campaign run GRID")
+
+
 def register(app: typer.Typer) -> None:
+    campaign_app.command("list")(list_campaigns)
     campaign_app.command("run")(run)
     campaign_app.command("submit")(submit)
     campaign_app.command("stop")(stop)
