@@ -210,6 +210,8 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
     outcome = CampaignOutcome(campaign)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
+    from results.store import mlflow_experiment
+
     with ray_session(opts) as (opts, _):
         asha_opts = replace(opts, asha=search.asha or opts.asha)
         batch_size = opts.max_concurrent or _parallel_trials(opts)
@@ -231,7 +233,8 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             for key in kept:
                 outcome.kept[key] = TrialStatus.COMPLETE
             if todo:
-                sink = train_specs(campaign, grid.name, todo, asha_opts, store, metric=metric_key("test", trained),
+                sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
+                                   store, metric=metric_key("test", trained),
                                    mode="min" if search.objectives.get(trained, "min") == "min" else "max",
                                    tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
                 outcome.errors.update(sink.errors)

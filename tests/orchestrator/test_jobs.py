@@ -164,7 +164,7 @@ def test_submit_wait_trains_the_smoke_grid_and_records_the_job(head, tmp_path):
     exp = client.get_experiment_by_name("smoke")
     assert exp is not None
     runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'", max_results=100)
-    assert sorted(r.info.run_name for r in runs) == sorted(keys)
+    assert sorted(r.data.tags["h2ot.trial_key"] for r in runs) == sorted(keys)
     assert {r.info.status for r in runs} == {"FINISHED"}
     with sqlite3.connect(db) as conn:
         devices = {d for (d,) in conn.execute("select device from trials")}

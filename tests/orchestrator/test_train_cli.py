@@ -123,7 +123,7 @@ def test_train_records_its_trial_in_the_leaderboard_and_mlflow(trained, runs):
 
     from results.store import LeaderboardStore
 
-    root, result = trained
+    _, result = trained
     assert result.exit_code == 0, result.output
     assert "recorded: h2ot leaderboard --campaign train (MLflow run " in result.stderr
     key = re.search(r"trial ([0-9a-f]{16}): complete", result.stderr).group(1)
