@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_IN_ROW = 2000
 #: user attributes on the Optuna trials
 REJECTED, KEYS, SPEC = "rejected", "trial_keys", "spec"
+#: the study attribute saying what its layer and token parameters hold: "values" (new studies) or "positions"
+PARAMS_ATTR = "h2ot.params"
 
 
 #: the PostgreSQL schema holding the studies (a constant, never user input)
@@ -88,12 +90,26 @@ def _sampler(search: SearchSpec) -> Any:
 
 
 def open_study(search: SearchSpec, campaign: str, store: LeaderboardStore) -> Any:
-    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``."""
+    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``.
+
+    A new study records :data:`PARAMS_ATTR` ``values``: its ``layer_j`` / ``tokens_j`` parameters are the layers
+    and token counts they mean. A study begun before (no attribute, trials already told) is marked
+    ``positions`` and goes on sampling positions, so its sampler learns from one consistent history; its
+    trials carry their real ``schedule`` as a user attribute either way.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
-                               sampler=_sampler(search), load_if_exists=True)
+    study = optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
+                                sampler=_sampler(search), load_if_exists=True)
+    if PARAMS_ATTR not in study.user_attrs:
+        study.set_user_attr(PARAMS_ATTR, "positions" if study.get_trials(deepcopy=False) else "values")
+    return study
+
+
+def stores_values(study: Any) -> bool:
+    """Whether ``study`` samples layers and token counts as values (:func:`open_study`)."""
+    return study.user_attrs.get(PARAMS_ATTR) == "values"
 
 
 class _Proposal:
@@ -109,7 +125,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
 
     for _ in range(MAX_REJECTED_IN_ROW):
         trial = study.ask()
-        combo = search.sample(trial)
+        combo = search.sample(trial, values=stores_values(study))
         try:
             spec = grid.spec_for(combo)
         except H2OTError as exc:
