@@ -2,7 +2,8 @@
 
 Every block ``<!-- bench:NAME -->`` ... ``<!-- /bench:NAME -->`` in those files is replaced by the content
 of ``benchmarks/results/NAME.md`` (written by ``make bench`` / ``make claim``), or, for a block in
-:data:`GENERATED`, by what the code declares (the settings table of :mod:`h2ot_core.environment`). Running it twice changes
+:data:`GENERATED`, by what the code declares (the settings table of :mod:`h2ot_core.environment`, the recipe table of
+:mod:`h2ot_core.recipes`). Running it twice changes
 nothing the second time. A block whose file is missing, or a marker without its closing marker, is an
 error naming what to run or fix; nothing is written then.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.output import RESULTS_DIR
 from h2ot_core.environment import markdown_table
+from h2ot_core.recipes import markdown_table as recipes_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: the benchmark tables' page, linked from the README's performance summary
@@ -31,6 +33,7 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
              "claim_long": "python -m benchmarks.claim --epochs 12 --windows 320 --out benchmarks/results/claim_long.md",
              "data": "make bench-data", "engine": "make bench-engine", "results": "make bench-results", "web": "make bench-web",
              "orchestration": "make bench-orchestration", "search": "make bench-search", "precision": "make bench-precision", "official": "make bench-official",
+             "train": "make bench-train", "attention_kernels": "make bench-attention",
              "precision_gpu": "make bench-gpu (on a GPU node)",
              "precision_zen5": "python -m benchmarks.precision --repeats 5 --out benchmarks/results/precision_zen5.md "
                                "(on a Zen 5 EPYC)",
@@ -43,7 +46,7 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
 
 
 #: blocks generated from the code rather than measured: name -> the function writing the block
-GENERATED: dict[str, Callable[[], str]] = {"settings": markdown_table}
+GENERATED: dict[str, Callable[[], str]] = {"settings": markdown_table, "recipes": recipes_table}
 
 
 class ReadmeError(Exception):

@@ -20,7 +20,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, KEPT_STOP_REASONS, TrialSpec, TrialStatus
+from h2ot_core.contracts import (
+    FINISHED_STATUSES,
+    KEPT_ON_RERUN,
+    KEPT_STOP_REASONS,
+    StopReason,
+    TrialResult,
+    TrialSpec,
+    TrialStatus,
+)
 from h2ot_core.device import cpu_bf16_refusal
 from h2ot_core.environment import TUNE_CHUNK, storage_env
 from h2ot_core.errors import ConfigError
@@ -35,6 +43,7 @@ from orchestrator.provenance import git_sha
 from orchestrator.trainable import scheduler_key
 
 if TYPE_CHECKING:
+    from orchestrator.budget import DeviceBudget
     from orchestrator.grid import GridSpec
     from results.store import LeaderboardStore
 
@@ -97,8 +106,9 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: list[Any], *,
-         metric: str, mode: str) -> None:
-    """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches."""
+         metric: str, mode: str, searcher: Any = None) -> None:
+    """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches. ``searcher`` (a
+    :class:`orchestrator.budget_search.BudgetedTrials` of ``specs``) suggests the trials instead of a grid."""
     from ray import tune
 
     from orchestrator import storage
@@ -123,9 +133,10 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
-        param_space={"spec": tune.grid_search([s.to_dict() for s in specs]),
+        param_space={**({} if searcher else {"spec": tune.grid_search([s.to_dict() for s in specs])}),
                      "storage": campaign_storage, "storage_env": storage_env()},
         tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=-1 if searcher else 1,  # a searcher: until it says FINISHED
             max_concurrent_trials=opts.max_concurrent,
             # Reusing actors saves ~1 s per trial; GPU trials get fresh processes (clean CUDA state).
             reuse_actors=opts.gpus_per_trial == 0,
@@ -206,7 +217,8 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
 
     sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, opts, store,
                        metric=grid.metric_key, mode=grid.mode,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
+                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
+                       budget=grid.budget)
     outcome.interrupted = interrupt.received()
     # an interrupted run started nothing more: its record of an untouched trial (complete before a --rerun,
     # failed last time) is not this run's outcome
@@ -220,17 +232,21 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
 
 
 def campaign_fields(grid: GridSpec, opts: LaunchOptions) -> dict[str, Any]:
-    """What the campaign's row records about this run: its grid (path, resolved YAML, version, metric), the
-    code (git SHA), the Ray job and the storage."""
+    """What the campaign's row records about this run: its grid (path, resolved YAML, version, metric, budget),
+    the code (git SHA), the Ray job and the storage."""
     return dict(grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version, metric=grid.metric,
-                mode=grid.mode, git_sha=git_sha(), ray_job_id=opts.ray_job_id, storage=opts.storage)
+                mode=grid.mode, git_sha=git_sha(), ray_job_id=opts.ray_job_id, storage=opts.storage,
+                max_device_hours=grid.budget.max_device_hours, price_per_device_hour=grid.budget.price_per_device_hour)
 
 
 def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions,
-                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0) -> Any:
+                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0,
+                budget: DeviceBudget | None = None) -> Any:
     """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
 
-    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
+    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call. With
+    ``budget.max_device_hours`` no trial starts once the campaign has spent it: those are recorded ``stopped``
+    (:attr:`StopReason.BUDGET`) and the sink's outcomes say so.
     """
     from orchestrator.console import err
     from orchestrator.progress import CampaignProgress
@@ -241,18 +257,45 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
     opts = prepare(opts)  # nothing to do when the caller prepared them
+    limit = budget.max_device_hours if budget is not None else None
+    if limit is not None:
+        from results.usage import campaign_usage
+
+        if campaign_usage(store.engine, campaign).total >= limit:  # spent already: start no Ray for nothing
+            record_budget_stopped(sink, specs)
+            return sink
     with ray_session(opts) as (opts, plan):
         check_precisions_fit(specs, opts, tags.get("grid") or campaign)
         err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
         size = max(len(specs), 1) if opts.asha else tune_chunk()
         chunks = [specs[i:i + size] for i in range(0, len(specs), size)] or [specs]
+        refused: list[TrialSpec] = []
         for i, chunk in enumerate(chunks):
             # the sink and the display close the campaign after the last chunk (or one cut short)
             sink.more_to_come = progress.more_to_come = i < len(chunks) - 1
-            _fit(campaign, chunk, opts, [sink, progress], metric=metric, mode=mode)
+            searcher = None
+            if limit is not None:
+                from orchestrator.budget_search import BudgetedTrials
+
+                searcher = BudgetedTrials(chunk, lambda: campaign_usage(store.engine, campaign).total
+                                          + sink.in_flight_hours(), limit)
+            _fit(campaign, chunk, opts, [sink, progress], metric=metric, mode=mode, searcher=searcher)
+            if searcher is not None and searcher.refused:
+                refused = [*searcher.refused, *(s for later in chunks[i + 1:] for s in later)]
+                break
             if interrupt.received() is not None or any(s.trial_key not in sink.outcomes for s in chunk):
                 break  # interrupted: submit no more
+    record_budget_stopped(sink, refused)
     return sink
+
+
+def record_budget_stopped(sink: Any, specs: list[TrialSpec]) -> None:
+    """Record ``specs`` (never started: the budget was spent) ``stopped`` for :attr:`StopReason.BUDGET`."""
+    for spec in specs:
+        sink.store.upsert_result(TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.STOPPED,
+                                             stop_reason=StopReason.BUDGET), campaign=sink.campaign)
+        sink.outcomes[spec.trial_key] = TrialStatus.STOPPED
+        sink.errors[spec.trial_key] = f"stopped: {StopReason.BUDGET}"
 
 
 def tune_chunk() -> int:

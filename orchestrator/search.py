@@ -35,6 +35,7 @@ from orchestrator.grid import GridSpec
 from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
+from results.usage import campaign_usage
 
 if TYPE_CHECKING:
     from results.store import LeaderboardStore
@@ -238,6 +239,9 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             if search.max_hours is not None and time.monotonic() - started > search.max_hours * 3600:
                 log.warning("search %s: max_hours reached with %d trial(s) left", campaign, left)
                 break
+            if grid.budget.max_device_hours is not None and campaign_usage(store.engine, campaign).spent_budget():
+                log.warning("search %s: max_device_hours spent with %d trial(s) left", campaign, left)
+                break
             batch = _carried(study)[:left]
             while len(batch) < min(batch_size, left):
                 batch.append(_propose(search, grid, study, counts))
@@ -252,7 +256,8 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
                 sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
                                    store, metric=metric_key("test", trained),
                                    mode="min" if search.objectives.get(trained, "min") == "min" else "max",
-                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
+                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
+                                   budget=grid.budget)
                 outcome.errors.update(sink.errors)
                 if interrupt.received() is not None:  # the batch is not told: the next run trains it first
                     outcome.interrupted = interrupt.received()

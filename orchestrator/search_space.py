@@ -14,7 +14,7 @@ A search file has the keys of a grid file (``name``, ``include``, ``fixed``, ``p
         train: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}   # optional training settings
         frames: 27                      # optional: one value, like dataset and seed
       objectives: {mpjpe: min, gflops: min}
-      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}
+      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}   # and max_device_hours, price_per_device_hour
       sampler: {name: nsga2, seed: 0}   # nsga2 | tpe (Optuna's multi-objective samplers)
       early_stopping: asha              # optional: successive halving on the first accuracy objective
       seeds: 1                          # trials per sampled configuration (seed 0..N-1), objective = mean
@@ -38,6 +38,7 @@ from h2ot_core.contracts import METRICS
 from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, resolved_model_config
 from h2ot_core.registry import unknown_message
+from orchestrator.budget import DEVICE_BUDGET_KEYS
 
 SEARCH_KEYS = ("space", "objectives", "budget", "sampler", "early_stopping", "seeds")
 SPACE_KEYS = ("backbone", "pruner", "recoverer", "stages", "layer", "tokens", "frames", "dataset", "seed",
@@ -290,8 +291,9 @@ def check_search(path: Path, raw: Any, fixed: Mapping[str, Any]) -> SearchSpec:
         raise ConfigError(f"{path}: search.budget: expected {{trials: N[, max_gflops: G][, max_hours: H]}}, "
                           f"got {budget!r}")
     for key in budget:
-        if key not in BUDGET_KEYS:
-            raise ConfigError(f"{path}: search.budget.{key}: {unknown_message('budget key', key, list(BUDGET_KEYS))}")
+        if key not in (*BUDGET_KEYS, *DEVICE_BUDGET_KEYS):  # the device budget's keys: orchestrator.budget
+            raise ConfigError(f"{path}: search.budget.{key}: "
+                              f"{unknown_message('budget key', key, [*BUDGET_KEYS, *DEVICE_BUDGET_KEYS])}")
     sampler = raw.get("sampler") or {}
     if isinstance(sampler, str):
         sampler = {"name": sampler}

@@ -29,11 +29,14 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
 from h2ot_core.contracts import (
+    EPOCH_EVAL_SECONDS,
+    EPOCH_TRAIN_SECONDS,
     MetricRecord,
     StopReason,
     TrialResult,
     TrialSpec,
     TrialStatus,
+    Usage,
     parse_metric_key,
 )
 from orchestrator import interrupt
@@ -149,6 +152,12 @@ class ResultsSink(Callback):
         self.history.setdefault(spec.trial_key, {})[step] = reported
         self.tracker.log_epoch(self._run_id(spec), reported, step)
 
+    def in_flight_hours(self) -> float:
+        """Device-hours the reported epochs of trials not written yet took (a budget counts them before the
+        leaderboard has them)."""
+        reports = [*(r for steps in self.history.values() for r in steps.values()), *(r for _, r in self.pending.values())]
+        return sum(float(r.get(EPOCH_TRAIN_SECONDS, 0.0)) + float(r.get(EPOCH_EVAL_SECONDS, 0.0)) for r in reports) / 3600
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._check()
         spec = TrialSpec.from_dict(trial.config["spec"])
@@ -203,6 +212,8 @@ class ResultsSink(Callback):
         seen = self.history.pop(key, {})
         if not result.history and seen:  # stopped or failed: keep the epochs it did report
             result = dataclasses.replace(result, history=[seen[step] for step in sorted(seen)])
+        if result.usage is None:  # its device time is what those epochs measured (the one cut short is lost)
+            result = dataclasses.replace(result, usage=Usage.from_history(result.history))
         # MLflow first, guarded (it never raises): the run id goes into the row; the row is the record.
         run_id = self.tracker.finish_trial(spec, result, run_id=self.run_ids.get(key))
         if run_id is not None:

@@ -73,11 +73,13 @@ class LeaderboardStore:
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,
                         metric: str = "mpjpe", mode: str = "min", git_sha: str | None = None,
-                        ray_job_id: str | None = None, storage: str | None = None) -> int:
-        """The id of campaign ``name``, created if new (an existing campaign's grid and SHA are refreshed;
+                        ray_job_id: str | None = None, storage: str | None = None,
+                        max_device_hours: float | None = None, price_per_device_hour: float | None = None) -> int:
+        """The id of campaign ``name``, created if new (an existing campaign's grid, budget and SHA are refreshed;
         its Ray job id and storage only when given)."""
         values = dict(name=name, grid_path=grid_path, grid_yaml=grid_yaml, version=version, metric=metric,
-                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage)
+                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage,
+                      max_device_hours=max_device_hours, price_per_device_hour=price_per_device_hour)
         return self._write(lambda conn: self._ensure_campaign(conn, values))
 
     def begin_campaign(self, name: str, trial_keys: Iterable[str], *, keep: Iterable[str],
@@ -103,7 +105,8 @@ class LeaderboardStore:
 
     def _ensure_campaign(self, conn: Connection, values: Mapping[str, Any]) -> int:
         stmt = self._insert(Campaign).values(dict(values))
-        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode") if k in values}
+        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode",
+                                                 "max_device_hours", "price_per_device_hour") if k in values}
         for kept in ("git_sha", "ray_job_id", "storage"):
             refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
@@ -216,13 +219,13 @@ class LeaderboardStore:
             Trial.stop_reason == StopReason.INTERRUPTED, Trial.finished_at >= since)
 
         def write(conn: Connection) -> list[tuple[str, str | None]]:
-            rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
+            rows = list(conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all())
             if rows:
                 conn.execute(update(Trial).where(running).values(
                     status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
             if relabel is not None:
                 rows += conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(relabel)).all()
-                conn.execute(Trial.__table__.update().where(relabel).values(stop_reason=str(reason)))
+                conn.execute(update(Trial).where(relabel).values(stop_reason=str(reason)))
             return [(r.trial_key, r.mlflow_run_id) for r in rows]
 
         return self._write(write)

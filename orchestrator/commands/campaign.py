@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from h2ot_core.contracts import STATUSES, TrialStatus
+from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
 from h2ot_core.environment import STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
@@ -176,8 +176,8 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
-    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish, 130/143
-    when the run was interrupted."""
+    """Print each trial's outcome and the best trials (and, when the device budget stopped trials, one line
+    saying so); exit 1 when any failed or did not finish, 130/143 when the run was interrupted."""
     _print_outcome(outcome)
     if outcome.interrupted is not None:
         from orchestrator.interrupt import RESUME_HINT
@@ -185,6 +185,14 @@ def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retr
         err.print(f"[yellow]{RESUME_HINT}[/]", highlight=False)
         raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
+    refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())
+    if refused:
+        from results.usage import campaign_usage, hours_text
+
+        usage = campaign_usage(store.engine, outcome.campaign)
+        err.print(f"[yellow]budget spent[/]: {hours_text(usage.total)} of {hours_text(usage.max_device_hours or 0.0)} "
+                  f"device-hours; {refused} trial(s) not started, recorded stopped (budget); raise "
+                  f"budget.max_device_hours and run again to train them", highlight=False)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")
@@ -229,8 +237,10 @@ def status(
     address: JobAddressOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one."""
+    """Trials of a campaign by status (complete ... pending) with their device-hours, the total (how much went
+    to failed or stopped trials, the budget left, an ETA while it runs), and its Ray job's state if it ran as one."""
     from results.store import LeaderboardStore
+    from results.usage import campaign_usage
 
     store = LeaderboardStore(db_url)
     counts = dict(store.campaign_status(name))
@@ -239,10 +249,15 @@ def status(
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
-    rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
-            if key in counts]
-    print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
-    print_job_state(store, name, address, out if fmt == "table" else err)
+    usage = campaign_usage(store.engine, name)
+    rows = [{"status": key, "trials": counts[key],
+             "device_hours": usage.hours.get(key) if usage.measured.get(key) else None}
+            for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if key in counts]
+    print_rows(rows, ["status", "trials", "device_hours"], fmt, title=f"campaign {name}", compact=False)
+    console = out if fmt == "table" else err
+    for line in usage.lines(pending=counts.get(TrialStatus.PENDING, 0)):
+        console.print(line, highlight=False)
+    print_job_state(store, name, address, console)
 
 
 @user_errors

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from h2ot_core.contracts import PIPELINES, SELECTIONS, STATUSES, TRIAL_AXES
+from h2ot_core.contracts import PIPELINES, PROTOCOLS, SELECTIONS, STATUSES, TRIAL_AXES
 from h2ot_core.environment import DB_URL
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
@@ -56,7 +56,8 @@ def known_values(axis: str) -> list[str] | None:
     from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 
     named = {"backbone": BACKBONES.names, "pruner": PRUNERS.names, "recoverer": RECOVERERS.names,
-             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS)}
+             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS),
+             "protocol": lambda: list(PROTOCOLS)}
     return named[axis]() if axis in named else None
 
 

@@ -7,6 +7,7 @@ while the others finish; the trainable imports only the ray.tune report path.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -182,6 +183,33 @@ def test_campaign_status_counts(env):
     res = runner.invoke(app, ["campaign", "status", "with_failure"])
     assert res.exit_code == 0, res.output
     assert "complete" in res.stdout and "failed" in res.stdout
+    assert "device-hours:" in res.stdout and "on failed or stopped trials" in res.stdout
+    res = runner.invoke(app, ["campaign", "status", "smoke", "--format", "json"])
+    rows = {r["status"]: r for r in json.loads(res.stdout)}
+    assert rows["complete"]["device_hours"] > 0  # every smoke trial measured its device time
+
+
+def test_device_budget_stops_launching_and_records_the_rest_stopped(env, tmp_path):
+    doc = {"name": "with_budget", "include": str(SMOKE.parent / "_base" / "tiny_model.yaml"),
+           "grid": {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "seed": [21, 22, 23]},
+           "budget": {"max_device_hours": 1e-6, "price_per_device_hour": 2.5}}  # spent by the first trial
+    path = tmp_path / "with_budget.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "0", "--max-concurrent", "1"])
+    assert res.exit_code == 0, res.output  # stopped by the budget is not a failure
+    statuses = {s.trial_key: store().trial_status(s.trial_key) for s in load_grid(path).expand()}
+    assert sorted(statuses.values()) == ["complete", "stopped", "stopped"]
+    assert {_column_of(k, "stop_reason") for k, s in statuses.items() if s == "stopped"} == {"budget"}
+    assert "budget spent" in res.output and "2 trial(s) not started" in res.output
+    res = runner.invoke(app, ["campaign", "status", "with_budget"])
+    assert "budget: 0.00000100 device-hours, 0 left (spent: no new trials start)" in res.stdout
+    assert "$" in res.stdout
+
+    doc["budget"] = {"max_device_hours": 0}
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["campaign", "run", str(path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"{path}: budget.max_device_hours: 0 must be greater than 0" in " ".join(res.output.split())
 
 
 def test_asha_records_stopped_trials_and_keeps_finished_ones(env, tmp_path):

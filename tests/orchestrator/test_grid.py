@@ -143,7 +143,32 @@ MALFORMED = {
     "seq2frame_with_recoverer": (_with(pipeline=["seq2frame"]), ["g.yaml", "pipeline=seq2frame", "'tra'"]),
     "unknown_train_field": ({**GOOD, "fixed": {**TINY, "train": {"epoch": 1}}}, ["g.yaml", "train.epoch"]),
     "everything_excluded": ({**GOOD, "exclude": [{"pruner": "tpc"}]}, ["g.yaml", "no trials"]),
+    # a name becomes folder names (Ray's run, a report) and an MLflow experiment
+    "name_escapes": ({**GOOD, "name": "../../escape"}, ["g.yaml: name:", "'../../escape'", "is not a name"]),
+    "name_with_a_slash": ({**GOOD, "name": "a/b"}, ["g.yaml: name:", "'a/b'"]),
+    "name_with_a_space": ({**GOOD, "name": "my grid"}, ["g.yaml: name:", "'my grid'"]),
+    "name_hidden": ({**GOOD, "name": ".hidden"}, ["g.yaml: name:", "'.hidden'"]),
+    "name_not_text": ({**GOOD, "name": ["a"]}, ["g.yaml: name:", "['a']"]),
+    "name_too_long": ({**GOOD, "name": "a" * 101}, ["g.yaml: name:", "101 characters", "at most 100"]),
+    "zero_budget": ({**GOOD, "budget": {"max_device_hours": 0}}, ["g.yaml", "budget.max_device_hours", "0",
+                                                                   "greater than 0"]),
+    "negative_price": ({**GOOD, "budget": {"max_device_hours": 1, "price_per_device_hour": -2}},
+                       ["g.yaml", "budget.price_per_device_hour", "-2"]),
+    "unknown_budget_key": ({**GOOD, "budget": {"max_device_hour": 1}}, ["g.yaml", "budget.max_device_hour",
+                                                                        "max_device_hours"]),
 }
+
+
+def test_device_budget_of_a_grid_and_of_a_search(tmp_path):
+    grid = load_grid(write(tmp_path, "g.yaml", {**GOOD, "budget": {"max_device_hours": 2, "price_per_device_hour": 1.5}}))
+    assert (grid.budget.max_device_hours, grid.budget.price_per_device_hour) == (2.0, 1.5)
+    search = yaml.safe_load((Path(__file__).parents[2] / "search_spaces/search/smoke.yaml").read_text())
+    search["include"] = str(Path(__file__).parents[2] / "search_spaces/_base/tiny_model.yaml")
+    search["search"]["budget"]["max_device_hours"] = 0.5
+    assert load_grid(write(tmp_path, "s.yaml", search)).budget.max_device_hours == 0.5
+    search["search"]["budget"]["max_device_hours"] = 0
+    with pytest.raises(ConfigError, match=r"s.yaml: search.budget.max_device_hours: 0 must be greater than 0"):
+        load_grid(write(tmp_path, "s.yaml", search))
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
@@ -158,6 +183,24 @@ def test_malformed_grid_is_one_clear_error_exit_2(tmp_path, case):
     for needle in needles:
         assert needle in message, (needle, message)
     assert "Traceback" not in res.output
+
+
+def test_names_of_letters_digits_dot_dash_underscore_up_to_100_are_kept(tmp_path):
+    for name in ("a", "token_sweep-tiny", "v1.2", "9lives", "x" * 100):
+        assert load_grid(write(tmp_path, "g.yaml", {**GOOD, "name": name})).name == name
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs", "a b", "-dash", "x" * 101])
+def test_a_name_option_that_is_not_a_name_is_refused_before_anything_runs(tmp_path, name):
+    path = write(tmp_path, "g.yaml", GOOD)
+    db = tmp_path / "lb.sqlite"
+    res = runner.invoke(app, ["campaign", "run", str(path), "--name", name, "--dry-run", "--db-url", f"sqlite:///{db}"],
+                        env={"H2OT_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --name:"), res.stderr
+    assert repr(name)[:21] in lines[0]
+    assert not db.exists() and not (tmp_path / "runs").exists()
 
 
 def test_run_with_a_malformed_grid_starts_nothing(tmp_path):
