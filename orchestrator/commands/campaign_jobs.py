@@ -10,6 +10,7 @@ import typer
 
 from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL
 from orchestrator.commands.options import (
+    AppendOpt,
     AshaOpt,
     CpusOpt,
     DbUrlOpt,
@@ -26,6 +27,7 @@ from orchestrator.commands.options import (
     check_resources,
 )
 from orchestrator.console import err, out, user_errors
+from orchestrator.grid_reuse import check_grid_reuse
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 def _run_args(grid_arg: str, *, profile: str | None, name: str | None, seeds: int | None, rerun: bool,
               rerun_stopped: bool, cpus_per_trial: float, gpus_per_trial: float | None,
-              max_concurrent: int | None, retries: int, asha: bool) -> list[str]:
+              max_concurrent: int | None, retries: int, asha: bool, append: bool = False) -> list[str]:
     """``h2ot campaign run ...`` as the job's entrypoint, every option given here passed on (never secrets:
     the leaderboard URL travels as an env var, not on the command line the dashboard shows)."""
     args = ["h2ot", "campaign", "run", grid_arg]
@@ -47,7 +49,8 @@ def _run_args(grid_arg: str, *, profile: str | None, name: str | None, seeds: in
     args += ["--cpus-per-trial", f"{cpus_per_trial:g}", "--retries", str(retries)]
     if gpus_per_trial is not None:
         args += ["--gpus-per-trial", f"{gpus_per_trial:g}"]
-    args += [flag for flag, on in (("--rerun", rerun), ("--rerun-stopped", rerun_stopped), ("--asha", asha)) if on]
+    args += [flag for flag, on in (("--rerun", rerun), ("--rerun-stopped", rerun_stopped), ("--asha", asha),
+                                   ("--append", append)) if on]
     return args
 
 
@@ -81,6 +84,7 @@ def submit(
     asha: AshaOpt = False,
     db_url: DbUrlOpt = None,
     name: NameOpt = None,
+    append: AppendOpt = False,
     seeds: SeedsOpt = None,
 ) -> None:
     """Submit GRID to a Ray cluster as a Ray job running `h2ot campaign run`, and return (or --wait).
@@ -105,10 +109,11 @@ def submit(
     entrypoint = shlex.join(_run_args(
         _grid_in(root, grid_path), profile=profile, name=name, seeds=seeds, rerun=rerun,
         rerun_stopped=rerun_stopped, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-        max_concurrent=max_concurrent, retries=retries, asha=asha))
+        max_concurrent=max_concurrent, retries=retries, asha=asha, append=append))
     env = jobs.job_env(db_url)
     client = jobs.job_client(address)  # an unreachable dashboard fails here, before anything is written
     store = LeaderboardStore(db_url)  # schema created before the job's driver opens the same database
+    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     job_id = jobs.submit(client, entrypoint, working_dir=root, env=env, campaign=campaign)
     store.ensure_campaign(
         campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,

@@ -134,6 +134,9 @@ RerunOpt = Annotated[bool, typer.Option("--rerun", help="train again even trials
 RerunStoppedOpt = Annotated[bool, typer.Option(
     "--rerun-stopped", help="train again trials an early-stopping scheduler stopped (trials stopped by "
                             "`campaign stop` are always trained again)")]
+AppendOpt = Annotated[bool, typer.Option(
+    "--append", help="run this grid under a campaign name that another grid used (its trials join that campaign); "
+                     "without it that is refused")]
 CpusOpt = Annotated[float, typer.Option(help="CPUs per trial (fractions allowed)")]
 GpusOpt = Annotated[float | None, typer.Option(
     help="GPUs per trial (0.25 = four trials per GPU; default: 1 when the cluster has GPUs, else 0)",
