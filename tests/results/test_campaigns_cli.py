@@ -54,3 +54,11 @@ def test_campaign_takes_several_names_on_the_reading_commands(db: list[str], tmp
     pages = runner.invoke(app, ["report", "smoke,other", "--out", str(tmp_path / "r"), "--no-video", *db])
     assert pages.exit_code == 0, pages.output
     assert (tmp_path / "r" / "smoke.md").is_file() and (tmp_path / "r" / "other.md").is_file()
+
+
+def test_tables_build_for_several_campaigns_writes_a_folder_each(db: list[str], tmp_path) -> None:
+    res = runner.invoke(app, ["tables", "build", "smoke", "--campaign", "smoke,other", "--out", str(tmp_path / "t"),
+                              *db])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "t" / "smoke" / "smoke.md").is_file() and (tmp_path / "t" / "other" / "smoke.md").is_file()
+    assert (tmp_path / "t" / "smoke" / "smoke.md").read_text() != (tmp_path / "t" / "other" / "smoke.md").read_text()
