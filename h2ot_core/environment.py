@@ -170,6 +170,9 @@ PROGRESS_INTERVAL_S = Setting(
 TUNE_CHUNK = Setting(
     "H2OT_TUNE_CHUNK", "500", "most trials one Tuner.fit is given; a longer campaign is submitted in chunks",
     "cluster", job=True)
+RAY_DASHBOARD = Setting(
+    "H2OT_RAY_DASHBOARD", "1", "1: a local Ray instance serves Ray's own dashboard on 127.0.0.1 (its URL is "
+    "printed) when ray[default] is installed; 0: none (a few seconds faster to start)", "cluster")
 RAY_ADDRESS = Setting(
     "RAY_ADDRESS", None, "the Ray cluster `campaign run` joins (auto or HOST:6379; a Ray job's driver has it), "
     "or the dashboard the job commands talk to (http://HEAD:8265)", "cluster")
@@ -192,7 +195,7 @@ SETTINGS: tuple[Setting, ...] = (
     RUNS_DIR, DB_URL, DB_RETRY_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
     MLFLOW_HTTP_TIMEOUT, STORAGE, AWS_ENDPOINT_URL_S3,
     AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION, DATA_DIR, CACHE, SCRATCH_DIR, OMP_NUM_THREADS,
-    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
+    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_DASHBOARD, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
 )
 #: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
 #: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups

@@ -188,6 +188,19 @@ def exit_code(state: JobState) -> int:
     return 0 if state.status == "SUCCEEDED" else 1
 
 
+#: lines of a failed job's driver log the CLI shows
+LOG_TAIL_LINES = 12
+
+
+def log_tail(client: Any, job_id: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-blank lines of the job's driver log (best effort: ``[]`` when unreadable)."""
+    try:
+        text = client.get_job_logs(job_id)
+    except Exception:  # the dashboard went away or lost the log: the state line still stands
+        return []
+    return [ln.rstrip() for ln in str(text).splitlines() if ln.strip()][-lines:]
+
+
 def follow(client: Any, job_id: str, out: Any = None, poll_s: float = 1.0) -> JobState:
     """Print the job's log as it grows until the job ends; returns its final state."""
     import asyncio

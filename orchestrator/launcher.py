@@ -213,7 +213,10 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
 
         sync_campaign(campaign, store=store, warn=True)
         return outcome
-    sink = train_specs(campaign, grid.name, todo, opts, store, metric=grid.metric_key, mode=grid.mode,
+    from results.store import mlflow_experiment
+
+    sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, opts, store,
+                       metric=grid.metric_key, mode=grid.mode,
                        tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
                        budget=grid.budget)
     outcome.interrupted = interrupt.received()

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_IN_ROW = 2000
 #: user attributes on the Optuna trials
 REJECTED, KEYS, SPEC = "rejected", "trial_keys", "spec"
+#: the study attribute saying what its layer and token parameters hold: "values" (new studies) or "positions"
+PARAMS_ATTR = "h2ot.params"
 
 
 #: the PostgreSQL schema holding the studies (a constant, never user input)
@@ -89,12 +91,26 @@ def _sampler(search: SearchSpec) -> Any:
 
 
 def open_study(search: SearchSpec, campaign: str, store: LeaderboardStore) -> Any:
-    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``."""
+    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``.
+
+    A new study records :data:`PARAMS_ATTR` ``values``: its ``layer_j`` / ``tokens_j`` parameters are the layers
+    and token counts they mean. A study begun before (no attribute, trials already told) is marked
+    ``positions`` and goes on sampling positions, so its sampler learns from one consistent history; its
+    trials carry their real ``schedule`` as a user attribute either way.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
-                               sampler=_sampler(search), load_if_exists=True)
+    study = optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
+                                sampler=_sampler(search), load_if_exists=True)
+    if PARAMS_ATTR not in study.user_attrs:
+        study.set_user_attr(PARAMS_ATTR, "positions" if study.get_trials(deepcopy=False) else "values")
+    return study
+
+
+def stores_values(study: Any) -> bool:
+    """Whether ``study`` samples layers and token counts as values (:func:`open_study`)."""
+    return study.user_attrs.get(PARAMS_ATTR) == "values"
 
 
 class _Proposal:
@@ -110,7 +126,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
 
     for _ in range(MAX_REJECTED_IN_ROW):
         trial = study.ask()
-        combo = search.sample(trial)
+        combo = search.sample(trial, values=stores_values(study))
         try:
             spec = grid.spec_for(combo)
         except H2OTError as exc:
@@ -211,6 +227,8 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
     outcome = CampaignOutcome(campaign)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
+    from results.store import mlflow_experiment
+
     with ray_session(opts) as (opts, _):
         asha_opts = replace(opts, asha=search.asha or opts.asha)
         batch_size = opts.max_concurrent or _parallel_trials(opts)
@@ -235,7 +253,8 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             for key in kept:
                 outcome.kept[key] = TrialStatus.COMPLETE
             if todo:
-                sink = train_specs(campaign, grid.name, todo, asha_opts, store, metric=metric_key("test", trained),
+                sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
+                                   store, metric=metric_key("test", trained),
                                    mode="min" if search.objectives.get(trained, "min") == "min" else "max",
                                    tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
                                    budget=grid.budget)

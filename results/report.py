@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES, numb
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
-from results.schema import Campaign
+from results.schema import Campaign, Trial
 from results.table_campaigns import resolve_specs, stored_campaigns
 from results.table_spec import load_spec, spec_paths
 from results.tables import build_table
@@ -68,7 +69,8 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
                  qualitative: tuple[Path | None, str] | None = None) -> Path:
     """Write ``<out_dir>/<campaign>.md`` (plus figures and table files under it); returns the page's path.
 
-    ``histories`` (trial label -> per-epoch dicts, e.g. from MLflow) adds learning curves. ``qualitative``
+    ``histories`` (trial label -> per-epoch dicts) draws the learning curves; by default those of the best
+    :data:`CURVES_TOP` complete trials, as the leaderboard keeps them (``trials.history_json``). ``qualitative``
     (a figure under ``out_dir`` made by the caller, ``h2ot video``'s best pruned trial beside its unpruned
     baseline, and its caption; no figure: the caption says why) adds a section showing it.
     """
@@ -93,7 +95,7 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     lines += _tables_section(engine, campaign, out)
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
         lines += _front_section(engine, campaign, out)
-    lines += _plots_section(rows, histories, out)
+    lines += _plots_section(rows, _stored_histories(engine, rows) if histories is None else histories, out)
     if qualitative is not None:
         lines += _qualitative_section(*qualitative, out)
     complete = [r for r in rows if r["status"] == TrialStatus.COMPLETE]
@@ -168,6 +170,26 @@ def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
     if not built:
         lines += ["No table spec in search_spaces/tables selects this campaign; see the leaderboard below.", ""]
     return lines
+
+
+#: the learning curves a report draws by default: this many of the best complete trials
+CURVES_TOP = 8
+
+
+def _stored_histories(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``label -> per-epoch reports`` of the best :data:`CURVES_TOP` complete trials of ``rows`` (ranked), as the
+    leaderboard stores them; trials without a history are left out."""
+    chosen = [r for r in rows if r["status"] == TrialStatus.COMPLETE][:CURVES_TOP]
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Trial.trial_key, Trial.history_json).where(
+            Trial.trial_key.in_([r["trial_key"] for r in chosen]))).all())
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in chosen:
+        history = json.loads(stored.get(r["trial_key"]) or "[]")
+        if history:
+            model = f"{r['pruner']}+{r['recoverer']} {r['schedule']}" if r.get("schedule") else "unpruned"
+            out[f"{model} s{r['seed']} ({r['trial_key'][:6]})"] = history
+    return out
 
 
 def _plots_section(rows: Sequence[Mapping[str, Any]], histories: Mapping[str, Any] | None, out: Path

@@ -326,14 +326,24 @@ class LeaderboardStore:
                                       .order_by(Metric.id)):
                     metrics.setdefault(m.trial_id, []).append(MetricRecord(m.name, m.split, m.value, m.action,
                                                                            epoch=m.epoch))
-        return [result_of(row, metrics.get(row["id"], [])) for row in rows], _grid_name(found.grid_yaml) or campaign
+        return [result_of(row, metrics.get(row["id"], [])) for row in rows], _stored_experiment(found.grid_yaml, campaign)
 
 
-def _grid_name(grid_yaml: str | None) -> str | None:
-    """The ``name`` of a campaign's stored resolved grid (``None`` when it has none)."""
+def mlflow_experiment(grid_name: str, profile: str | None, campaign: str) -> str:
+    """The MLflow experiment of a campaign: the grid's name for the campaign's default name (``grid`` or
+    ``grid-profile``: every profile of a grid shares its experiment), else the campaign's own (``--name X``)."""
+    default = f"{grid_name}-{profile}" if profile else grid_name
+    return grid_name if campaign == default else campaign
+
+
+def _stored_experiment(grid_yaml: str | None, campaign: str) -> str:
+    """:func:`mlflow_experiment` from a campaign's stored resolved grid (no grid: the campaign's name)."""
     try:
         doc = yaml.safe_load(grid_yaml or "") or {}
     except yaml.YAMLError:
-        return None
+        return campaign
     name = doc.get("name") if isinstance(doc, dict) else None
-    return str(name) if name else None
+    if not name:
+        return campaign
+    profile = doc.get("profile")
+    return mlflow_experiment(str(name), str(profile) if profile else None, campaign)

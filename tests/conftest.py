@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# Ray's own dashboard costs seconds per local campaign; the one test of it turns it on
+os.environ.setdefault("H2OT_RAY_DASHBOARD", "0")
 
 
 @pytest.fixture

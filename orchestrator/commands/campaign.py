@@ -14,6 +14,7 @@ from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
 from h2ot_core.environment import STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
+    AppendOpt,
     AshaOpt,
     CpusOpt,
     DbUrlOpt,
@@ -31,6 +32,7 @@ from orchestrator.commands.options import (
     check_resources,
 )
 from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.grid_reuse import check_grid_reuse
 
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
@@ -115,6 +117,7 @@ def run(
     asha: AshaOpt = False,
     db_url: DbUrlOpt = None,
     name: NameOpt = None,
+    append: AppendOpt = False,
     seeds: SeedsOpt = None,
     storage: Annotated[str | None, typer.Option(
         "--storage", envvar=STORAGE.name, show_default=False,
@@ -144,7 +147,7 @@ def run(
     campaign = campaign_name(grid, name)
     if dry_run:
         check_data(grid, str(grid_path))
-        _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+        _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped, append=append)
         return
     check_search_budget(grid)
     if resolve_address(address) is None:  # the trials run on this machine: their data must be here
@@ -154,6 +157,7 @@ def run(
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
                                  asha=asha, db_url=db_url, storage=storage))
     store = LeaderboardStore(db_url)  # the campaign run's one store
+    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     with interrupt.catching():
         if grid.search is not None:
             _run_search(grid, campaign, opts, store)
@@ -162,16 +166,19 @@ def run(
                     grid.metric, store, "run the same command again to retry them")
 
 
-def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
+def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool,
+             append: bool) -> None:
     """What a run would train, and what it would keep from the leaderboard; starts nothing, imports no torch."""
     from orchestrator.launcher import partition
     from results.store import LeaderboardStore
 
+    store = LeaderboardStore(db_url)
+    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     if grid.search is not None:
         err.print(f"campaign {campaign}: {_search_summary(grid)}")
         return
     specs = grid.expand()
-    todo, done = partition(specs, LeaderboardStore(db_url), rerun=rerun, rerun_stopped=rerun_stopped)
+    todo, done = partition(specs, store, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
     budget = grid.budget
     limit = (f"; budget {budget.max_device_hours:g} device-hours" if budget.max_device_hours is not None else "")
@@ -264,7 +271,26 @@ def status(
     print_job_state(store, name, address, console)
 
 
+@user_errors
+def list_campaigns(db_url: DbUrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Every campaign in the leaderboard: its grid, trials by status, first start and last update."""
+    from results.browse import campaign_activity
+    from results.db import open_read_only
+
+    rows = [{"campaign": a.name, "grid": a.grid_path, "trials": a.total,
+             **{str(s): a.counts.get(s, 0) for s in STATUSES if s != TrialStatus.PENDING},
+             "started": a.started_at.isoformat(sep=" ", timespec="seconds") if a.started_at else None,
+             "updated": a.updated_at.isoformat(sep=" ", timespec="seconds") if a.updated_at else None}
+            for a in campaign_activity(open_read_only(db_url))]
+    columns = ["campaign", "grid", "trials", *(str(s) for s in STATUSES if s != TrialStatus.PENDING),
+               "started", "updated"]
+    print_rows(rows, columns, fmt, title="campaigns", compact=False)
+    if not rows:
+        err.print("no campaigns yet: h2ot campaign run GRID")
+
+
 def register(app: typer.Typer) -> None:
+    campaign_app.command("list")(list_campaigns)
     campaign_app.command("run")(run)
     campaign_app.command("submit")(submit)
     campaign_app.command("stop")(stop)

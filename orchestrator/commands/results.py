@@ -120,8 +120,9 @@ def build(
                                                            "(default: all)", show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("paper_tables"),
     campaign: Annotated[str | None, typer.Option(
-        "--campaign", help="build from this campaign (e.g. token_sweep-tiny); default: per spec, a campaign "
-                           "of the grid it names, without profile first, else the most recent")] = None,
+        "--campaign", help="build from this campaign (e.g. token_sweep-tiny), or several comma-separated (each "
+                           "into OUT/<campaign>/); default: per spec, a campaign of the grid it names, without "
+                           "profile first, else the most recent")] = None,
     db_url: DbUrlOpt = None,
 ) -> None:
     """Write <name>.md, .tex and .csv per table spec (byte-identical on rebuild); fails if none is built."""
@@ -130,8 +131,14 @@ def build(
     from results.render import build_tables
     from results.table_spec import spec_paths
 
-    written, skipped = build_tables(open_read_only(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
-                                    campaign=campaign)
+    engine, paths, names = open_read_only(db_url), spec_paths(specs or []), split_list(campaign)
+    written: list[Path] = []
+    skipped: list[str] = []
+    for name in names or [None]:
+        folder = out_dir / name if len(names) > 1 and name else out_dir
+        done, passed = build_tables(engine, paths, folder, skip_empty=not specs, campaign=name)
+        written += done
+        skipped += [f"{s} ({name})" if len(names) > 1 else s for s in passed]
     for name in skipped:
         err.print(f"skipped {name}: its filters select no complete trial")
     for path in written:
@@ -164,34 +171,38 @@ def export(
 
 @user_errors
 def report(
-    campaign: Annotated[str | None, typer.Argument(help="campaign name (or --campaign)", show_default=False)] = None,
+    campaign: Annotated[str | None, typer.Argument(help="campaign name, or several comma-separated (one page "
+                                                        "each; or --campaign)", show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
-    campaign_opt: Annotated[str | None, typer.Option("--campaign", help="campaign name (e.g. token_sweep-tiny)",
+    campaign_opt: Annotated[str | None, typer.Option("--campaign", help="campaign name(s) (e.g. token_sweep-tiny)",
                                                      show_default=False)] = None,
     video: Annotated[bool, typer.Option(help="add the qualitative figure: the best pruned trial beside the unpruned "
                                              "baseline on a test clip (h2ot video, a few seconds)")] = True,
     db_url: DbUrlOpt = None,
 ) -> None:
-    """One Markdown page: the campaign's tables and plots, what ran, what failed and why, provenance."""
+    """One Markdown page per campaign: its tables and plots, what ran, what failed and why, provenance."""
     from results.db import open_read_only
     from results.errors import ResultsError
     from results.report import build_report
 
     if campaign and campaign_opt and campaign != campaign_opt:
         raise ResultsError(f"two campaigns given ({campaign!r} and --campaign {campaign_opt!r}); give one")
-    name = campaign or campaign_opt
-    if not name:
+    names = split_list(campaign or campaign_opt)
+    if not names:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
-    check_name(name, "campaign")  # it names the report's file: no path in it
-    engine = open_read_only(db_url)
-    qualitative = None
-    if video:
-        from orchestrator.commands.video import campaign_figure
-        from results.queries import check_campaign
+    for name in names:
+        check_name(name, "campaign")  # it names the report's file: no path in it
+    from results.queries import check_campaign
 
-        check_campaign(engine, name)
-        qualitative = campaign_figure(engine, name, out_dir.resolve() / "figures")
-    out.print(str(build_report(engine, name, out_dir, qualitative=qualitative)), highlight=False)
+    engine = open_read_only(db_url)
+    check_campaign(engine, names)  # every name before any page is written
+    for name in names:
+        qualitative = None
+        if video:
+            from orchestrator.commands.video import campaign_figure
+
+            qualitative = campaign_figure(engine, name, out_dir.resolve() / "figures")
+        out.print(str(build_report(engine, name, out_dir, qualitative=qualitative)), highlight=False)
 
 
 @user_errors
@@ -217,7 +228,8 @@ def plots(
 
 @user_errors
 def pareto(
-    campaign: Annotated[str, typer.Option("--campaign", help="campaign name", show_default=False)],
+    campaign: Annotated[str, typer.Option("--campaign", help="campaign name, or several comma-separated (one front "
+                                                            "over their trials)", show_default=False)],
     x: Annotated[str, typer.Option("--x", help="cost axis (metric or cost column)")] = "gflops",
     y: Annotated[str, typer.Option("--y", help="accuracy axis (test split, avg)")] = "mpjpe",
     ref: Annotated[str | None, typer.Option(help="hypervolume reference point X,Y (default: the worst "
@@ -233,7 +245,7 @@ def pareto(
 
     if fmt not in (*TABLE_FORMATS, "latex"):
         raise fail(unknown_message("format", fmt, [*TABLE_FORMATS, "latex"]))
-    front = campaign_front(open_read_only(db_url), campaign, x, y, _point(ref))
+    front = campaign_front(open_read_only(db_url), split_list(campaign), x, y, _point(ref))
     if fmt in ("table", "json"):
         columns = [*FRONT_COLUMNS, x, y]
         print_rows([{c: r.get(c) for c in columns} for r in front.front], columns, fmt, compact=False)

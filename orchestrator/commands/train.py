@@ -21,7 +21,7 @@ from h2ot_core.registry import unknown_message
 from h2ot_core.resolve import resolve_spec
 from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
-from orchestrator.commands.options import FormatOpt, at_least_one
+from orchestrator.commands.options import DbUrlOpt, FormatOpt, at_least_one
 from orchestrator.console import err, out, print_rows, user_errors
 from orchestrator.datasets import data_dir as default_data_dir
 
@@ -197,9 +197,18 @@ def train(
     data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET, else the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
+    campaign: Annotated[str, typer.Option(
+        "--campaign", help="record the trial in this campaign of the leaderboard and MLflow experiment")] = "train",
+    record: Annotated[bool, typer.Option(help="write the leaderboard row and MLflow run (--no-record: neither)")]
+    = True,
+    db_url: DbUrlOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
+    """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout.
+
+    The trial is recorded like a campaign's, by its trial_key: a leaderboard row in campaign `train`
+    (--campaign) and an MLflow run in the experiment of that name.
+    """
     from h2ot_core.api import CHECKPOINT_DIR, run_trial
     from h2ot_core.engine.state import STATE_FILE
     from h2ot_core.resolve import resolve_settings
@@ -222,6 +231,12 @@ def train(
                            data_dir=data_dir or default_data_dir(spec.dataset),
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
+    if record:
+        from orchestrator.tracking.single import record_trial
+
+        run_id = record_trial(spec, result, campaign=campaign, db_url=db_url)
+        mlflow = f"MLflow run {run_id}" if run_id else "MLflow unreachable (h2ot campaign sync " + campaign + " later)"
+        err.print(f"recorded: h2ot leaderboard --campaign {campaign} ({mlflow})", highlight=False, markup=False)
     why = f" ({result.error})" if result.error else ""
     err.print(f"trial {result.trial_key}: {result.status}{why}, {result.epochs_run} epoch(s), "
               f"selected epoch {result.best_epoch} ({result.selection}), protocol {spec.protocol}; "

@@ -166,7 +166,7 @@ class CampaignTracker:
         assert self.experiment_id is not None and self.parent_run_id is not None
         key = spec.trial_key
         run = self.client.create_run(
-            self.experiment_id, run_name=key,
+            self.experiment_id, run_name=run_name(spec),
             tags={**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: key, ROLE_TAG: "trial",
                   LOGGED_TAG: "partial"})
         run_id = run.info.run_id
@@ -305,6 +305,14 @@ class CampaignTracker:
             elif result.checkpoint_uri:
                 log.info("checkpoint %s of %s is not on this node; not logged as an artifact",
                          result.checkpoint_uri, result.trial_key)
+
+def run_name(spec: TrialSpec) -> str:
+    """A trial's MLflow run name a person can read: ``backbone-pruner+recoverer-schedule-seedN``
+    (``mixste-tpc+tra-1:9-seed0``; the unpruned model: ``mixste-unpruned-seed0``). Not unique across
+    settings outside the axes (model size, training): the run's ``h2ot.trial_key`` tag is its identity."""
+    model = f"{spec.pruner}+{spec.recoverer}-{spec.schedule}" if spec.schedule else "unpruned"
+    return f"{spec.backbone}-{model}-seed{spec.seed}"
+
 
 def final_values(result: TrialResult) -> dict[str, float]:
     """The final metrics and cost of ``result`` under their MLflow names: ``final.`` and the flat key of each

@@ -52,14 +52,14 @@ def store():
 
 
 def trial_runs(experiment: str) -> dict[str, object]:
-    """MLflow trial runs of an experiment, by run name (the trial_key)."""
+    """MLflow trial runs of an experiment, by their trial_key tag."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no MLflow experiment {experiment}"
     runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'", max_results=1000)
-    return {r.info.run_name: r for r in runs}
+    return {r.data.tags["h2ot.trial_key"]: r for r in runs}
 
 
 def test_smoke_campaign_end_to_end(env):
@@ -77,6 +77,9 @@ def test_smoke_campaign_end_to_end(env):
     assert set(runs) == set(keys)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs.values()}
     assert len(parents) == 1
+    # readable run names; the trial_key is the run's tag
+    assert sorted(r.info.run_name for r in runs.values()) == [
+        "mixste-tpc+tra-1:9-seed0", "mixste-tpc+tri-1:9-seed0", "mixste-tps+tra-1:9-seed0", "mixste-tps+tri-1:9-seed0"]
     for key, run in runs.items():
         assert run.info.status == "FINISHED"
         assert {k: run.data.params[k] for k in ("backbone", "pruner", "recoverer", "schedule")} == {
@@ -102,6 +105,7 @@ def test_rerun_and_a_new_campaign_reuse_completed_trials(env):
     assert store().campaign_status("smoke-again").get("complete") == len(before)
     after = {k: r.info.run_id for k, r in trial_runs("smoke").items()}
     assert after == before  # nothing trained or logged again
+    assert set(trial_runs("smoke-again")) == set(before)  # --name X: MLflow experiment X, not the grid's
 
     res = runner.invoke(app, ["campaign", "run", str(SMOKE), "--dry-run", "--rerun"])
     assert res.exit_code == 0, res.output

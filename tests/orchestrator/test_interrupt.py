@@ -89,3 +89,28 @@ def test_interrupted_campaign_records_stopped_exits_130_and_resumes_exactly(tmp_
     rc, out, err = finish(proc)
     assert rc == 130
     assert "SIGINT received" in err and RESUME_HINT not in err
+
+
+def test_a_local_run_serves_rays_dashboard_and_prints_its_url(tmp_path, env):  # noqa: F811
+    """With ray[default] installed, a local campaign starts Ray's own dashboard on 127.0.0.1 and says where."""
+    import re
+    import urllib.request
+
+    from test_resume import REPO
+
+    doc = {"name": "dash", "include": str(REPO / TINY), "grid": {"pruner": "tpc", "recoverer": "tra",
+                                                                 "schedule": "1:9"}}
+    path = tmp_path / "dash.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    proc = start([str(path)], {**env, "H2OT_RAY_DASHBOARD": "1"})
+    url = None
+    for line in proc.stderr:  # the line comes once Ray is up, before any trial
+        found = re.search(r"Ray dashboard: (http://127\.0\.0\.1:\d+) ", line)
+        if found:
+            url = found.group(1)
+            break
+    assert url, "no dashboard line"
+    with urllib.request.urlopen(url, timeout=30) as page:  # the campaign is still running: it answers
+        assert page.status == 200
+    rc, _, err = finish(proc)
+    assert rc == 0, err[-3000:]

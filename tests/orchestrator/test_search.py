@@ -191,3 +191,45 @@ def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     assert told <= {t.number for t in after}
     keys = [k for t in after for k in t.user_attrs[KEYS]]
     assert rows(env, keys) == {k: ["complete"] for k in keys}
+
+
+def test_parameters_are_the_layers_and_token_counts_they_mean(tmp_path):
+    """optuna-dashboard reads params: `tokens_1=8` must be 8 tokens (it once was the 8th value, 11 tokens)."""
+    from orchestrator.search import PARAMS_ATTR, _propose, open_study
+    from results.store import LeaderboardStore
+
+    path = search_file(tmp_path, fixed={"model": {"depth": 6}},
+                       space={"stages": [1, 2], "layer": {"low": 1, "high": 5}, "tokens": [2, 3, 5, 8, 13, 21]},
+                       budget={"trials": 20})
+    grid = load_grid(path)
+    store = LeaderboardStore(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    study = open_study(grid.search, "meaning", store)
+    assert study.user_attrs[PARAMS_ATTR] == "values"
+    for _ in range(12):
+        _propose(grid.search, grid, study, {"invalid": 0, "over_budget": 0})
+    for t in (t for t in study.trials if SPEC in t.user_attrs):
+        stages = [stage.split(":") for stage in t.user_attrs["schedule"].split(",")]
+        for j, (layer, tokens) in enumerate(stages, start=1):
+            assert t.params[f"layer_{j}"] == int(layer)  # evenly spaced: the value itself
+            assert t.params[f"tokens_{j}_index"] == [2, 3, 5, 8, 13, 21].index(int(tokens))  # uneven: named so
+            assert f"tokens_{j}" not in t.params
+
+
+def test_a_study_begun_with_positions_keeps_them(tmp_path):
+    """A study from before values were stored (no attribute, trials told) goes on with positions, so its
+    sampler learns from one consistent history."""
+    from orchestrator.search import PARAMS_ATTR, _propose, open_study
+    from results.store import LeaderboardStore
+
+    grid = load_grid(SMOKE)  # tokens {low: 3, high: 21}: position = tokens - 3
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    store = LeaderboardStore(url)
+    before = optuna.create_study(study_name="old", storage=study_url(url), directions=grid.search.directions)
+    before.add_trial(optuna.trial.create_trial(params={"tokens_1": 5},
+                                               distributions={"tokens_1": optuna.distributions.IntDistribution(0, 18)},
+                                               values=[400.0, 0.02]))
+    study = open_study(grid.search, "old", store)
+    assert study.user_attrs[PARAMS_ATTR] == "positions"
+    proposal = _propose(grid.search, grid, study, {"invalid": 0, "over_budget": 0})
+    trial = study.trials[proposal.number]
+    assert trial.params["tokens_1"] == int(trial.user_attrs["schedule"].split(":")[1]) - 3

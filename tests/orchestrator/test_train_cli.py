@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -16,8 +17,19 @@ TINY_ARGS = ["--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth",
              "--max-train-windows", "8", "--max-test-windows", "6", "--set", "train.num_threads=1"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def runs(tmp_path_factory):
+    """Where `h2ot train` records its trials: a leaderboard and MLflow store of this module's own."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("H2OT_RUNS_DIR", str(root))
+        mp.delenv("H2OT_DB_URL", raising=False)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield root
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, runs):
     root = tmp_path_factory.mktemp("train")
     trial = root / "trial.yaml"
     trial.write_text("pruner: tps\nrecoverer: tri\nschedule: '1:9'\nseed: 2\ntrain:\n  lr: 0.001\n")
@@ -135,3 +147,22 @@ def test_a_diverging_trial_says_at_which_epoch_and_exits_1(tmp_path):
                                  "--data-dir", str(tmp_path / "data")])
     assert result.exit_code == 1, result.output
     assert "failed (NaN at epoch 1), 0 epoch(s)" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_records_its_trial_in_the_leaderboard_and_mlflow(trained, runs):
+    from mlflow.tracking import MlflowClient
+
+    from results.store import LeaderboardStore
+
+    _, result = trained
+    assert result.exit_code == 0, result.output
+    assert "recorded: h2ot leaderboard --campaign train (MLflow run " in result.stderr
+    key = re.search(r"trial ([0-9a-f]{16}): complete", result.stderr).group(1)
+    rows = json.loads(runner.invoke(app, ["leaderboard", "--campaign", "train", "--format", "json"]).stdout)
+    assert key in {r["trial_key"] for r in rows}
+    assert LeaderboardStore().trial_status(key) == "complete"
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("train")
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
+    assert run.info.status == "FINISHED" and "test_mpjpe" in run.data.metrics

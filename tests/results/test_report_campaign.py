@@ -50,3 +50,24 @@ def test_report_needs_one_campaign(sqlite_url: str) -> None:
     assert res.exit_code != 0 and "name the campaign" in res.output
     res = runner.invoke(app, ["report", "a", "--campaign", "b", "--db-url", sqlite_url])
     assert res.exit_code != 0 and "two campaigns given" in res.output
+
+
+def test_report_draws_the_loss_curves_the_leaderboard_keeps(sqlite_url: str, tmp_path: Path) -> None:
+    import dataclasses
+
+    from smoke_data import complete, smoke_spec
+
+    from results.db import make_engine
+    from results.report import build_report
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore(sqlite_url)
+    store.ensure_campaign("curves")
+    for i, pruner in enumerate(("tpc", "tps")):
+        spec = smoke_spec(pruner, "tra", "1:9")
+        history = [{"epoch": e, "train_loss": 1.0 / e + i, "test_mpjpe": 100.0 - e} for e in (1, 2)]
+        store.upsert_result(dataclasses.replace(complete(spec, 40.0 + i, 30.0, 1.0, 5.0), history=history),
+                            campaign="curves")
+    page = build_report(make_engine(sqlite_url), "curves", tmp_path).read_text()
+    assert "![Learning curves](figures/curves.png)" in page
+    assert (tmp_path / "figures" / "curves.png").stat().st_size > 0
