@@ -134,7 +134,8 @@ def build(
     engine, paths, names = open_read_only(db_url), spec_paths(specs or []), split_list(campaign)
     written: list[Path] = []
     skipped: list[str] = []
-    for name in names or [None]:
+    chosen: list[str | None] = [*names] or [None]  # None: each spec picks its campaign
+    for name in chosen:
         folder = out_dir / name if len(names) > 1 and name else out_dir
         done, passed = build_tables(engine, paths, folder, skip_empty=not specs, campaign=name)
         written += done
