@@ -180,3 +180,21 @@ def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     assert told <= {t.number for t in after}
     keys = [k for t in after for k in t.user_attrs[KEYS]]
     assert rows(env, keys) == {k: ["complete"] for k in keys}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_search_with_its_device_budget_spent_proposes_nothing(env, tmp_path):
+    from h2ot_core.contracts import TrialResult, TrialSpec, Usage
+    from results.store import LeaderboardStore
+
+    path = search_file(tmp_path, "spent", budget={"max_device_hours": 0.001})
+    store = LeaderboardStore(env["H2OT_DB_URL"])
+    done = TrialSpec("mixste", frames=27, model={"dim": 32, "depth": 2, "num_heads": 2})
+    store.upsert_result(TrialResult(done.trial_key, done.to_dict(), "complete", usage=Usage(3000.0, 600.0, 1.0)),
+                        campaign="spent")  # an earlier run of this campaign spent an hour
+    rc, _, err = finish(start([str(path)], env), timeout=240)
+    assert rc == 0, err[-3000:]
+    assert store.campaign_status("spent") == {"complete": 1}  # nothing proposed, nothing trained
+    assert _proposals(_study(env, "spent")) == []
