@@ -233,3 +233,21 @@ def test_a_study_begun_with_positions_keeps_them(tmp_path):
     proposal = _propose(grid.search, grid, study, {"invalid": 0, "over_budget": 0})
     trial = study.trials[proposal.number]
     assert trial.params["tokens_1"] == int(trial.user_attrs["schedule"].split(":")[1]) - 3
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_search_with_its_device_budget_spent_proposes_nothing(env, tmp_path):
+    from h2ot_core.contracts import TrialResult, TrialSpec, Usage
+    from results.store import LeaderboardStore
+
+    path = search_file(tmp_path, "spent", budget={"max_device_hours": 0.001})
+    store = LeaderboardStore(env["H2OT_DB_URL"])
+    done = TrialSpec("mixste", frames=27, model={"dim": 32, "depth": 2, "num_heads": 2})
+    store.upsert_result(TrialResult(done.trial_key, done.to_dict(), "complete", usage=Usage(3000.0, 600.0, 1.0)),
+                        campaign="spent")  # an earlier run of this campaign spent an hour
+    rc, _, err = finish(start([str(path)], env), timeout=240)
+    assert rc == 0, err[-3000:]
+    assert store.campaign_status("spent") == {"complete": 1}  # nothing proposed, nothing trained
+    assert _proposals(_study(env, "spent")) == []
