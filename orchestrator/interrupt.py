@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM of a campaign's driver: stop gracefully once, exit at once the second time.
 
 ``h2ot campaign run`` (a grid or a search) runs inside :func:`catching`. The first SIGINT or SIGTERM is
-only noted: Tune's loop asks :class:`InterruptStopper` at every step and stops every trial (their actors
+only noted: Tune's loop asks the :func:`stopper` at every step and stops every trial (their actors
 end; nothing more starts), the sink records the trials that were in flight ``stopped`` for
 :attr:`~h2ot_core.contracts.StopReason.INTERRUPTED` (resumable: the same command trains them again from their
 last epoch checkpoint), and the CLI exits ``128 + signal`` (130 for SIGINT, 143 for SIGTERM). A second
@@ -20,8 +20,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-from ray.tune import Stopper
 
 from orchestrator.console import err
 
@@ -85,11 +83,18 @@ def arm() -> None:
             signal.signal(s, _handle)
 
 
-class InterruptStopper(Stopper):
-    """Tune's stopper: the whole experiment stops once a signal was received (no trial is stopped alone)."""
+def stopper() -> Any:
+    """Tune's stopper: the whole experiment stops once a signal was received (no trial is stopped alone).
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
+    Made here, not at import: importing this module (the launcher does; ``--dry-run`` imports the launcher)
+    imports no Ray."""
+    from ray.tune import Stopper
 
-    def stop_all(self) -> bool:
-        return _received is not None
+    class InterruptStopper(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return _received is not None
+
+    return InterruptStopper()

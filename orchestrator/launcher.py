@@ -150,7 +150,7 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
             failure_config=tune.FailureConfig(max_failures=opts.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
-            stop=interrupt.InterruptStopper(),
+            stop=interrupt.stopper(),
             verbose=0,
         ),
     )

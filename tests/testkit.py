@@ -59,10 +59,13 @@ def wait_port(port: int, timeout: float = 60, proc: subprocess.Popen | None = No
 
 # -- the CLI in a subprocess --------------------------------------------------------------------------------
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """This process's environment with a runs dir, a SQLite leaderboard and an MLflow store under ``tmp_path``."""
-    return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0", **extra}
+    """This process's environment with a runs dir, a SQLite leaderboard, an MLflow store and a scratch folder
+    under ``tmp_path`` (and no ``H2OT_STORAGE`` of the user's: the runs dir is the storage)."""
+    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
+           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"), **extra}
+    env.pop("H2OT_STORAGE", None)
+    return env
 
 
 def grid_file(tmp_path: Path, name: str, *, grid: Mapping[str, Any] | None = None, seeds: list[int] | None = None,
@@ -228,3 +231,89 @@ def fresh_pg_database(prefix: str) -> Iterator[str]:
     yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+# -- what a running or finished campaign left -----------------------------------------------------------------
+def manifest_epoch(checkpoint_dir: Path) -> int | None:
+    """The epoch of the trial's complete checkpoint in the storage (``None``: none yet)."""
+    import json
+
+    try:
+        return int(json.loads((checkpoint_dir / "MANIFEST.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def live_steps(env: Mapping[str, str], key: str) -> list[int]:
+    """``train_loss`` steps a running campaign has logged for the trial (read-only SQL on MLflow's SQLite file)."""
+    import sqlalchemy as sa
+
+    path = env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
+    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    metrics = sa.table("metrics", sa.column("run_uuid"), sa.column("key"), sa.column("step"))
+    tags = sa.table("tags", sa.column("run_uuid"), sa.column("key"), sa.column("value"))
+    query = (sa.select(metrics.c.step).select_from(metrics.join(tags, metrics.c.run_uuid == tags.c.run_uuid))
+             .where(metrics.c.key == "train_loss", tags.c.key == "h2ot.trial_key", tags.c.value == key))
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+    except sa.exc.OperationalError:  # no database or no tables yet
+        return []
+    finally:
+        engine.dispose()
+
+
+def trial_rows(env: Mapping[str, str], key: str) -> list[dict[str, Any]]:
+    """The leaderboard rows of ``key``: status, epochs run, resumed-from epoch, checkpoint URI."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env["H2OT_DB_URL"])
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text(
+                "select status, epochs_run, resumed_from_epoch, checkpoint_uri from trials where trial_key = :k"),
+                {"k": key}).mappings()]
+    finally:
+        engine.dispose()
+
+
+# -- leaderboard files, row for row (the migration tests) --------------------------------------------------
+#: table -> primary key columns (the order rows are compared in)
+TABLES = {"campaigns": ("id",), "trials": ("id",), "campaign_trials": ("campaign_id", "trial_id"),
+          "metrics": ("id",)}
+Snapshot = dict[str, list[dict[str, Any]]]
+#: columns added by 0006 (usage and budget), and the value each older row gets: none, not made up
+USAGE_ADDED = {
+    "trials": {"device_seconds_train": None, "device_seconds_eval": None, "device_hours": None, "clips_per_s": None,
+               "peak_memory_mb": None, "peak_memory_kind": None, "device_name": None},
+    "campaigns": {"max_device_hours": None, "price_per_device_hour": None},
+}
+
+
+def snapshot_file(path: Path) -> Snapshot:
+    """Every leaderboard row of the SQLite file at ``path``, read with plain ``sqlite3``."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.row_factory = sqlite3.Row
+        return {table: [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(pk)}")]
+                for table, pk in TABLES.items()}
+
+
+def _plain(value: Any) -> Any:
+    # SQLAlchemy's SQLite storage format, so rows read from PostgreSQL compare with the fixture's text
+    from datetime import datetime
+
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else value
+
+
+def snapshot_engine(engine: Any) -> Snapshot:
+    """Every leaderboard row through SQLAlchemy (for PostgreSQL), timestamps as SQLite stores them."""
+    from sqlalchemy import select
+
+    from results.schema import Base
+
+    with engine.connect() as conn:
+        return {name: [{k: _plain(v) for k, v in row.items()} for row in conn.execute(
+                    select(Base.metadata.tables[name]).order_by(*pk)).mappings()]
+                for name, pk in TABLES.items()}

@@ -15,13 +15,12 @@ import time
 import pytest
 import sqlalchemy as sa
 import yaml
-from test_campaign_recovery import finish, start, wait_for
-from test_resume import env, live_steps, manifest_epoch, trial_rows  # noqa: F401  (env: a fixture)
+from testkit import REPO, finish, live_steps, manifest_epoch, start, trial_rows, wait_for
 
 from orchestrator.grid import load_grid
 from orchestrator.interrupt import RESUME_HINT
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(1200)]
 
 TINY = "search_spaces/_base/tiny_model.yaml"
 
@@ -36,8 +35,7 @@ def stop_reasons(environ: dict[str, str], key: str) -> list[tuple[str, str | Non
         engine.dispose()
 
 
-def test_interrupted_campaign_records_stopped_exits_130_and_resumes_exactly(tmp_path, env):  # noqa: F811
-    from test_resume import REPO
+def test_interrupted_campaign_records_stopped_exits_130_and_resumes_exactly(tmp_path, env):
 
     doc = {"name": "ctrlc", "include": str(REPO / TINY),
            "grid": {"pruner": "tps", "recoverer": "tri", "schedule": "1:9"},

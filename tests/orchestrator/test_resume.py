@@ -13,12 +13,10 @@ import subprocess
 import sys
 import tempfile
 from csv import DictReader
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
-from testkit import REPO, TINY, cli_env, finish, kill, start, wait_for
+from testkit import REPO, TINY, finish, kill, live_steps, manifest_epoch, start, trial_rows, wait_for
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
@@ -30,38 +28,6 @@ TRAIN = {"epochs": 4, "max_train_windows": 600}
 DATA = {"minutes": 3}
 
 
-@pytest.fixture
-def env(tmp_path):
-    env = cli_env(tmp_path, H2OT_SCRATCH_DIR=str(tmp_path / "scratch"))
-    env.pop("H2OT_STORAGE", None)
-    return env
-
-
-def manifest_epoch(checkpoint_dir: Path) -> int | None:
-    """The epoch of the trial's complete checkpoint in the storage (``None``: none yet)."""
-    try:
-        return int(json.loads((checkpoint_dir / "MANIFEST.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def live_steps(env: dict[str, str], key: str) -> list[int]:
-    """``train_loss`` steps a running campaign has logged for the trial (read-only SQL on MLflow's SQLite file)."""
-    path = env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
-    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    metrics = sa.table("metrics", sa.column("run_uuid"), sa.column("key"), sa.column("step"))
-    tags = sa.table("tags", sa.column("run_uuid"), sa.column("key"), sa.column("value"))
-    query = (sa.select(metrics.c.step).select_from(metrics.join(tags, metrics.c.run_uuid == tags.c.run_uuid))
-             .where(metrics.c.key == "train_loss", tags.c.key == "h2ot.trial_key", tags.c.value == key))
-    try:
-        with engine.connect() as conn:
-            return sorted(conn.execute(query).scalars())
-    except sa.exc.OperationalError:  # no database or no tables yet
-        return []
-    finally:
-        engine.dispose()
-
-
 def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[tuple[int, float]]:
     """``(step, value)`` of the trial's ``train_loss`` in MLflow, sorted, duplicates kept."""
     from mlflow.tracking import MlflowClient
@@ -70,17 +36,6 @@ def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[t
     exp = client.get_experiment_by_name(experiment)
     (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
     return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train_loss"))
-
-
-def trial_rows(env: dict[str, str], key: str) -> list[dict]:
-    engine = sa.create_engine(env["H2OT_DB_URL"])
-    try:
-        with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(sa.text(
-                "select status, epochs_run, resumed_from_epoch, checkpoint_uri from trials where trial_key = :k"),
-                {"k": key}).mappings()]
-    finally:
-        engine.dispose()
 
 
 def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):

@@ -55,8 +55,7 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subproces
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
-    env = cli_env(tmp_path, H2OT_SCRATCH_DIR=str(tmp_path / "scratch"), NO_PROXY="127.0.0.1,localhost", **AWS_ENV)
-    env.pop("H2OT_STORAGE", None)
+    env = cli_env(tmp_path, NO_PROXY="127.0.0.1,localhost", **AWS_ENV)
     env.pop("AWS_ENDPOINT_URL_S3", None)
     return env
 

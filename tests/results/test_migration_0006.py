@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from conftest import fresh_pg_database
 from sqlalchemy import MetaData, create_engine, func, select
-from test_migrations import TABLES, USAGE_ADDED, Snapshot, snapshot_engine, snapshot_file
+from testkit import TABLES, USAGE_ADDED, Snapshot, fresh_pg_database, snapshot_engine, snapshot_file
 
 from h2ot_core.contracts import TrialStatus, Usage
 from results import migrations

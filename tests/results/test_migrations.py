@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, func, select, text
-from testkit import fresh_pg_database
+from sqlalchemy import MetaData, create_engine, func, select, text
+from testkit import TABLES, USAGE_ADDED, Snapshot, fresh_pg_database, snapshot_engine, snapshot_file
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -42,40 +41,9 @@ from results.tables import build_table
 FIXTURE = Path(__file__).parent / "fixtures" / "leaderboard_v1.sqlite"
 HEAD = migrations.head_revision()
 #: table -> primary key columns (the order rows are compared in)
-TABLES = {"campaigns": ("id",), "trials": ("id",), "campaign_trials": ("campaign_id", "trial_id"),
-          "metrics": ("id",)}
 runner = CliRunner()
-Snapshot = dict[str, list[dict[str, Any]]]
-
-
 # -- helpers -----------------------------------------------------------------------------------------------
-def snapshot_file(path: Path) -> Snapshot:
-    """Every leaderboard row of the SQLite file at ``path``, read with plain ``sqlite3``."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        return {table: [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(pk)}")]
-                for table, pk in TABLES.items()}
-
-
-def _plain(value: Any) -> Any:
-    # SQLAlchemy's SQLite storage format, so rows read from PostgreSQL compare with the fixture's text
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else value
-
-
-def snapshot_engine(engine: Engine) -> Snapshot:
-    """Every leaderboard row through SQLAlchemy (for PostgreSQL), timestamps as SQLite stores them."""
-    with engine.connect() as conn:
-        return {name: [{k: _plain(v) for k, v in row.items()} for row in conn.execute(
-                    select(Base.metadata.tables[name]).order_by(*pk)).mappings()]
-                for name, pk in TABLES.items()}
-
-
 #: columns added by 0006 (usage and budget), and the value each older row gets: none, not made up
-USAGE_ADDED = {
-    "trials": {"device_seconds_train": None, "device_seconds_eval": None, "device_hours": None, "clips_per_s": None,
-               "peak_memory_mb": None, "peak_memory_kind": None, "device_name": None},
-    "campaigns": {"max_device_hours": None, "price_per_device_hour": None},
-}
 #: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history,
 #: 0005 stop reason, 0006 usage)
 ADDED_COLUMNS = {
