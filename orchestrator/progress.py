@@ -328,7 +328,10 @@ class CampaignProgress(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
-        if self.more_to_come and ended and interrupt.received() is None:
+        if interrupt.received() is not None:  # the sink records every trial in flight stopped
+            for key in list(self.counter.running):
+                self.counter.trial_finished(key)
+        elif self.more_to_come and ended:
             return  # a chunk of the campaign ended, not the campaign
         if self.owns_counter:
             self.counter.close()

@@ -163,7 +163,7 @@ def run(
             _run_search(grid, campaign, opts, store)
         else:
             _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
-                    grid.metric, store, "run the same command again to retry them")
+                    grid.metric, store, "run the same command again to retry them", rerun=rerun)
 
 
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool,
@@ -186,14 +186,16 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
               f"what it costs: h2ot campaign estimate {grid.path}", highlight=False)
 
 
-def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
+def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str, *,
+            rerun: bool = False) -> None:
     """Print each trial's outcome and the best trials (and, when the device budget stopped trials, one line
     saying so); exit 1 when any failed or did not finish, 130/143 when the run was interrupted."""
     _print_outcome(outcome)
     if outcome.interrupted is not None:
         from orchestrator.interrupt import RESUME_HINT
 
-        err.print(f"[yellow]{RESUME_HINT}[/]", highlight=False)
+        again = " (with --rerun it trains every trial again; without, only those not complete)" if rerun else ""
+        err.print(f"[yellow]{RESUME_HINT}[/]{again}", highlight=False)
         raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
     refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())

@@ -14,12 +14,10 @@ def record_trial(spec: TrialSpec, result: TrialResult, *, campaign: str = TRAIN_
                  db_url: str | None = None) -> str | None:
     """Write ``result`` to the leaderboard and MLflow; returns the MLflow run id (``None``: MLflow was
     unreachable; `h2ot campaign sync CAMPAIGN` backfills it from the leaderboard later)."""
-    from orchestrator.provenance import git_sha
     from orchestrator.tracking.tracker import CampaignTracker, init_store
     from results.store import LeaderboardStore
 
-    store = LeaderboardStore(db_url)
-    store.ensure_campaign(campaign, git_sha=git_sha())
+    store = LeaderboardStore(db_url)  # the row links the trial to the campaign, created if new (a grid's keeps its grid)
     tracker = CampaignTracker(campaign, campaign, uri=init_store(), tags={"h2ot.source": "h2ot train"})
     run_id = tracker.finish_trial(spec, result)
     tracker.close(failed=result.status != TrialStatus.COMPLETE)

@@ -74,7 +74,7 @@ def test_interrupted_campaign_records_stopped_exits_130_and_resumes_exactly(tmp_
     proc.send_signal(signal.SIGTERM)
     rc, out, err = finish(proc)
     assert rc == 143, err[-3000:]
-    assert RESUME_HINT in err and "SIGTERM received" in err
+    assert RESUME_HINT in err and "SIGTERM received" in err and "with --rerun it trains every trial again" in err
     assert "complete" not in out and "stopped: interrupted" in out
     assert stop_reasons(env, key) == [("complete", None)]
 

@@ -166,3 +166,19 @@ def test_train_records_its_trial_in_the_leaderboard_and_mlflow(trained, runs):
     exp = client.get_experiment_by_name("train")
     (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
     assert run.info.status == "FINISHED" and "test_mpjpe" in run.data.metrics
+
+
+def test_recording_into_a_grid_campaign_keeps_its_grid(runs):
+    from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+    from orchestrator.tracking.single import record_trial
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore()
+    store.ensure_campaign("gridded", grid_path="search_spaces/demo.yaml", grid_yaml="name: demo\n")
+    spec = TrialSpec(backbone="mixste", pruner="tpc", recoverer="tra", schedule="1:9", frames=27, seed=5)
+    result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
+                         history=[{"epoch": 1, "train_loss": 0.5}])
+    assert record_trial(spec, result, campaign="gridded") is not None
+    row = store.campaign_row("gridded")
+    assert row["grid_path"] == "search_spaces/demo.yaml" and row["grid_yaml"] == "name: demo\n"
+    assert store.trial_status(spec.trial_key) == "complete" and store.campaign_status("gridded") == {"complete": 1}
