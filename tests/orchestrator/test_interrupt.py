@@ -89,7 +89,7 @@ def test_interrupted_campaign_records_stopped_exits_130_and_resumes_exactly(tmp_
     assert "SIGINT received" in err and RESUME_HINT not in err
 
 
-def test_a_local_run_serves_rays_dashboard_and_prints_its_url(tmp_path, env):  # noqa: F811
+def test_a_local_run_serves_rays_dashboard_and_prints_its_url(tmp_path, env):
     """With ray[default] installed, a local campaign starts Ray's own dashboard on 127.0.0.1 and says where."""
     import re
     import urllib.request
