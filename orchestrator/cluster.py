@@ -21,9 +21,10 @@ from h2ot_core.environment import ADDRESS_SETTINGS, RAY_ADDRESS, RAY_DASHBOARD, 
 from h2ot_core.errors import H2OTError
 from orchestrator.provenance import REPO_ROOT
 
-#: what a cluster run does not upload with the working directory
-UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
-                   ".ruff_cache", "data", "paper_tables"]
+#: what a cluster run does not upload with the working directory (gitignore patterns: a leading / anchors a
+#: name at the top, so the datasets folder ``/data`` goes and the package ``h2ot_core/data`` stays)
+UPLOAD_EXCLUDES = [".venv", ".git", "/results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
+                   ".ruff_cache", ".mypy_cache", "/data", "/paper_tables"]
 
 
 

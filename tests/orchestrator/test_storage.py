@@ -285,3 +285,20 @@ def test_discard_checkpoints_removes_only_the_named_trials(tmp_path):
     assert checkpoints.read_manifest(storage.trial_uri(root, "a", "checkpoint")) is None
     assert checkpoints.read_manifest(storage.trial_uri(root, "b", "checkpoint"))["epoch"] == 1
     assert storage.exists(storage.trial_uri(root, "a", "model.pt"))
+
+
+def test_a_cluster_upload_keeps_every_package_file_and_drops_the_datasets_folder():
+    """Ray matches ``excludes`` as gitignore patterns against the working directory: a bare ``data`` once dropped
+    the package ``h2ot_core/data`` too, and every trial of a submitted job failed with ModuleNotFoundError."""
+    from ray._private.thirdparty.pathspec import PathSpec
+
+    from orchestrator.cluster import UPLOAD_EXCLUDES
+    from orchestrator.provenance import REPO_ROOT
+
+    spec = PathSpec.from_lines("gitwildmatch", UPLOAD_EXCLUDES)
+    sources = [p.relative_to(REPO_ROOT).as_posix() for pkg in ("orchestrator", "h2ot_core", "results", "search_spaces")
+               for p in (REPO_ROOT / pkg).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert any(s.startswith("h2ot_core/data/") for s in sources)
+    assert [s for s in sources if spec.match_file(s)] == []
+    assert spec.match_file("data/h36m/data_3d_h36m.npz") and spec.match_file("results/runs/leaderboard.sqlite")
+    assert spec.match_file(".venv/bin/python") and spec.match_file("paper_tables/t.md")
