@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, selec
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
+from results.claims import ClaimsMixin
 from results.db import make_engine, retry_locked
 from results.errors import unknown
 from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of
@@ -48,8 +49,9 @@ def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
         yield ordered[i:i + _CHUNK]
 
 
-class LeaderboardStore:
-    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`)."""
+class LeaderboardStore(ClaimsMixin):
+    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`),
+    and the drivers' claims (:mod:`results.claims`)."""
 
     def __init__(self, url: str | None = None):
         self.engine = make_engine(url)
@@ -137,13 +139,18 @@ class LeaderboardStore:
             self._write(write)
 
     # -- trials ----------------------------------------------------------------------------------------
-    def mark_running(self, spec: TrialSpec, campaign: str) -> None:
-        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked)."""
+    def mark_running(self, spec: TrialSpec, campaign: str, *, run_id: str | None = None) -> bool:
+        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked).
+
+        With ``run_id`` (the driver's claim owner), only while that run holds the trial's claim; returns whether
+        the row was written."""
         stamp = now()
         running = str(TrialStatus.RUNNING)
         values = {**spec_columns(spec), "status": running, "created_at": stamp, "started_at": stamp}
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, spec.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["trial_key"],
@@ -154,20 +161,25 @@ class LeaderboardStore:
             conn.execute(stmt)
             tid = conn.execute(select(Trial.id).where(Trial.trial_key == spec.trial_key)).scalar_one()
             self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def upsert_result(self, result: TrialResult, *, campaign: str | None = None,
-                      mlflow_run_id: str | None = None) -> None:
+                      mlflow_run_id: str | None = None, run_id: str | None = None) -> bool:
         """Insert or update the row of ``result.trial_key`` and replace its metric rows.
 
-        Idempotent; a complete row is only ever replaced by another complete result.
+        Idempotent; a complete row is only ever replaced by another complete result. With ``run_id`` (the
+        driver's claim owner) nothing is written unless that run still holds the trial's claim: returns whether
+        the result was published (the transaction reads the claim, so a takeover cannot slip in between).
         """
         spec = spec_of(result)
         values = {**result_columns(result, spec), "mlflow_run_id": mlflow_run_id}
         metrics = {(m.name, m.split, m.action): m for m in result.metrics}  # last record of a key wins
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, result.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             update = {k: stmt.excluded[k] for k in values if k not in _KEEP_ON_UPDATE}
             update["mlflow_run_id"] = func.coalesce(stmt.excluded.mlflow_run_id, Trial.mlflow_run_id)
@@ -193,8 +205,9 @@ class LeaderboardStore:
                 tid = written or conn.execute(
                     select(Trial.id).where(Trial.trial_key == result.trial_key)).scalar_one()
                 self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def _fill_git_sha(self, conn: Connection, trial_id: int, campaign: str) -> None:
         """A trial whose worker had no git checkout takes the SHA its campaign's driver recorded."""
