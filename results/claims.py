@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from h2ot_core.contracts import TrialStatus
-from results.rows import now
+from results.rows import now, status_where
 from results.schema import CampaignRun, Claim, Trial
 
 #: prefix of the claim that holds a search's study (one live driver per study)
@@ -127,10 +127,8 @@ class ClaimsMixin:
         """Before ``keys`` are handed to Tune, in one transaction: those whose row is now in a ``keep`` status
         (finished meanwhile, e.g. by another campaign) are linked to ``owner.campaign`` and kept; the others are
         claimed for ``owner``, except those a live lease holds elsewhere."""
-        from results.store import _status_where  # the store's own rule of what a run keeps
-
         ordered = sorted(set(keys))
-        where = _status_where(keep, keep_stop_reasons)
+        where = status_where(keep, keep_stop_reasons)
 
         def write(conn: Connection) -> Handout:
             out = Handout()

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select
+from sqlalchemy import Connection, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
 from results.claims import ClaimsMixin
 from results.db import make_engine, retry_locked
 from results.errors import unknown
-from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of
+from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of, status_where
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 log = logging.getLogger(__name__)
@@ -29,18 +29,6 @@ _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql"
 _KEEP_ON_UPDATE = frozenset({"id", "trial_key", "created_at", "started_at"})
 # Chunk size for ``IN (...)`` lookups: stays under SQLite's bound-parameter limit.
 _CHUNK = 500
-
-
-def _status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
-    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
-    them (``None``: no status asked for, no row)."""
-    wanted = sorted(set(statuses))
-    if not wanted:
-        return None
-    where = Trial.status.in_(wanted)
-    if stop_reasons is not None:
-        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
-    return where
 
 
 def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
@@ -88,7 +76,7 @@ class LeaderboardStore(ClaimsMixin):
         holds in a ``keep`` status (a ``stopped`` one only for one of ``keep_stop_reasons``) linked to it.
         Returns those kept trials' statuses: the rest is the run's to train."""
         values = dict(name=name, created_at=now(), **campaign)
-        where = _status_where(keep, keep_stop_reasons)
+        where = status_where(keep, keep_stop_reasons)
 
         def write(conn: Connection) -> dict[str, TrialStatus]:
             self._ensure_campaign(conn, values)
@@ -246,7 +234,7 @@ class LeaderboardStore(ClaimsMixin):
                          stop_reasons: Iterable[str] | None = None) -> set[str]:
         """The subset of ``trial_keys`` whose rows have one of ``statuses``; with ``stop_reasons``, a ``stopped``
         row counts only when it stopped for one of them."""
-        where = _status_where(statuses, stop_reasons)
+        where = status_where(statuses, stop_reasons)
         found: set[str] = set()
         if where is None:
             return found
