@@ -174,32 +174,37 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     ``store``: the campaign's one leaderboard store (opened here when not given, after :func:`prepare` checked
     the cluster and the storage: a typo in --address leaves no trace).
     """
+    from orchestrator.claiming import launch, train_claimed
+
     opts = prepare(opts)
     if store is None:
         from results.store import LeaderboardStore
 
         store = LeaderboardStore(opts.db_url)
     specs = grid.expand()
-    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=kept_statuses(rerun, rerun_stopped),
+    keep = kept_statuses(rerun, rerun_stopped)
+    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=keep,
                                 keep_stop_reasons=KEPT_STOP_REASONS, **campaign_fields(grid, opts))
     todo = [s for s in specs if s.trial_key not in kept]
-    if rerun:  # train again from scratch, not from the epoch checkpoints of the earlier run
-        from orchestrator.checkpoints import discard_checkpoints
-
-        discard_checkpoints(opts.storage, [s.trial_key for s in todo])
     outcome = CampaignOutcome(campaign, kept=dict(kept))
     if not todo:  # nothing to train: still backfill what a tracking outage kept from MLflow
         from orchestrator.tracking import sync_campaign
 
         sync_campaign(campaign, store=store, warn=True)
         return outcome
-    sink = train_specs(campaign, grid.name, todo, opts, store, metric=grid.metric_key, mode=grid.mode,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
-    recorded = store.trial_statuses([s.trial_key for s in todo if s.trial_key not in sink.outcomes])
-    for spec in todo:
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        # --rerun trains again from scratch, not from the epoch checkpoints of the earlier run
+        done = train_claimed(run, grid.name, todo, opts, store, keep=keep, keep_stop_reasons=KEPT_STOP_REASONS,
+                             fresh=rerun, metric=grid.metric_key, mode=grid.mode,
+                             tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
+        run.outcome = "interrupted" if done.interrupted else "complete"
+    outcome.kept.update(done.kept)
+    trained = [s for s in todo if s.trial_key not in done.kept]
+    recorded = store.trial_statuses([s.trial_key for s in trained if s.trial_key not in done.outcomes])
+    for spec in trained:
         key = spec.trial_key
-        outcome.statuses[key] = sink.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
-    outcome.errors = dict(sink.errors)
+        outcome.statuses[key] = done.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
+    outcome.errors = dict(done.errors)
     return outcome
 
 
@@ -211,10 +216,13 @@ def campaign_fields(grid: GridSpec, opts: LaunchOptions) -> dict[str, Any]:
 
 
 def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions,
-                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0) -> Any:
+                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0,
+                run_id: str | None = None) -> Any:
     """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
 
-    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
+    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call. ``run_id``: the
+    launch whose claims the trials are under (:mod:`orchestrator.claiming`); a result is recorded only while
+    that launch holds its trial.
     """
     from orchestrator.console import err
     from orchestrator.progress import CampaignProgress
@@ -222,7 +230,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     from orchestrator.tracking import init_store
 
     uri = init_store()
-    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
+    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags, run_id=run_id)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
     opts = prepare(opts)  # nothing to do when the caller prepared them
     with ray_session(opts) as (opts, plan):

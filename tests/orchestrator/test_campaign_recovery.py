@@ -42,7 +42,7 @@ def grid_file(tmp_path: Path, name: str, *, seeds: list[int], train: dict) -> Pa
 def env(tmp_path):
     return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0"}
+            "RAY_USAGE_STATS_ENABLED": "0", "H2OT_CLAIM_LEASE_S": "3"}
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -37,7 +37,8 @@ DATA = {"minutes": 3}
 def env(tmp_path):
     env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch")}
+           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"),
+           "H2OT_CLAIM_LEASE_S": "3"}  # a killed driver's claims expire 3 s after its last heartbeat
     env.pop("H2OT_STORAGE", None)
     return env
 
