@@ -80,7 +80,8 @@ def launch(store: LeaderboardStore, campaign: str, *, grid_path: str = "", grid_
         with Heartbeat(store, run.owner, run.lease):
             yield run
     except BaseException:
-        run.outcome = "interrupted"
+        if run.outcome == "complete":
+            run.outcome = "interrupted"
         raise
     finally:
         with contextlib.suppress(ResultsError):  # a leaderboard gone for good: the leases expire by themselves

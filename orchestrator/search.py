@@ -25,15 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator.claiming import Launch, launch, train_claimed
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
     ray_session,
 )
 from orchestrator.grid import GridSpec
-from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
+from orchestrator.launcher import CampaignOutcome, campaign_fields
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
+from results.claims import STUDY_PREFIX
+from results.errors import ResultsError
 
 if TYPE_CHECKING:
     from results.store import LeaderboardStore
@@ -204,9 +207,30 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
 
         store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, **campaign_fields(grid, opts))
-    study = open_study(search, campaign, store)
     counts = {"invalid": 0, "over_budget": 0, "reused": 0}
     outcome = CampaignOutcome(campaign)
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        claim_study(store, run)
+        _search(search, grid, campaign, opts, store, run, counts, outcome)
+    return outcome, counts
+
+
+def claim_study(store: LeaderboardStore, run: Launch) -> None:
+    """Hold the campaign's study for this launch: a second driver of a live study is refused in one line
+    (two drivers telling one Optuna study would both train its proposals); a study whose driver is gone (its
+    lease expired) is taken over, and resumes."""
+    holder = store.claim(f"{STUDY_PREFIX}{run.owner.campaign}", run.owner, run.lease)
+    if holder is not None:
+        run.outcome = "refused"
+        raise ResultsError(f"study {run.owner.campaign} is being run by {holder.host}/{holder.pid} since "
+                           f"{holder.claimed_at:%Y-%m-%d %H:%M:%S} UTC; stop it (h2ot campaign stop "
+                           f"{run.owner.campaign}) or wait for it")
+
+
+def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptions, store: LeaderboardStore,
+            run: Launch, counts: dict[str, int], outcome: CampaignOutcome) -> None:
+    """The search loop of :func:`run_search`, under ``run``'s claim of the study."""
+    study = open_study(search, campaign, store)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
     with ray_session(opts) as (opts, _):
@@ -225,19 +249,24 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             specs = [s for p in batch for s in p.specs]
             kept = store.keys_with_status([s.trial_key for s in specs], {TrialStatus.COMPLETE})
             store.link(campaign, kept)
-            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             todo = [s for s in specs if s.trial_key not in kept]
+            if todo:  # claimed first: a grid campaign may be training the same configuration
+                done = train_claimed(run, grid.name, todo, asha_opts, store, keep=[TrialStatus.COMPLETE],
+                                     metric=metric_key("test", trained),
+                                     mode="min" if search.objectives.get(trained, "min") == "min" else "max",
+                                     tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
+                outcome.errors.update(done.errors)
+                kept |= set(done.kept)
+                todo = [s for s in todo if s.trial_key not in done.kept]
+                if done.interrupted:
+                    run.outcome = "interrupted"
+            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             for key in kept:
                 outcome.kept[key] = TrialStatus.COMPLETE
-            if todo:
-                sink = train_specs(campaign, grid.name, todo, asha_opts, store, metric=metric_key("test", trained),
-                                   mode="min" if search.objectives.get(trained, "min") == "min" else "max",
-                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
-                outcome.errors.update(sink.errors)
             values = store.trial_values([s.trial_key for s in specs])
             for p in batch:
                 _tell(search, study, p, values)
             for s in todo:
                 outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or TrialStatus.PENDING
-    return outcome, counts
-
+            if run.outcome == "interrupted":
+                break

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from h2ot_core.contracts import TrialStatus
 from results.rows import now, status_where
-from results.schema import CampaignRun, Claim, Trial
+from results.schema import Campaign, CampaignRun, CampaignTrial, Claim, Trial
 
 #: prefix of the claim that holds a search's study (one live driver per study)
 STUDY_PREFIX = "study/"
@@ -206,6 +206,20 @@ class ClaimsMixin:
         on PostgreSQL; SQLite's write transaction holds the whole file), so no takeover slips in between."""
         owner = conn.execute(select(Claim.run_id).where(Claim.trial_key == key).with_for_update()).scalar()
         return owner == run_id
+
+    def interrupted(self, campaign: str) -> dict[str, datetime]:
+        """The trials of ``campaign`` recorded ``running`` that no live claim covers (their driver is gone: killed,
+        or its node lost), each with when its driver was last heard of (its lease's end, else the trial's
+        start). Shown as ``interrupted``; the next run of their grid takes them over."""
+        at = now()
+        query = (select(Trial.trial_key, Trial.started_at, Claim.lease_until)
+                 .join(CampaignTrial, CampaignTrial.trial_id == Trial.id)
+                 .join(Campaign, Campaign.id == CampaignTrial.campaign_id)
+                 .outerjoin(Claim, Claim.trial_key == Trial.trial_key)
+                 .where(Campaign.name == campaign, Trial.status == TrialStatus.RUNNING,
+                        or_(Claim.lease_until.is_(None), Claim.lease_until <= at)))
+        with self.engine.connect() as conn:
+            return {key: lease or started or at for key, started, lease in conn.execute(query)}
 
     def live_claims(self) -> int:
         """How many claims hold a live lease now (for tests and benchmarks)."""

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from h2ot_core.contracts import STATUSES, TrialStatus
+from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
 from h2ot_core.environment import STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
@@ -30,7 +30,7 @@ from orchestrator.commands.options import (
     SeedsOpt,
     check_resources,
 )
-from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.console import ago, err, out, print_rows, user_errors
 
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
@@ -224,9 +224,19 @@ def status(
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
+    gone = store.interrupted(name)
+    if gone:  # recorded running, but no driver renews their claims: shown as interrupted, not live
+        counts[TrialStatus.RUNNING] -= len(gone)
+        if not counts[TrialStatus.RUNNING]:
+            del counts[TrialStatus.RUNNING]
+        counts[StopReason.INTERRUPTED] = len(gone)
     rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
             if key in counts]
     print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
+    if gone:
+        err.print(f"{len(gone)} trial(s) interrupted {ago(max(gone.values()))}: their driver stopped renewing its "
+                  f"claims (killed, or its node lost); `h2ot campaign run` of the grid takes them over",
+                  highlight=False)
     print_job_state(store, name, address, out if fmt == "table" else err)
 
 

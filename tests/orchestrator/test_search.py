@@ -6,6 +6,7 @@ resumed without re-sampling what the study already holds.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import optuna
@@ -103,7 +104,7 @@ def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):
 def env(tmp_path):
     return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0"}
+            "RAY_USAGE_STATS_ENABLED": "0", "H2OT_CLAIM_LEASE_S": "3"}
 
 
 def _study(env: dict[str, str], name: str) -> optuna.Study:
@@ -187,3 +188,20 @@ def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     assert told <= {t.number for t in after}
     keys = [k for t in after for k in t.user_attrs[KEYS]]
     assert rows(env, keys) == {k: ["complete"] for k in keys}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_second_driver_of_a_live_study_is_refused_in_one_line(tmp_path, env):
+    path = search_file(tmp_path, "twice", budget={"trials": 1})
+    procs = [start([str(path)], env)]
+    time.sleep(0.5)
+    procs.append(start([str(path)], env))
+    ends = sorted((finish(p, timeout=600) for p in procs), key=lambda e: e[0])
+    (rc_ok, _, err_ok), (rc_refused, _, err_refused) = ends
+    assert rc_ok == 0, err_ok[-3000:]
+    assert rc_refused == 2, err_refused[-3000:]
+    assert "study twice is being run by " in err_refused and "stop it" in err_refused
+    assert "Traceback" not in err_refused
+    (t,) = _proposals(_study(env, "twice"))  # proposal #0 trained once, told once
+    assert t.state == optuna.trial.TrialState.COMPLETE
