@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,11 +123,14 @@ def _say_waiting(held: dict[str, Holder], said: set[str]) -> None:
 
 def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts: LaunchOptions,
                   store: LeaderboardStore, *, keep: Iterable[str], keep_stop_reasons: Iterable[str] | None = None,
-                  fresh: bool = False, **train: Any) -> Claimed:
+                  fresh: bool = False, trainer: Callable[..., Any] | None = None, **train: Any) -> Claimed:
     """Train ``specs`` under ``run``'s claims (see the module docstring); ``keep``: the statuses read back
-    instead of trained; ``fresh``: discard a claimed trial's checkpoints first (``--rerun``). ``train``: the
-    keyword arguments of :func:`orchestrator.launcher.train_specs` (``metric``, ``mode``, ``tags``, ``kept``)."""
-    from orchestrator.launcher import train_specs
+    instead of trained; ``fresh``: discard a claimed trial's checkpoints first (``--rerun``). ``trainer``:
+    :func:`orchestrator.launcher.train_specs` (the default; a benchmark passes a trivial one), which gets
+    ``train``'s keyword arguments (``metric``, ``mode``, ``tags``, ``kept``) and returns a sink (``outcomes``,
+    ``errors``, ``lost``)."""
+    if trainer is None:
+        from orchestrator.launcher import train_specs as trainer
 
     done = Claimed()
     pending = list(specs)
@@ -144,7 +147,7 @@ def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts
                 from orchestrator.checkpoints import discard_checkpoints
 
                 discard_checkpoints(opts.storage, [s.trial_key for s in claimed])
-            sink = train_specs(run.owner.campaign, experiment, claimed, opts, store, run_id=run.owner.run_id,
+            sink = trainer(run.owner.campaign, experiment, claimed, opts, store, run_id=run.owner.run_id,
                                **train)
             lost = set(sink.lost)
             done.outcomes.update({k: v for k, v in sink.outcomes.items() if k not in lost})
