@@ -130,25 +130,35 @@ class ClaimsMixin:
         ordered = sorted(set(keys))
         where = status_where(keep, keep_stop_reasons)
 
+        def kept(conn: Connection, among: list[str]) -> dict[str, tuple[int, TrialStatus]]:
+            found: dict[str, tuple[int, TrialStatus]] = {}
+            if where is not None:
+                for i in range(0, len(among), 500):
+                    found.update({key: (tid, TrialStatus(status)) for tid, key, status in conn.execute(
+                        select(Trial.id, Trial.trial_key, Trial.status).where(Trial.trial_key.in_(among[i:i + 500]),
+                                                                              where))})
+            return found
+
         def write(conn: Connection) -> Handout:
             out = Handout()
             at = now()
-            ids: list[int] = []
-            if where is not None:
-                for i in range(0, len(ordered), 500):
-                    for tid, key, status in conn.execute(select(Trial.id, Trial.trial_key, Trial.status).where(
-                            Trial.trial_key.in_(ordered[i:i + 500]), where)):
-                        out.kept[key] = TrialStatus(status)
-                        ids.append(tid)
-            self._link_ids(conn, owner.campaign, ids)
+            done = kept(conn, ordered)
             for key in ordered:
-                if key in out.kept:
-                    continue
-                holder = self._claim(conn, key, owner, lease_s, at)
-                if holder is None:
-                    out.claimed.append(key)
-                else:
-                    out.held[key] = holder
+                if key not in done:
+                    holder = self._claim(conn, key, owner, lease_s, at)
+                    if holder is None:
+                        out.claimed.append(key)
+                    else:
+                        out.held[key] = holder
+            # Read again once claimed: a trial finished (and released) elsewhere between the first read and
+            # the claim is seen now (PostgreSQL reads each statement's committed state); it is not retrained.
+            late = kept(conn, out.claimed)
+            if late:
+                conn.execute(delete(Claim).where(Claim.run_id == owner.run_id, Claim.trial_key.in_(sorted(late))))
+                out.claimed = [k for k in out.claimed if k not in late]
+                done.update(late)
+            out.kept = {k: status for k, (_, status) in done.items()}
+            self._link_ids(conn, owner.campaign, [tid for tid, _ in done.values()])
             return out
 
         return self._write(write)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
-from sqlalchemy import Connection, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
@@ -41,8 +41,10 @@ class LeaderboardStore(ClaimsMixin):
     """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`),
     and the drivers' claims (:mod:`results.claims`)."""
 
-    def __init__(self, url: str | None = None):
-        self.engine = make_engine(url)
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None):
+        """``engine``: an engine already open (a read-only one from :func:`results.db.open_read_only`, for a
+        command that only reads); otherwise one for ``url``, the schema created or upgraded."""
+        self.engine = engine if engine is not None else make_engine(url)
         #: the database URL with any password masked (for logs, reprs and messages)
         self.url = self.engine.url.render_as_string(hide_password=True)
         self._insert = _INSERTS[self.engine.dialect.name]

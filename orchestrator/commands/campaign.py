@@ -214,10 +214,14 @@ def status(
     address: JobAddressOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one."""
+    """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one.
+
+    Trials recorded running whose driver is gone (no live claim) are shown ``interrupted``, with how long ago.
+    Reads only: the leaderboard is opened read-only (nothing is ever created)."""
+    from results.db import open_read_only
     from results.store import LeaderboardStore
 
-    store = LeaderboardStore(db_url)
+    store = LeaderboardStore(engine=open_read_only(db_url))
     counts = dict(store.campaign_status(name))
     if grid_path is not None:
         from orchestrator.grid import load_grid

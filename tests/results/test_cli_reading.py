@@ -76,10 +76,12 @@ def test_campaign_status_speaks_format(db: list[str], fmt: str) -> None:
     res = runner.invoke(app, ["campaign", "status", "smoke", "--format", fmt, *db])
     assert res.exit_code == 0, res.output
     if fmt == "json":
+        # the running row has no live claim (no driver renews it): shown interrupted, not live
         assert json.loads(res.stdout) == [{"status": "complete", "trials": 7}, {"status": "failed", "trials": 1},
-                                          {"status": "running", "trials": 1}]
+                                          {"status": "interrupted", "trials": 1}]
+        assert "1 trial(s) interrupted" in res.stderr
     elif fmt == "csv":
-        assert res.stdout.splitlines() == ["status,trials", "complete,7", "failed,1", "running,1"]
+        assert res.stdout.splitlines() == ["status,trials", "complete,7", "failed,1", "interrupted,1"]
     elif fmt == "markdown":
         assert "| complete | 7 |" in res.stdout
     else:
