@@ -288,6 +288,13 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def leaderboard_missing(url: str | None = None) -> Path | None:
+    """The file of a SQLite leaderboard at ``url`` that does not exist yet (``None``: it exists, or it is not a
+    SQLite file): what a dry run treats as an empty record, without creating it."""
+    path = _sqlite_file(_valid_url(url))
+    return path if path is not None and not path.exists() else None
+
+
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (see module docstring), the database created or upgraded to the head revision.
 

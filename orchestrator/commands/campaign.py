@@ -155,13 +155,20 @@ def run(
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
     """What a run would train, and what it would keep from the leaderboard; starts nothing, imports no torch."""
     from orchestrator.launcher import partition
+    from results.db import leaderboard_missing, open_read_only
     from results.store import LeaderboardStore
 
     if grid.search is not None:
         err.print(f"campaign {campaign}: {_search_summary(grid)}")
         return
     specs = grid.expand()
-    todo, done = partition(specs, LeaderboardStore(db_url), rerun=rerun, rerun_stopped=rerun_stopped)
+    missing = leaderboard_missing(db_url)
+    if missing is not None:  # read only: a dry run never creates a leaderboard (a typo in the path stays visible)
+        err.print(f"no leaderboard at {missing} yet: every trial would run", highlight=False, markup=False)
+        todo, done = specs, []
+    else:
+        todo, done = partition(specs, LeaderboardStore(engine=open_read_only(db_url)), rerun=rerun,
+                               rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
     err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
 
