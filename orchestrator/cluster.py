@@ -223,6 +223,9 @@ def ray_session(opts: LaunchOptions) -> Iterator[tuple[LaunchOptions, str]]:
         # address="local": never Ray's own look-up of RAY_ADDRESS or /tmp/ray/ray_current_cluster
         ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False,
                  runtime_env={"env_vars": worker_env()}, **common)
+        from orchestrator.reaper import watch
+
+        watch()  # this instance's processes end with the driver, even a SIGKILLed one
     try:
         yield trial_resources(opts)
     finally:
