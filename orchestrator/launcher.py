@@ -143,6 +143,10 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     try:
         with contextlib.redirect_stdout(sys.stderr):
             tuner.fit()
+    except (EOFError, OSError) as exc:
+        # After the run Tune reads every trial's error file back from the storage, for a ResultGrid this
+        # project never uses; a storage that filled up leaves them empty. The sink has recorded each trial.
+        log.warning("Tune could not read its trial records back from storage %s: %s", campaign_storage, exc)
     finally:
         tune_log.setLevel(level)
 

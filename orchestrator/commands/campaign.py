@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
-from h2ot_core.environment import STORAGE
+from h2ot_core.environment import SCRATCH_DIR, STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
     AshaOpt,
@@ -173,10 +173,19 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
     err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
 
 
+#: the text of an error from a full disk (ENOSPC), in a trial's error line
+DISK_FULL = "No space left on device"
+
+
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
     """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
     _print_outcome(outcome)
     _print_best(outcome.campaign, metric, store)
+    full = [k for k, e in outcome.errors.items() if DISK_FULL in e]
+    if full:
+        err.print(f"{len(full)} trial(s) ran out of disk space ({DISK_FULL}): free space on the storage (--storage "
+                  f"/ {STORAGE.name}) and the scratch folder ({SCRATCH_DIR.name}), then run the same command "
+                  f"again", highlight=False, markup=False)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")

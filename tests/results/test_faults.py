@@ -5,6 +5,7 @@ tmpfs (needs root: mount; skipped otherwise)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,7 +45,9 @@ def fill(folder: Path) -> None:
 
 
 def h2ot(*args: str, db: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {"H2OT_DB_URL": db, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "H2OT_DB_URL": db, "H2OT_RUNS_DIR": str(tmp_path / "runs"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("H2OT_STORAGE", None)
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300, env=env)
 
@@ -87,3 +90,19 @@ def test_read_only_leaderboard_file_and_folder_are_one_line(tmp_path: Path) -> N
         assert len([line for line in run.stderr.splitlines() if line.strip()]) == 1
         shown = h2ot("leaderboard", "--campaign", "c1", "--format", "json", db=db, tmp_path=tmp_path)
         assert shown.returncode == 0, shown.stderr  # a read-only copy still reads
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_full_checkpoint_storage_fails_the_trials_in_one_line_each(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "storage", "400k") as storage:  # room for the storage probe, not for checkpoints
+        db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+        run = h2ot("campaign", "run", str(SMOKE), "--storage", str(storage), "--retries", "0", db=db,
+                   tmp_path=tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]  # trials failed (README: exit 1)
+    assert "Traceback" not in run.stderr and "Aborted" not in run.stderr
+    assert "4 trial(s) ran out of disk space (No space left on device): free space on the storage" in run.stderr
+    from results.queries import leaderboard
+
+    rows = leaderboard(LeaderboardStore(db).engine, campaign="smoke")
+    assert sorted(r["status"] for r in rows) == ["failed"] * 4  # none left running
