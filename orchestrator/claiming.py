@@ -123,15 +123,12 @@ def _say_waiting(held: dict[str, Holder], said: set[str]) -> None:
 
 def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts: LaunchOptions,
                   store: LeaderboardStore, *, keep: Iterable[str], keep_stop_reasons: Iterable[str] | None = None,
-                  fresh: bool = False, trainer: Callable[..., Any] | None = None, **train: Any) -> Claimed:
+                  trainer: Callable[..., Any], fresh: bool = False, **train: Any) -> Claimed:
     """Train ``specs`` under ``run``'s claims (see the module docstring); ``keep``: the statuses read back
     instead of trained; ``fresh``: discard a claimed trial's checkpoints first (``--rerun``). ``trainer``:
-    :func:`orchestrator.launcher.train_specs` (the default; a benchmark passes a trivial one), which gets
+    :func:`orchestrator.launcher.train_specs` (a benchmark passes a trivial one), which gets
     ``train``'s keyword arguments (``metric``, ``mode``, ``tags``, ``kept``) and returns a sink (``outcomes``,
     ``errors``, ``lost``)."""
-    if trainer is None:
-        from orchestrator.launcher import train_specs as trainer
-
     done = Claimed()
     pending = list(specs)
     said: set[str] = set()

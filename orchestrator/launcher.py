@@ -199,7 +199,7 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
         # --rerun trains again from scratch, not from the epoch checkpoints of the earlier run
         done = train_claimed(run, grid.name, todo, opts, store, keep=keep, keep_stop_reasons=KEPT_STOP_REASONS,
-                             fresh=rerun, metric=grid.metric_key, mode=grid.mode,
+                             trainer=train_specs, fresh=rerun, metric=grid.metric_key, mode=grid.mode,
                              tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
         run.outcome = "interrupted" if done.interrupted else "complete"
     outcome.kept.update(done.kept)

@@ -32,7 +32,7 @@ from orchestrator.cluster import (
     ray_session,
 )
 from orchestrator.grid import GridSpec
-from orchestrator.launcher import CampaignOutcome, campaign_fields
+from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
 from results.claims import STUDY_PREFIX
@@ -252,6 +252,7 @@ def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptio
             todo = [s for s in specs if s.trial_key not in kept]
             if todo:  # claimed first: a grid campaign may be training the same configuration
                 done = train_claimed(run, grid.name, todo, asha_opts, store, keep=[TrialStatus.COMPLETE],
+                                     trainer=train_specs,
                                      metric=metric_key("test", trained),
                                      mode="min" if search.objectives.get(trained, "min") == "min" else "max",
                                      tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))

@@ -44,9 +44,9 @@ def fill(folder: Path) -> None:
             f.flush()
 
 
-def h2ot(*args: str, db: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def h2ot(*args: str, db: str, tmp_path: Path, mlflow: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "H2OT_DB_URL": db, "H2OT_RUNS_DIR": str(tmp_path / "runs"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": mlflow or f"sqlite:///{tmp_path / 'mlflow.db'}"}
     env.pop("H2OT_STORAGE", None)
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=300, env=env)
@@ -106,3 +106,23 @@ def test_a_full_checkpoint_storage_fails_the_trials_in_one_line_each(tmp_path: P
 
     rows = leaderboard(LeaderboardStore(db).engine, campaign="smoke")
     assert sorted(r["status"] for r in rows) == ["failed"] * 4  # none left running
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_full_mlflow_store_is_one_warning_and_training_goes_on(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mlflow", "3m") as disk:
+        uri = f"sqlite:///{disk / 'mlflow.db'}"
+        made = subprocess.run([sys.executable, "-c", "from orchestrator.tracking import init_store; init_store()"],
+                              cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True,
+                              timeout=300)
+        assert made.returncode == 0, made.stderr[-2000:]
+        fill(disk)
+        db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+        run = h2ot("campaign", "run", str(SMOKE), "--retries", "0", db=db, tmp_path=tmp_path, mlflow=uri)
+    assert run.returncode == 0, run.stderr[-3000:]  # the leaderboard is the record: every trial is in it
+    assert run.stderr.count(f"MLflow tracking store {uri} is full") == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr and "unreachable" not in run.stderr
+    from results.queries import leaderboard
+
+    assert sorted(r["status"] for r in leaderboard(LeaderboardStore(db).engine, campaign="smoke")) == ["complete"] * 4
