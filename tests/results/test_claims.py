@@ -113,3 +113,25 @@ def test_processes_racing_for_the_same_keys_each_get_a_disjoint_share(url: str) 
     holders = LeaderboardStore(url).holders(keys)
     owner_of = {k: run for run, ks in got for k in ks}
     assert {k: h.run_id for k, h in holders.items()} == owner_of
+
+
+@pytest.mark.postgres
+def test_a_trial_finished_and_released_during_the_hand_out_is_kept(pg_server_db: str) -> None:
+    """PostgreSQL reads each statement's committed state: a trial another driver completes and releases between
+    the hand-out's first read and its claim is read again after the claim, and kept (never trained twice)."""
+    url = pg_server_db
+    first, second = LeaderboardStore(url), LeaderboardStore(url)
+    spec = smoke_spec("tome", "tri", "1:9")
+    a, b = ClaimOwner("ca"), ClaimOwner("cb")
+    first.claim(spec.trial_key, a, 30.0)
+    claim = second._claim
+
+    def finished_meanwhile(conn, key, owner, lease_s, at):
+        first.upsert_result(complete(spec, 41.0, 30.5, 1.2, 6.0), campaign="ca", run_id=a.run_id)
+        first.release(a)
+        return claim(conn, key, owner, lease_s, at)
+
+    second._claim = finished_meanwhile  # type: ignore[method-assign]
+    out = second.hand_out([spec.trial_key], b, 30.0, keep=["complete"])
+    assert (out.claimed, out.kept, out.held) == ([], {spec.trial_key: "complete"}, {})
+    assert second.holder_of(spec.trial_key) is None  # the claim taken meanwhile is given back
