@@ -137,6 +137,9 @@ def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts
         out = store.hand_out([s.trial_key for s in pending], run.owner, run.lease, keep=keep,
                              keep_stop_reasons=keep_stop_reasons)
         done.kept.update(out.kept)
+        dead = {k: h.run_id for k, h in out.held.items() if h.dead_here()}
+        if dead and store.take_over(dead, run.owner, run.lease):  # a killed driver of this host: no lease to wait
+            continue
         claimed = [s for s in pending if s.trial_key in set(out.claimed)]
         lost: set[str] = set()
         if claimed:

@@ -218,8 +218,12 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
 def claim_study(store: LeaderboardStore, run: Launch) -> None:
     """Hold the campaign's study for this launch: a second driver of a live study is refused in one line
     (two drivers telling one Optuna study would both train its proposals); a study whose driver is gone (its
-    lease expired) is taken over, and resumes."""
-    holder = store.claim(f"{STUDY_PREFIX}{run.owner.campaign}", run.owner, run.lease)
+    lease expired, or a dead process of this host) is taken over, and resumes."""
+    key = f"{STUDY_PREFIX}{run.owner.campaign}"
+    holder = store.claim(key, run.owner, run.lease)
+    if holder is not None and holder.dead_here():  # its driver was killed on this host: no lease to wait out
+        store.take_over({key: holder.run_id}, run.owner, run.lease)
+        holder = store.claim(key, run.owner, run.lease)
     if holder is not None:
         run.outcome = "refused"
         raise ResultsError(f"study {run.owner.campaign} is being run by {holder.host}/{holder.pid} since "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +56,19 @@ class Holder:
 
     def expired(self, at: datetime | None = None) -> bool:
         return self.lease_until <= (at or now())
+
+    def dead_here(self) -> bool:
+        """Whether the holder is a process of this host that no longer runs (its lease need not be waited out; a
+        recycled pid reads as alive, and the lease is waited for)."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # another user's process: alive
+            return False
+        return False
 
     def describe(self) -> str:
         """``campaign X (host/pid since 10:02:03 UTC)``."""
@@ -162,6 +175,20 @@ class ClaimsMixin:
             return out
 
         return self._write(write)
+
+    def take_over(self, runs: Mapping[str, str], owner: ClaimOwner, lease_s: float) -> int:
+        """Give ``owner`` the claims ``trial_key -> run_id`` still held by those runs (whose driver is known to be
+        gone before its lease ends: a dead process on this host); returns how many it took."""
+        def write(conn: Connection) -> int:
+            at, taken = now(), 0
+            for key, run_id in sorted(runs.items()):
+                done = conn.execute(update(Claim).where(Claim.trial_key == key, Claim.run_id == run_id).values(
+                    campaign=owner.campaign, run_id=owner.run_id, host=owner.host, pid=owner.pid,
+                    lease_until=at + timedelta(seconds=lease_s), claimed_at=at))
+                taken += int(done.rowcount or 0)
+            return taken
+
+        return self._write(write) if runs else 0
 
     def renew(self, owner: ClaimOwner, lease_s: float) -> int:
         """Extend every lease ``owner`` holds to ``lease_s`` seconds from now; returns how many it holds."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import subprocess
+import sys
 import time
 
 import pytest
@@ -135,3 +137,16 @@ def test_a_trial_finished_and_released_during_the_hand_out_is_kept(pg_server_db:
     out = second.hand_out([spec.trial_key], b, 30.0, keep=["complete"])
     assert (out.claimed, out.kept, out.held) == ([], {spec.trial_key: "complete"}, {})
     assert second.holder_of(spec.trial_key) is None  # the claim taken meanwhile is given back
+
+
+def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(url: str) -> None:
+    store = LeaderboardStore(url)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone, alive = ClaimOwner("c1", pid=int(dead.stdout)), ClaimOwner("c2")
+    store.claim("k", gone, 30.0)
+    holder = store.claim("k", alive, 30.0)
+    assert holder is not None and holder.dead_here()
+    assert store.take_over({"k": holder.run_id}, alive, 30.0) == 1
+    assert store.take_over({"k": holder.run_id}, alive, 30.0) == 0  # it is no longer that run's
+    taken = store.holder_of("k")
+    assert taken is not None and taken.run_id == alive.run_id and not taken.dead_here()
