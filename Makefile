@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-gpu claim readme clean
+.PHONY: demo test test-fast lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-train bench-attention bench-gpu claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,15 +32,26 @@ test: $(STAMP)
 	bash .ci/services
 	bash .ci/browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# The quick loop: ruff, mypy and every test that starts no server, no Ray and no PostgreSQL (under 3 minutes
+# on 2 cores); `make test` runs them all.
+FAST := not slow and not ray and not postgres and not server and not gpu
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "$(FAST)"
+
+# ruff, then mypy over orchestrator, h2ot_core and results (the files and settings are in pyproject's [tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Benchmarks print medians and side-by-side ratios and write each table to benchmarks/results/<name>.md;
-# none of them is a test. `make readme` copies those files into README.md.
-bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-precision
-	@echo "Tables written under benchmarks/results/; run make readme to copy them into README.md"
+# none of them is a test. `make readme` copies those files into benchmarks/README.md.
+bench: bench-core bench-data bench-engine bench-results bench-web bench-orchestration bench-official bench-train bench-precision
+	@echo "Tables written under benchmarks/results/; run make readme to copy them into benchmarks/README.md"
 
 bench-core: $(STAMP)
 	$(BIN)/python -m benchmarks.core
@@ -60,6 +71,17 @@ bench-orchestration: $(STAMP)
 # fp32, ours against the official forwards on the same weights, official sizes, batch 1 and 8 (about 15 minutes).
 bench-official: $(STAMP)
 	$(BIN)/python -m benchmarks.official
+
+# Training step per clip (forward + losses + backward + optimiser) against the official step, official sizes, fp32,
+# 2 threads, batch 2 (about 15 minutes on 2 idle cores). On a GPU node the same module takes
+# --device cuda --dtype bf16 [--compile] (batch: the recipe's).
+bench-train: $(STAMP)
+	$(BIN)/python -m benchmarks.train
+
+# Fused against explicit attention per call shape, forward and forward + backward: the measurement behind the
+# kernel rule of h2ot_core/attention.py (about 10 minutes on 2 cores).
+bench-attention: $(STAMP)
+	$(BIN)/python -m benchmarks.attention_kernels
 
 # bf16 vs fp32 inference and training at official sizes on 2 CPU threads (about 20 minutes; needs a CPU with
 # bf16 kernels, AVX-512 or AMX: elsewhere it says so and exits 2).
@@ -84,7 +106,7 @@ bench-search: $(STAMP)
 claim: $(STAMP)
 	$(BIN)/python -m benchmarks.claim
 
-# README.md's figure blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
+# README.md and benchmarks/README.md: their blocks (<!-- bench:NAME --> ... <!-- /bench:NAME -->) from benchmarks/results/NAME.md.
 readme: $(STAMP)
 	$(BIN)/python -m benchmarks.readme
 

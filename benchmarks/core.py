@@ -36,15 +36,15 @@ from benchmarks.output import (
     print_row,
     write_result,
 )
+from h2ot_core.attention import explicit_attention as materialised_attention
 from h2ot_core.cost import count_flops, example_input
 from h2ot_core.factory import create_model
-from h2ot_core.layers import explicit_attention as materialised_attention
 from h2ot_core.names import BACKBONE_INFO
 
 
 def explicit_sdpa(q, k, v, *_, **__):
     """What a straightforward implementation does: materialise softmax(QK^T/sqrt(d)) and multiply
-    (:func:`h2ot_core.layers.explicit_attention`; :func:`h2ot_core.layers.sdpa` passes no mask or scale)."""
+    (:func:`h2ot_core.attention.explicit_attention`; :func:`h2ot_core.attention.sdpa` passes no mask or scale)."""
     return materialised_attention(q, k, v)
 
 

@@ -98,13 +98,13 @@ _MODULES = (official_ref, official_mixste, official_motionbert, official_motiona
 
 
 @contextlib.contextmanager
-def official_ops() -> Iterator[None]:
-    """The references' hand-written layers swapped for the torch ops the official files call, where each
-    reference module looks them up; restored on exit."""
-    saved = [(m, name, getattr(m, name)) for m in _MODULES for name in OFFICIAL_OPS if hasattr(m, name)]
+def official_ops(ops: dict[str, Callable[..., torch.Tensor]] = OFFICIAL_OPS) -> Iterator[None]:
+    """The references' hand-written layers swapped for the torch ops the official files call (``ops``, by
+    layer name), where each reference module looks them up; restored on exit."""
+    saved = [(m, name, getattr(m, name)) for m in _MODULES for name in ops if hasattr(m, name)]
     try:
         for module, name, _ in saved:
-            setattr(module, name, OFFICIAL_OPS[name])
+            setattr(module, name, ops[name])
         yield
     finally:
         for module, name, fn in saved:

@@ -1,8 +1,8 @@
 """Where benchmark figures go: one Markdown file per result table under ``benchmarks/results/``.
 
 Each benchmark prints its table and writes it to ``benchmarks/results/<name>.md`` (``--out`` elsewhere;
-``--out -`` only prints). ``make readme`` (:mod:`benchmarks.readme`) copies each file into README.md
-between ``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->``, so the README shows measured files,
+``--out -`` only prints). ``make readme`` (:mod:`benchmarks.readme`) copies each file into benchmarks/README.md
+between ``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->``, so the pages show measured files,
 never hand-copied numbers. A file is the table, a blank line and one line saying when, how and on what
 it was measured.
 """

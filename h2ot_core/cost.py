@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,8 @@ from h2ot_core.device import (
     inference_model,
     synchronize,
 )
+from h2ot_core.models.base import backbone_of
+from h2ot_core.recovering.attention import TRA
 
 
 def count_params(model: nn.Module) -> int:
@@ -51,7 +53,7 @@ def _linear_conv_macs(module: nn.Module, inputs: tuple[Tensor, ...], output: Ten
 
 def example_input(model: nn.Module, batch: int = 1, frames: int | None = None) -> Tensor:
     """Random ``[batch, F, J, C_in]`` input matching the model's backbone."""
-    bb = getattr(model, "backbone", model)
+    bb = backbone_of(model)
     return torch.randn(batch, frames or bb.num_frames, bb.num_joints, bb.in_chans)
 
 
@@ -66,7 +68,7 @@ def count_flops(model: nn.Module, x: Tensor) -> tuple[float, float]:
 
     def hoisted(module: nn.Module, inputs: tuple, output: Tensor) -> None:
         nonlocal macs
-        macs += module.hoisted_macs(*inputs)
+        macs += cast(TRA, module).hoisted_macs(*inputs)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)]

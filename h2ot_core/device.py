@@ -26,7 +26,7 @@ import contextlib
 import copy
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from h2ot_core.environment import ALLOW_SLOW_BF16
 from h2ot_core.errors import ConfigError
@@ -35,6 +35,8 @@ from h2ot_core.registry import unknown_message
 if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
+
+ModelT = TypeVar("ModelT", bound="nn.Module")
 
 #: the precisions a trial, ``predict``, ``evaluate`` and ``profile`` accept
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
@@ -176,7 +178,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def inference_model(model: nn.Module, precision: str, *, copy_model: bool = False) -> nn.Module:
+def inference_model(model: ModelT, precision: str, *, copy_model: bool = False) -> ModelT:
     """``model`` in eval mode, with the weights of its Linear and Conv layers in ``precision``'s dtype.
 
     Run it under :func:`autocast`: matmuls then take the low-precision weights as they are and accumulate in
@@ -221,7 +223,9 @@ def compile_blocks(model: nn.Module) -> int:
     # One graph per block class, input layout (spatial/temporal), token count and batch: an H2OT schedule
     # needs more than dynamo's default of 8 before it would fall back to eager.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    bb = getattr(model, "backbone", model)
+    from h2ot_core.models.base import backbone_of
+
+    bb = backbone_of(model)
     blocks = bb.compile_units()
     for block in blocks:
         block.compile(dynamic=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from h2ot_core.contracts import Pipeline
 from h2ot_core.hourglass import HourglassModel
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, backbone_info
 from h2ot_core.resolve import check_combination as check_combination
@@ -18,7 +17,7 @@ from h2ot_core.schedule import parse_schedule
 
 def model_config(
     backbone: str, pruner: str = "none", recoverer: str = "none", schedule: str = "", *,
-    pipeline: Pipeline | None = None, **model_kwargs: Any,
+    pipeline: str | None = None, **model_kwargs: Any,
 ) -> dict[str, Any]:
     """The checked, self-describing configuration of a model (stored in native checkpoints): names, schedule,
     pipeline and every constructor argument; ``model_kwargs`` override the backbone's defaults."""
@@ -53,7 +52,7 @@ def create_model(
     recoverer: str = "none",
     schedule: str = "",
     *,
-    pipeline: Pipeline | None = None,
+    pipeline: str | None = None,
     **model_kwargs: Any,
 ) -> HourglassModel:
     """Build a :class:`HourglassModel` from names; ``model_kwargs`` override the backbone's defaults."""

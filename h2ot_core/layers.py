@@ -1,15 +1,15 @@
 """Shared transformer layers (timm's anatomy, written here to avoid a timm/torchvision dependency).
 
-Attention goes through :func:`sdpa`: ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU), except
-in bf16 on a CPU, where training and compiled inference run it as two batched bf16 GEMMs around a softmax
-(torch's fused CPU kernel is slow in bf16).
+Attention goes through :func:`h2ot_core.attention.sdpa`, which picks torch's fused kernel or an explicit
+softmax by the call's shape, dtype, device and whether it trains (a measured rule).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from h2ot_core.attention import sdpa
 
 
 class DropPath(nn.Module):
@@ -44,58 +44,6 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
-#: Largest score tensor (``N·H·Tq·Tk`` elements) that :func:`sdpa` materialises for bf16 on a CPU: 64 Mi
-#: elements, 128 MB in bf16 (MixSTE's temporal attention at batch 2 is 16 Mi). Larger ones, whose saved
-#: probabilities would dominate training memory, go to the fused kernel in float32.
-CPU_LOW_PRECISION_SCORES = 1 << 26
-
-
-def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """``softmax(q kᵀ / √d) v`` with the scores materialised: ``q [N, H, Tq, d]``, ``k, v [N, H, Tk, d]``."""
-    probs = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
-    return (F.dropout(probs, dropout_p, training=True) if dropout_p else probs) @ v
-
-
-def compiled_explicit_attention(q: Tensor, k: Tensor) -> bool:
-    """Whether bf16 inference on a CPU materialises the scores: only under ``torch.compile`` (``--compile``),
-    and only for up to 128 keys or 64-wide heads.
-
-    Compiled, the scale and softmax fuse into one pass between two bf16 GEMMs, and that beat the fused kernel
-    in bf16 (EPYC with AVX512-BF16, one attention call: MixSTE spatial 2.8 against 9.3 ms, 81 keys 0.9 against
-    1.9, MHFormer 1.3 against 2.1; whole compiled models 1.06-1.17x faster). Over 243 keys with 16- or 32-wide
-    heads (MotionAGFormer's and MotionBERT's temporal attention) the softmax dominates and the fused kernel
-    won (8.7 against 16 ms). Eager, the scores' separate passes ate the gain (0.98-1.05x), so it stays fused.
-    """
-    return torch.compiler.is_compiling() and (k.shape[-2] <= 128 or q.shape[-1] >= 64)
-
-
-def sdpa(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
-    """Attention of ``q [N, H, Tq, d]``, ``k, v [N, H, Tk, d]`` → ``[N, H, Tq, d]``.
-
-    ``F.scaled_dot_product_attention`` (fused kernels) in float32 and on a GPU. In bf16 on a CPU torch's fused
-    kernel multiplies small tiles one by one: its forward is no faster than float32's and its backward about
-    9x slower. So there:
-
-    - **with gradients** (training) the two matmuls run as whole batched bf16 GEMMs (float32 accumulation;
-      the softmax reduces in float32 and rounds to bf16) up to :data:`CPU_LOW_PRECISION_SCORES` scores, and
-      the fused kernel in float32 beyond (output cast back). On an AVX512-BF16 EPYC forward + backward took
-      7.5 against 14 ms (MHFormer, 351 frames), 78 against 129 (MixSTE temporal, batch 2) and 29 against 65
-      (spatial) with the fused kernel in float32, and whole bf16 training steps ran 1.05-1.31x faster;
-    - **without** (inference) the fused bf16 kernel, except where :func:`compiled_explicit_attention` says.
-    """
-    if q.device.type != "cpu" or q.dtype == torch.float32:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if not q.requires_grad:
-        if compiled_explicit_attention(q, k):
-            return explicit_attention(q, k, v)
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] <= CPU_LOW_PRECISION_SCORES:
-        return explicit_attention(q, k, v, dropout_p)
-    with torch.autocast("cpu", enabled=False):  # CPU autocast would cast the inputs back to bf16
-        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout_p)
-    return out.to(q.dtype)
 
 
 class Attention(nn.Module):

@@ -13,7 +13,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from h2ot_core.errors import H2OTError, RegistrationError
 
@@ -157,16 +157,17 @@ class Registry(Generic[T, InfoT]):
         if name not in self._entries:
             raise UnknownNameError(self.kind, name, self.names())
         entry = self._entries[name]
-        if isinstance(entry, str):
-            module, _, attr = entry.partition(":")
-            entry = importlib.import_module(module)
-            for part in attr.split("."):
-                entry = getattr(entry, part)
-            if not self._target_ok(entry):
-                raise RegistrationError(f"{self.kind} {name!r}: {self._entries[name]} is "
-                                        f"{type(entry).__name__} {entry!r}, expected {self._expected()}")
-            self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        if not isinstance(entry, str):
+            return entry
+        module, _, attr = entry.partition(":")
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+        if not self._target_ok(target):
+            raise RegistrationError(f"{self.kind} {name!r}: {entry} is "
+                                    f"{type(target).__name__} {target!r}, expected {self._expected()}")
+        self._entries[name] = target
+        return target
 
     def check(self, name: str) -> str:
         """Validate ``name`` without importing anything; returns it."""

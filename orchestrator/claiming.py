@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from h2ot_core.contracts import TrialSpec
 from h2ot_core.environment import CLAIM_LEASE_S
+from orchestrator import interrupt
 from results.claims import ClaimOwner, Holder
 from results.errors import ResultsError
 
@@ -152,12 +153,15 @@ def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts
             lost = set(sink.lost)
             done.outcomes.update({k: v for k, v in sink.outcomes.items() if k not in lost})
             done.errors.update({k: v for k, v in sink.errors.items() if k not in lost})
-            if any(s.trial_key not in sink.outcomes for s in claimed):  # interrupted: hand out no more
-                done.interrupted = True
+            if interrupt.received() is not None or any(s.trial_key not in sink.outcomes for s in claimed):
+                done.interrupted = True  # interrupted: hand out no more
                 break
             store.release(run.owner, [s.trial_key for s in claimed if s.trial_key not in lost])
         pending = [s for s in pending if s.trial_key in out.held or s.trial_key in lost]
         if pending and not claimed:
+            if interrupt.received() is not None:  # Ctrl-C while waiting for other campaigns' trials
+                done.interrupted = True
+                break
             _say_waiting(out.held, said)
             time.sleep(min(5.0, run.lease / 4))
     return done

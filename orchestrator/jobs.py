@@ -36,6 +36,8 @@ from h2ot_core.errors import H2OTError
 from orchestrator.cluster import UPLOAD_EXCLUDES, ClusterError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from results.store import LeaderboardStore
 
 #: Ray's job states that do not change any more
@@ -233,14 +235,15 @@ def stop(client: Any, job_id: str, *, timeout_s: float = 60.0) -> JobState:
     return wait_finished(client, job_id, timeout_s=timeout_s)
 
 
-def end_running_trials(store: LeaderboardStore, campaign: str) -> list[str]:
+def end_running_trials(store: LeaderboardStore, campaign: str, since: datetime | None = None) -> list[str]:
     """Trials of ``campaign`` still ``running`` become ``stopped`` by the user (``StopReason.USER``: the next
-    run of the grid trains them again); returns their keys.
+    run of the grid trains them again), and so do those the job's driver recorded ``interrupted`` on the
+    SIGTERM of a stop asked at ``since``; returns their keys.
 
     Only after the job has ended: nothing else writes these rows any more. Their MLflow runs are ended as
     KILLED (best effort: MLflow is the browser, the leaderboard the record).
     """
-    ended = store.end_running_trials(campaign, StopReason.USER)
+    ended = store.end_running_trials(campaign, StopReason.USER, since=since)
     run_ids = [run_id for _, run_id in ended if run_id]
     if run_ids:
         _kill_mlflow_runs(run_ids)

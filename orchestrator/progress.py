@@ -34,6 +34,7 @@ from rich.text import Text
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import H2OTError
+from orchestrator import interrupt
 from orchestrator.clock import DEFAULT_INTERVAL_S, duration, eta, eta_text, interval_s, timestamp
 from orchestrator.trainable import RESULT_KEY
 
@@ -198,8 +199,9 @@ class CampaignCounter:
         (``stopped`` without one: the scheduler stopped it early)."""
         trial = self.running.pop(key, None)
         status = TrialStatus.FAILED if error else self._outcomes.pop(key, TrialStatus.STOPPED)
-        attr = {TrialStatus.COMPLETE: "done", TrialStatus.DIVERGED: "diverged",
-                TrialStatus.FAILED: "failed"}.get(status, "stopped")
+        counters: dict[str, str] = {TrialStatus.COMPLETE: "done", TrialStatus.DIVERGED: "diverged",
+                                    TrialStatus.FAILED: "failed"}
+        attr = counters.get(status, "stopped")
         setattr(self, attr, getattr(self, attr) + 1)
         took = f" after {duration(self.clock() - trial.started)}" if trial else ""
         label = f"  {trial.label}" if trial else ""
@@ -300,7 +302,8 @@ class CampaignProgress(Callback):
         #: the launcher submits a long campaign in chunks: the display is closed after the last one
         self.more_to_come = False
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         if not self._submitted:  # once, though each chunk's Tune run calls setup
             self._submitted = True
             self.counter.submit(self.total, self.skipped)
@@ -325,7 +328,8 @@ class CampaignProgress(Callback):
         self.counter.trial_finished(_key(trial), error=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+        ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        if self.more_to_come and ended and interrupt.received() is None:
             return  # a chunk of the campaign ended, not the campaign
         if self.owns_counter:
             self.counter.close()

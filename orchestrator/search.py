@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator import interrupt
 from orchestrator.claiming import Launch, launch, train_claimed
 from orchestrator.cluster import (
     LaunchOptions,
@@ -37,6 +38,7 @@ from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
 from results.claims import STUDY_PREFIX
 from results.errors import ResultsError
+from results.usage import campaign_usage
 
 if TYPE_CHECKING:
     from results.store import LeaderboardStore
@@ -172,8 +174,8 @@ def _tell(search: SearchSpec, study: Any, proposal: _Proposal, values: dict[str,
         return state.name.lower()
     objective_values = []
     for name in search.objectives:
-        per_seed = [r.get(name) for r in rows]
-        if any(v is None for v in per_seed):
+        per_seed = [v for r in rows if (v := r.get(name)) is not None]
+        if len(per_seed) < len(rows):
             study.tell(proposal.number, state=optuna.trial.TrialState.FAIL)
             return "fail"
         objective_values.append(sum(per_seed) / len(per_seed))
@@ -247,6 +249,9 @@ def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptio
             if search.max_hours is not None and time.monotonic() - started > search.max_hours * 3600:
                 log.warning("search %s: max_hours reached with %d trial(s) left", campaign, left)
                 break
+            if grid.budget.max_device_hours is not None and campaign_usage(store.engine, campaign).spent_budget():
+                log.warning("search %s: max_device_hours spent with %d trial(s) left", campaign, left)
+                break
             batch = _carried(study)[:left]
             while len(batch) < min(batch_size, left):
                 batch.append(_propose(search, grid, study, counts))
@@ -256,15 +261,19 @@ def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptio
             todo = [s for s in specs if s.trial_key not in kept]
             if todo:  # claimed first: a grid campaign may be training the same configuration
                 done = train_claimed(run, grid.name, todo, asha_opts, store, keep=[TrialStatus.COMPLETE],
-                                     trainer=train_specs,
-                                     metric=metric_key("test", trained),
+                                     trainer=train_specs, metric=metric_key("test", trained),
                                      mode="min" if search.objectives.get(trained, "min") == "min" else "max",
-                                     tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
+                                     tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
+                                     budget=grid.budget)
                 outcome.errors.update(done.errors)
                 kept |= set(done.kept)
                 todo = [s for s in todo if s.trial_key not in done.kept]
-                if done.interrupted:
+                if interrupt.received() is not None:  # the batch is not told: the next run trains it first
                     run.outcome = "interrupted"
+                    outcome.interrupted = interrupt.received()
+                    outcome.statuses.update({s.trial_key: done.outcomes.get(s.trial_key, TrialStatus.PENDING)
+                                             for s in todo})
+                    break
             counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             for key in kept:
                 outcome.kept[key] = TrialStatus.COMPLETE
@@ -273,5 +282,3 @@ def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptio
                 _tell(search, study, p, values)
             for s in todo:
                 outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or TrialStatus.PENDING
-            if run.outcome == "interrupted":
-                break

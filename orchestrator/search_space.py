@@ -14,7 +14,7 @@ A search file has the keys of a grid file (``name``, ``include``, ``fixed``, ``p
         train: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}   # optional training settings
         frames: 27                      # optional: one value, like dataset and seed
       objectives: {mpjpe: min, gflops: min}
-      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}
+      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}   # and max_device_hours, price_per_device_hour
       sampler: {name: nsga2, seed: 0}   # nsga2 | tpe (Optuna's multi-objective samplers)
       early_stopping: asha              # optional: successive halving on the first accuracy objective
       seeds: 1                          # trials per sampled configuration (seed 0..N-1), objective = mean
@@ -31,12 +31,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeGuard
 
 from h2ot_core.contracts import METRICS
 from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, resolved_model_config
 from h2ot_core.registry import unknown_message
+from orchestrator.budget import DEVICE_BUDGET_KEYS
 
 SEARCH_KEYS = ("space", "objectives", "budget", "sampler", "early_stopping", "seeds")
 SPACE_KEYS = ("backbone", "pruner", "recoverer", "stages", "layer", "tokens", "frames", "dataset", "seed",
@@ -96,7 +97,7 @@ class SearchSpec:
     seeds: int = 1
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         """Optuna's ``minimize``/``maximize`` per objective."""
         return ["minimize" if mode == "min" else "maximize" for mode in self.objectives.values()]
 
@@ -175,6 +176,10 @@ def _names(where: str, raw: Any, registry: Any) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _train_space(path: Path, raw: Any) -> dict[str, FloatRange | list[Any]]:
     if raw is None:
         return {}
@@ -187,8 +192,8 @@ def _train_space(path: Path, raw: Any) -> dict[str, FloatRange | list[Any]]:
             raise ConfigError(f"{where}: {unknown_message('searchable setting', name, list(TRAIN_KNOBS))}")
         if isinstance(value, Mapping):
             low, high, log = value.get("low"), value.get("high"), value.get("log", False)
-            ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-            if set(value) - {"low", "high", "log"} or not ok or low >= high or (log and low <= 0):
+            if (set(value) - {"low", "high", "log"} or not _is_number(low) or not _is_number(high) or low >= high
+                    or (log and low <= 0)):
                 raise ConfigError(f"{where}: expected {{low, high[, log: true]}} with low < high (> 0 for log), "
                                   f"got {dict(value)!r}")
             space[name] = FloatRange(float(low), float(high), bool(log))
@@ -265,8 +270,9 @@ def check_search(path: Path, raw: Any, fixed: Mapping[str, Any]) -> SearchSpec:
         raise ConfigError(f"{path}: search.budget: expected {{trials: N[, max_gflops: G][, max_hours: H]}}, "
                           f"got {budget!r}")
     for key in budget:
-        if key not in BUDGET_KEYS:
-            raise ConfigError(f"{path}: search.budget.{key}: {unknown_message('budget key', key, list(BUDGET_KEYS))}")
+        if key not in (*BUDGET_KEYS, *DEVICE_BUDGET_KEYS):  # the device budget's keys: orchestrator.budget
+            raise ConfigError(f"{path}: search.budget.{key}: "
+                              f"{unknown_message('budget key', key, [*BUDGET_KEYS, *DEVICE_BUDGET_KEYS])}")
     sampler = raw.get("sampler") or {}
     if isinstance(sampler, str):
         sampler = {"name": sampler}

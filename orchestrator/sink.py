@@ -2,7 +2,8 @@
 
 Workers only report; this callback turns those reports into leaderboard rows (``mark_running`` at start,
 ``upsert_result`` at the end, ``failed`` with the error once Tune gives up on a trial, ``stopped`` when
-the scheduler ends it early: ``stop_reason`` asha) and MLflow runs
+the scheduler ends it early: ``stop_reason`` asha, or when the driver was interrupted: ``interrupted``,
+for every trial still in flight) and MLflow runs
 (per-epoch metrics, final metrics, cost, provenance and artifacts at the end).
 An epoch reported with a checkpoint reaches MLflow only once Tune has registered that checkpoint: Tune saves
 it in a second call to the worker, and a worker lost in between is resumed from the checkpoint before, so
@@ -28,13 +29,17 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EXPERIMENT_TAG, SHOULD_CHECKPOINT, TRIAL_ID
 
 from h2ot_core.contracts import (
+    EPOCH_EVAL_SECONDS,
+    EPOCH_TRAIN_SECONDS,
     MetricRecord,
     StopReason,
     TrialResult,
     TrialSpec,
     TrialStatus,
+    Usage,
     parse_metric_key,
 )
+from orchestrator import interrupt
 from orchestrator.trainable import RESULT_KEY, SCHEDULER_PREFIX
 from results.errors import ResultsError
 
@@ -100,6 +105,8 @@ class ResultsSink(Callback):
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
         self.errors: dict[str, str] = {}
+        #: trial_key -> the Tune trial, for every trial started (those without an outcome are in flight)
+        self.started: dict[str, Any] = {}
         #: trial_key -> (step, metrics) of the epoch whose checkpoint Tune is still saving
         self.pending: dict[str, tuple[int, dict[str, Any]]] = {}
         #: trial_key -> step -> committed report, the history of a trial that ends without a TrialResult
@@ -115,6 +122,7 @@ class ResultsSink(Callback):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = state["_tracker"] = state["fatal"] = None
+        state["started"] = {}
         return state
 
     def _check(self) -> None:
@@ -150,9 +158,16 @@ class ResultsSink(Callback):
         self.history.setdefault(spec.trial_key, {})[step] = reported
         self.tracker.log_epoch(self._run_id(spec), reported, step)
 
+    def in_flight_hours(self) -> float:
+        """Device-hours the reported epochs of trials not written yet took (a budget counts them before the
+        leaderboard has them)."""
+        reports = [*(r for steps in self.history.values() for r in steps.values()), *(r for _, r in self.pending.values())]
+        return sum(float(r.get(EPOCH_TRAIN_SECONDS, 0.0)) + float(r.get(EPOCH_EVAL_SECONDS, 0.0)) for r in reports) / 3600
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._check()
         spec = TrialSpec.from_dict(trial.config["spec"])
+        self.started[spec.trial_key] = trial
         if not self.store.mark_running(spec, self.campaign, run_id=self.run_id):
             self._lose(spec)
             return
@@ -215,6 +230,8 @@ class ResultsSink(Callback):
         seen = self.history.pop(key, {})
         if not result.history and seen:  # stopped or failed: keep the epochs it did report
             result = dataclasses.replace(result, history=[seen[step] for step in sorted(seen)])
+        if result.usage is None:  # its device time is what those epochs measured (the one cut short is lost)
+            result = dataclasses.replace(result, usage=Usage.from_history(result.history))
         # MLflow first, guarded (it never raises): the run id goes into the row; the row is the record.
         run_id = self.tracker.finish_trial(spec, result, run_id=self.run_ids.get(key))
         if run_id is not None:
@@ -236,11 +253,20 @@ class ResultsSink(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._check()
-        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+        if interrupt.received() is not None:
+            self.record_interrupted()
+        elif self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
             return  # a chunk of the campaign ended, not the campaign
         tracker = self.tracker
         self.backfill(tracker)
         tracker.close(failed=TrialStatus.FAILED in self.outcomes.values())
+
+    def record_interrupted(self) -> None:
+        """Every trial started and not ended: ``stopped`` (interrupted), with the epochs it did report."""
+        for key, trial in list(self.started.items()):
+            if key not in self.outcomes:
+                spec = TrialSpec.from_dict(trial.config["spec"])
+                self._write(spec, stopped_result(spec, trial.last_result or {}, StopReason.INTERRUPTED))
 
     def backfill(self, tracker: Any) -> None:
         """Give MLflow every finished trial of the campaign it lacks (this run's or an earlier run's)."""

@@ -26,7 +26,7 @@ from results.schema import Campaign, CampaignTrial, Metric, Trial
 _NOT_EXPORTED = frozenset({"id", "history_json"})
 
 
-def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
+def _arrow_type(column: sa.ColumnElement[Any]) -> pa.DataType:
     """The Arrow type of a trial column, from its SQL type (timestamps are UTC)."""
     kind = column.type
     if isinstance(kind, sa.Boolean):
@@ -41,10 +41,11 @@ def _arrow_type(column: sa.Column[Any]) -> pa.DataType:
 
 
 #: the fixed columns and their Arrow types: every trial column in the table's order (a column added to the
-#: schema is exported with no edit here), then the campaigns a trial belongs to; wide metric columns follow
+#: schema is exported with no edit here), the evaluation protocol (read from the spec), then the campaigns a
+#: trial belongs to; wide metric columns follow
 BASE_SCHEMA = pa.schema(
     [pa.field(c.name, _arrow_type(c)) for c in Trial.__table__.columns if c.name not in _NOT_EXPORTED]
-    + [pa.field("campaigns", pa.string())]
+    + [pa.field("protocol", pa.string()), pa.field("campaigns", pa.string())]
 )
 
 

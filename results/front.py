@@ -9,7 +9,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 
@@ -117,7 +117,7 @@ def write_front(front: Front, out_dir: str | Path, name: str = "pareto") -> list
         path = out / f"{name}.{ext}"
         path.write_text(front_text(front, fmt), encoding="utf-8")
         paths.append(path)
-    better = "min" if lower_is_better(front.y) else "max"
+    better: Literal["min", "max"] = "min" if lower_is_better(front.y) else "max"
     paths += pareto_chart(front.rows, out / name, metric=front.y, cost=front.x, better=better,
                           note=hypervolume_note(front))
     return paths

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from h2ot_core.contracts import SPLITS, STATUSES, TRIAL_AXES, TrialStatus, lower_is_better
 from results.errors import ResultsError, unknown
-from results.rows import COST_COLUMNS, LATENCY_COLUMNS
+from results.rows import COST_COLUMNS, LATENCY_COLUMNS, USAGE_COLUMNS
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 Agg = Literal["best", "mean"]
@@ -31,7 +31,7 @@ DERIVED_COLUMNS: tuple[str, ...] = ("speedup_flops", "speedup_latency", "gflops_
 #: metrics shown next to the sort metric in every leaderboard row
 DEFAULT_METRICS: tuple[str, ...] = ("mpjpe", "p_mpjpe")
 # Trial columns every row carries, in output order.
-_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, "epochs_run", "best_epoch", "resumed_from_epoch", "error",
+_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, *USAGE_COLUMNS, "epochs_run", "best_epoch", "resumed_from_epoch", "error",
                 "mlflow_run_id", "checkpoint_uri", "git_sha", "torch_version", "device", "data_fingerprint",
                 "model_json", "train_json", "data_json", "package_versions", "created_at", "started_at",
                 "finished_at")

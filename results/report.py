@@ -22,10 +22,11 @@ from results.store import LeaderboardStore
 from results.table_campaigns import resolve_specs, stored_campaigns
 from results.table_spec import load_spec, spec_paths
 from results.tables import build_table
+from results.usage import campaign_usage
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
-                   "speedup_flops", "latency_ms", "speedup_latency")
-_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
+                   "speedup_flops", "latency_ms", "speedup_latency", "device_hours", "clips_per_s", "peak_memory_mb")
+_PROVENANCE = ("git_sha", "device", "device_name", "data_fingerprint", "selection", "protocol")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
 
@@ -92,6 +93,7 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
              f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",
              "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
+    lines += ["## What it cost", "", *(f"- {line}" for line in campaign_usage(engine, campaign).lines()), ""]
     lines += _latency_lines(rows)
     lines += _tables_section(engine, campaign, out)
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):

@@ -16,14 +16,21 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    case,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: how a trial scored with the official protocol reads in its canonical spec JSON (``evaluate`` holds only the
+#: protocol, and the default ``real_frames`` is left out of it): the ``protocol`` of a row needs no column
+OFFICIAL_PROTOCOL_JSON = '"evaluate":{"protocol":"official"}'
 
 
 class Base(DeclarativeBase):
@@ -45,6 +52,9 @@ class Campaign(Base):
     created_at: Mapped[datetime]
     ray_job_id: Mapped[str | None] = mapped_column(String(128))
     storage: Mapped[str | None] = mapped_column(Text)
+    #: the grid's ``budget.max_device_hours`` and ``budget.price_per_device_hour`` (``NULL``: none given)
+    max_device_hours: Mapped[float | None]
+    price_per_device_hour: Mapped[float | None]
 
 
 class Trial(Base):
@@ -99,11 +109,30 @@ class Trial(Base):
     device: Mapped[str | None] = mapped_column(String(64))
     data_fingerprint: Mapped[str | None] = mapped_column(String(128))
     package_versions: Mapped[str] = mapped_column(Text, default="{}")
+    #: what running the trial cost (:class:`h2ot_core.contracts.Usage`; ``NULL`` on rows written before 0006)
+    device_seconds_train: Mapped[float | None]
+    device_seconds_eval: Mapped[float | None]
+    device_hours: Mapped[float | None]
+    clips_per_s: Mapped[float | None]
+    peak_memory_mb: Mapped[float | None]
+    peak_memory_kind: Mapped[str | None] = mapped_column(String(32))
+    device_name: Mapped[str | None] = mapped_column(String(128))
     #: per-epoch reports (JSON list), kept so MLflow can be backfilled after a tracking outage
     history_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def protocol(self) -> str:
+        """``official`` or ``real_frames``: the trial's ``evaluate.protocol``, read from ``spec_json`` (in SQL too,
+        so rows filter, group and sort on it like on a column)."""
+        return "official" if OFFICIAL_PROTOCOL_JSON in (self.spec_json or "") else "real_frames"
+
+    @protocol.inplace.expression
+    @classmethod
+    def _protocol_expression(cls) -> ColumnElement[str]:
+        return case((cls.spec_json.contains(OFFICIAL_PROTOCOL_JSON), "official"), else_="real_frames").label("protocol")
 
 
 class CampaignTrial(Base):

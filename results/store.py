@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
@@ -64,11 +65,13 @@ class LeaderboardStore(ClaimsMixin):
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,
                         metric: str = "mpjpe", mode: str = "min", git_sha: str | None = None,
-                        ray_job_id: str | None = None, storage: str | None = None) -> int:
-        """The id of campaign ``name``, created if new (an existing campaign's grid and SHA are refreshed;
+                        ray_job_id: str | None = None, storage: str | None = None,
+                        max_device_hours: float | None = None, price_per_device_hour: float | None = None) -> int:
+        """The id of campaign ``name``, created if new (an existing campaign's grid, budget and SHA are refreshed;
         its Ray job id and storage only when given)."""
         values = dict(name=name, grid_path=grid_path, grid_yaml=grid_yaml, version=version, metric=metric,
-                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage)
+                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage,
+                      max_device_hours=max_device_hours, price_per_device_hour=price_per_device_hour)
         return self._write(lambda conn: self._ensure_campaign(conn, values))
 
     def begin_campaign(self, name: str, trial_keys: Iterable[str], *, keep: Iterable[str],
@@ -94,7 +97,8 @@ class LeaderboardStore(ClaimsMixin):
 
     def _ensure_campaign(self, conn: Connection, values: Mapping[str, Any]) -> int:
         stmt = self._insert(Campaign).values(dict(values))
-        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode") if k in values}
+        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode",
+                                                 "max_device_hours", "price_per_device_hour") if k in values}
         for kept in ("git_sha", "ray_job_id", "storage"):
             refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
@@ -184,7 +188,7 @@ class LeaderboardStore(ClaimsMixin):
             if written is not None:
                 conn.execute(delete(Metric).where(Metric.trial_id == written))
                 if metrics:
-                    conn.execute(Metric.__table__.insert(), [
+                    conn.execute(insert(Metric), [
                         {"trial_id": written, "name": m.name, "split": m.split, "action": m.action,
                          "value": float(m.value), "epoch": m.epoch} for m in metrics.values()])
                 if values["git_sha"] is None and campaign is not None:
@@ -202,21 +206,29 @@ class LeaderboardStore(ClaimsMixin):
     def _fill_git_sha(self, conn: Connection, trial_id: int, campaign: str) -> None:
         """A trial whose worker had no git checkout takes the SHA its campaign's driver recorded."""
         sha = select(Campaign.git_sha).where(Campaign.name == campaign).scalar_subquery()
-        conn.execute(Trial.__table__.update().where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
+        conn.execute(update(Trial).where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
                      .values(git_sha=sha))
 
-    def end_running_trials(self, campaign: str, reason: StopReason) -> list[tuple[str, str | None]]:
+    def end_running_trials(self, campaign: str, reason: StopReason, *, since: datetime | None = None
+                           ) -> list[tuple[str, str | None]]:
         """Trials of ``campaign`` still ``running`` become ``stopped`` for ``reason`` (their driver is gone);
-        returns each one's ``(trial_key, mlflow_run_id)``."""
+        returns each one's ``(trial_key, mlflow_run_id)``. With ``since``, so do the trials its driver itself
+        recorded stopped as ``interrupted`` from then on: the SIGTERM that stopped it was ``reason``'s."""
         in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
                        .where(Campaign.name == campaign))
         running = and_(Trial.id.in_(in_campaign), Trial.status == TrialStatus.RUNNING)
+        relabel = None if since is None else and_(
+            Trial.id.in_(in_campaign), Trial.status == TrialStatus.STOPPED,
+            Trial.stop_reason == StopReason.INTERRUPTED, Trial.finished_at >= since)
 
         def write(conn: Connection) -> list[tuple[str, str | None]]:
-            rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
+            rows = list(conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all())
             if rows:
-                conn.execute(Trial.__table__.update().where(running).values(
+                conn.execute(update(Trial).where(running).values(
                     status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
+            if relabel is not None:
+                rows += conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(relabel)).all()
+                conn.execute(update(Trial).where(relabel).values(stop_reason=str(reason)))
             return [(r.trial_key, r.mlflow_run_id) for r in rows]
 
         return self._write(write)
@@ -225,7 +237,7 @@ class LeaderboardStore(ClaimsMixin):
         """Fill the empty ``mlflow_run_id`` of trials the MLflow backfill found or gave a run."""
         def write(conn: Connection) -> None:
             for key, run_id in sorted(run_ids.items()):
-                conn.execute(Trial.__table__.update().where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
+                conn.execute(update(Trial).where(and_(Trial.trial_key == key, Trial.mlflow_run_id.is_(None)))
                              .values(mlflow_run_id=run_id))
 
         if run_ids:

@@ -34,6 +34,7 @@ from typing import Any
 
 from h2ot_core.config import read_yaml
 from h2ot_core.contracts import lower_is_better
+from h2ot_core.vocabulary import name_problem
 from results.errors import ResultsError, unknown
 from results.queries import AXES, COST_COLUMNS, DERIVED_COLUMNS
 
@@ -128,8 +129,11 @@ def load_spec(path: str | Path) -> TableSpec:
     for e in extra:
         if e not in (*COST_COLUMNS, *DERIVED_COLUMNS):
             raise ResultsError(f"{path}: extra: {unknown('cost column', e, [*COST_COLUMNS, *DERIVED_COLUMNS])}")
+    name = raw.get("name") or path.stem
+    if (problem := name_problem(name)) is not None:
+        raise ResultsError(f"{path}: name: {problem}")
     return TableSpec(
-        name=str(raw.get("name") or path.stem), path=str(path), rows=rows, columns=columns, metrics=metrics,
+        name=name, path=str(path), rows=rows, columns=columns, metrics=metrics,
         split=str(raw.get("split", where_metric.get("split", "test"))),
         action=str(raw.get("action", where_metric.get("action", "avg"))), better=better,
         fmt=_check_format(path, "format", raw.get("format", "{:.1f}")), aggregate=aggregate, extra=extra,

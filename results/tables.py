@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from h2ot_core.contracts import TrialStatus
+from results.errors import ResultsError
 from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES
 from results.queries import DERIVED_COLUMNS, LEAN_COLUMNS, add_speedups, fetch_trials, seed_values
 from results.stats import ALPHA, significantly_better, summarize
@@ -111,11 +112,11 @@ def _rank(table: Table) -> bool:
     lower = table.spec.better == "min"
     compared = False
     for col in table.col_keys:
-        filled = [c for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None]
+        filled = [(c.mean, c) for r in table.row_keys if (c := table.cells[(r, col)]).mean is not None]
         if len(filled) < 2:
             continue
         compared = True
-        best, runner_up = sorted(filled, key=lambda c: c.mean if lower else -c.mean)[:2]  # type: ignore[operator]
+        best, runner_up = [c for _, c in sorted(filled, key=lambda mc: mc[0] if lower else -mc[0])[:2]]
         if best.mean != runner_up.mean and significantly_better(best.by_seed, runner_up.by_seed,
                                                                 lower_is_better=lower):
             best.rank, runner_up.rank = 1, 2
@@ -127,17 +128,44 @@ BOLD_RULE = (f"Bold: a column's best value, only where it beats the runner-up (u
              f"difference within noise is never bold.")
 
 
+#: each protocol in a footnote
+PROTOCOL_TEXT = {"official": "P1/P2 averaged over every frame of the edge-padded windows, as HoT's test and the "
+                             "published numbers; P2 per clip",
+                 "real_frames": "P1/P2 averaged over the real frames, edge padding masked; P2 per clip"}
+
+
+def check_one_protocol(spec: TableSpec, rows: list[dict[str, Any]]) -> None:
+    """A table never mixes protocols in a cell: a :class:`ResultsError` naming the spec and the counts when its
+    trials were scored under two, unless ``protocol`` is one of its row or column axes (split, each labelled)."""
+    if "protocol" in (*spec.rows, *spec.columns):
+        return
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        counts[r["protocol"]] += 1
+    if len(counts) > 1:
+        found = ", ".join(f"{n} {p}" for p, n in sorted(counts.items()))
+        raise ResultsError(f"table {spec.name}: its trials were scored under different protocols ({found}); a table "
+                           f"never mixes them: add `protocol: official` (or real_frames) to its filters, or "
+                           f"make protocol a row or column axis")
+
+
 def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
     notes = [spec.footnote] if spec.footnote else []
     if spec.source_note:
         notes.append(spec.source_note)
-    rules = sorted({r["selection"] for r in selected if r["status"] == TrialStatus.COMPLETE})
-    rule_text = {"last_epoch": "the last epoch's weights", "best_on_test": "the epoch best on the test set"}
+    complete = [r for r in selected if r["status"] == TrialStatus.COMPLETE]
+    protocols = sorted({r["protocol"] for r in complete})
+    if protocols:
+        notes.append(f"Protocol: {protocols[0]} ({PROTOCOL_TEXT.get(protocols[0], protocols[0])}).")
+    rules = sorted({r["selection"] for r in complete})
+    rule_text = {"last_epoch": "the last epoch's weights",
+                 "best_on_val": "the epoch best on a held-out tenth of the training takes",
+                 "best_on_test": "the epoch best on the test set, the official practice"}
     if rules:
         notes.append("Checkpoint selection: " + "; ".join(f"{r} ({rule_text.get(r, r)})" for r in rules) + ".")
     if "best_on_test" in rules:
         notes.append("Warning: some cells select checkpoints on the test set (best_on_test).")
-    incomplete = defaultdict(int)
+    incomplete: defaultdict[str, int] = defaultdict(int)
     for r in selected:
         if r["status"] != TrialStatus.COMPLETE:
             incomplete[r["status"]] += 1
@@ -161,6 +189,7 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
     if set(spec.extra) & set(DERIVED_COLUMNS):
         add_speedups(engine, selected)
     complete = [r for r in selected if r["status"] == TrialStatus.COMPLETE]
+    check_one_protocol(spec, complete)
     row_values = {a: {r[a] for r in complete} for a in spec.rows}
     col_values = {a: {r[a] for r in complete} for a in spec.columns}
     present_rows = {tuple(r[a] for a in spec.rows) for r in complete}
@@ -189,8 +218,7 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
         base_rows = [rk for rk in row_keys
                      if all(str(rk[spec.rows.index(a)]) == str(v) for a, v in spec.baseline.items())]
         for e in spec.extra:
-            base = statistics.fmean([extras[(b, e)].mean for b in base_rows if extras[(b, e)].mean is not None]
-                                    or [0.0])
+            base = statistics.fmean([m for b in base_rows if (m := extras[(b, e)].mean) is not None] or [0.0])
             for rk in row_keys:
                 mean = extras[(rk, e)].mean
                 deltas[(rk, e)] = None if mean is None or not base else 100.0 * (mean / base - 1.0)

@@ -17,6 +17,14 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an ``h2ot`` subprocess: runs dir, SQLite leaderboard and MLflow store under tmp_path."""
+    from testkit import cli_env
+
+    return cli_env(tmp_path)
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     try:

@@ -63,9 +63,9 @@ def _outliers(rng: np.random.Generator, frames: int, joints: int) -> np.ndarray:
 
 def swap_limbs(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
     """``pixels`` [T, 17, 2] with left and right joints exchanged on ≈ SWAP_RATE of frames."""
-    swapped = rng.random(pixels.shape[0]) < SWAP_RATE
+    swapped = np.flatnonzero(rng.random(pixels.shape[0]) < SWAP_RATE)
     out = pixels.copy()
-    left, right = list(JOINTS_LEFT_17), list(JOINTS_RIGHT_17)
+    left, right = np.array(JOINTS_LEFT_17), np.array(JOINTS_RIGHT_17)
     out[np.ix_(swapped, left)] = pixels[np.ix_(swapped, right)]
     out[np.ix_(swapped, right)] = pixels[np.ix_(swapped, left)]
     return out

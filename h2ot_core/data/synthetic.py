@@ -12,6 +12,7 @@ data. The generator's per-frame labels are exposed in ``PoseData.extras``:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def read_labels(path: Path) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]
 
 
 def load_synthetic(data_dir: Path | None = None, *, seed: int = 0, minutes: float = 2.0, source: str = "cpn",
-                   **options: object) -> PoseData:
+                   **options: Any) -> PoseData:
     """Generate (if missing) and read synthetic H36M data; ``options`` go to :func:`load_h36m`."""
     folder = write_synthetic(Path(data_dir) if data_dir is not None else cache_dir(seed, minutes),
                              seed=seed, minutes=minutes)

@@ -13,6 +13,7 @@ supervised every kept frame, which our seq2frame output does not expose.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -101,7 +102,8 @@ class WeightedLoss:
         w = self._weights(pred.device, pred.dtype)
         if w.shape[0] != pred.shape[-2]:
             raise ConfigError(f"Joint weights cover {w.shape[0]} joints but the poses have {pred.shape[-2]}")
-        return sum(weight * LOSS_TERMS[name](pred, target, mask, w) for name, weight in self.terms.items())
+        total = sum(weight * LOSS_TERMS[name](pred, target, mask, w) for name, weight in self.terms.items())
+        return cast(Tensor, total)
 
 
 def align_to_output(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

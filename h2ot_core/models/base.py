@@ -9,6 +9,8 @@ Shapes: ``B`` batch, ``F`` input frames, ``f`` frames still alive, ``J`` joints,
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 
@@ -70,3 +72,8 @@ class Backbone(nn.Module):
         for i in range(self.depth):
             h = self.forward_block(i, h)
         return self.head(self.forward_norm(h))
+
+
+def backbone_of(model: nn.Module) -> Backbone:
+    """The backbone of a model: an :class:`~h2ot_core.hourglass.HourglassModel`'s ``backbone``, else ``model``."""
+    return cast(Backbone, getattr(model, "backbone", model))

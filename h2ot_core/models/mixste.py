@@ -13,6 +13,8 @@ training targets' unit (metres).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -89,7 +91,7 @@ class MixSTE(Backbone):
 
     def temporal_qk(self, i: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """Pair ``i``'s temporal-attention queries and keys on ``x [B, f, J, C]``: each ``[B*J, H, f, d]``."""
-        blk = self.temporal_blocks[i]
+        blk = cast(Block, self.temporal_blocks[i])
         b, f, j, c = x.shape
         q, k, _ = blk.attn.qkv_heads(blk.norm1(x.transpose(1, 2).reshape(b * j, f, c)))
         return q, k

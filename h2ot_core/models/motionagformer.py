@@ -22,6 +22,7 @@ Input ``[B, F, J, 3]`` (x, y, confidence); output ``[B, F, J, 3]`` root-relative
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -80,12 +81,14 @@ class FrameBatchNorm(nn.BatchNorm1d):
         n = x.shape[1]
         if n > self.num_features:
             raise ValueError(f"{n} nodes exceed the {self.num_features} this norm was built for")
+        # built with the defaults (running statistics tracked, a momentum), as every caller here does
+        tracked, mean, var = self.num_batches_tracked, self.running_mean, self.running_var
+        assert tracked is not None and mean is not None and var is not None and self.momentum is not None
         if self.training:
-            self.num_batches_tracked.add_(1)
+            tracked.add_(1)
         # Leading slices of 1-D buffers are contiguous views: batch_norm's running-stat update lands in them.
         return F.batch_norm(
-            x, self.running_mean[:n], self.running_var[:n], self.weight[:n], self.bias[:n],
-            self.training, self.momentum, self.eps,
+            x, mean[:n], var[:n], self.weight[:n], self.bias[:n], self.training, self.momentum, self.eps,
         )
 
 
@@ -234,7 +237,7 @@ class MotionAGFormer(Backbone):
 
     def temporal_qk(self, i: int, x: Tensor) -> tuple[Tensor, Tensor]:
         """Block ``i``'s temporal-attention queries and keys on ``x [B, f, J, C]``: each ``[B*J, H, f, d]``."""
-        unit = self.layers[i].att_temporal
+        unit = cast(AGFormerBlock, self.layers[i]).att_temporal
         b, f, j, c = x.shape
-        q, k, _ = unit.mixer.qkv_heads(unit.norm1(x).transpose(1, 2).reshape(b * j, f, c))
+        q, k, _ = cast(TemporalAttention, unit.mixer).qkv_heads(unit.norm1(x).transpose(1, 2).reshape(b * j, f, c))
         return q, k

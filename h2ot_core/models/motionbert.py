@@ -17,6 +17,7 @@ training targets' unit.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -121,7 +122,7 @@ class DSTformer(Backbone):
                     nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.temp_embed, std=0.02)
-        for fuse in self.ts_attn:
+        for fuse in cast("list[nn.Linear]", self.ts_attn):
             nn.init.zeros_(fuse.weight)
             nn.init.constant_(fuse.bias, 0.5)
 
@@ -149,7 +150,7 @@ class DSTformer(Backbone):
 
         The TS stream's temporal attention is used: it is the one that reads the level's input directly.
         """
-        blk = self.blocks_ts[i]
+        blk = cast(DualStreamBlock, self.blocks_ts[i])
         b, f, j, c = x.shape
         q, k, _ = blk.attn_t.qkv_heads(blk.norm1_t(x.transpose(1, 2).reshape(b * j, f, c)))
         return q, k

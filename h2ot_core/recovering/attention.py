@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from h2ot_core.layers import sdpa
+from h2ot_core.attention import sdpa
 from h2ot_core.recovering.base import TokenRecoverer
 
 

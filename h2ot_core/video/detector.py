@@ -97,7 +97,7 @@ class PoseDetector:
         ratio = min(w / frame.shape[1], h / frame.shape[0])
         size = (max(1, int(frame.shape[1] * ratio)), max(1, int(frame.shape[0] * ratio)))
         canvas = np.full((h, w, 3), _PAD_VALUE, np.uint8)
-        canvas[:size[1], :size[0]] = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        canvas[:size[1], :size[0]] = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
         blob = canvas[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32)  # BGR, as YOLOX was trained
         dets = self.det.run(None, {self.det.get_inputs()[0].name: blob})[0]
         if dets.ndim != 3 or dets.shape[-1] != 5:
@@ -120,7 +120,7 @@ class PoseDetector:
         scale = size / np.array([w, h])  # image pixels per crop pixel
         # output pixel (u, v) samples the image at centre + ((u, v) - crop centre) * scale
         coeffs = (scale[0], 0.0, centre[0] - w / 2 * scale[0], 0.0, scale[1], centre[1] - h / 2 * scale[1])
-        crop = Image.fromarray(frame).transform((w, h), Image.AFFINE, coeffs, resample=Image.BILINEAR)
+        crop = Image.fromarray(frame).transform((w, h), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
         x = (np.asarray(crop, np.float32) - _MEAN) / _STD
         return x.transpose(2, 0, 1)[None], centre, size
 
@@ -138,7 +138,7 @@ class PoseDetector:
         """The tracked person's pose in ``frame`` (RGB ``uint8 [H, W, 3]``), or ``None`` when nobody is found."""
         last = self._last
         tracked = last is not None and self._since_detection < self.detect_every
-        if tracked:
+        if tracked and last is not None:
             box = self._box_of(last)
             self._since_detection += 1
         else:

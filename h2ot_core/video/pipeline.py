@@ -83,7 +83,7 @@ def _display(frame: np.ndarray, scale: float) -> np.ndarray:
     from PIL import Image
 
     size = (max(2, round(frame.shape[1] * scale)), max(2, round(frame.shape[0] * scale)))
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
 
 
 def track_video(path: Path, detector, *, max_frames: int | None = None, detail: str = "") -> Track:

@@ -65,7 +65,7 @@ class SkeletonFigure:
         # even pixel sizes: H.264 in yuv420p needs them
         self.fig = Figure(figsize=(round(width_in * _DPI / 2) * 2 / _DPI, round(panel_inches * 1.15 * _DPI / 2) * 2 / _DPI),
                           dpi=_DPI)
-        FigureCanvasAgg(self.fig)
+        self.canvas = FigureCanvasAgg(self.fig)
         self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.86, wspace=0.05)
         ax2d = self.fig.add_subplot(1, n, 1)
         ax2d.set_xlim(0, w)
@@ -108,8 +108,8 @@ class SkeletonFigure:
             for line, (p, c) in zip(lines, _BONES, strict=True):
                 line.set_data_3d([xs[p], xs[c]], [ys[p], ys[c]], [zs[p], zs[c]])
             title.set_text(self._title(panel, t))
-        self.fig.canvas.draw()
-        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
         self.fig.clear()

@@ -77,9 +77,11 @@ def _search_summary(grid: GridSpec) -> str:
 def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
              ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
+    from orchestrator.datasets import check_data
     from orchestrator.grid import load_grid
 
     grid = load_grid(grid_path, profile, seeds=seeds)
+    check_data(grid, str(grid_path))
     if grid.search is not None:
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
@@ -125,9 +127,12 @@ def run(
     spent; re-running it resumes the study.
 
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
-    bad grid or option.
+    bad grid or option, 130 after Ctrl-C (143 after SIGTERM): the trials in flight are recorded stopped
+    (interrupted) and the same command resumes them; a second Ctrl-C exits at once.
     """
-    from orchestrator.cluster import LaunchOptions, prepare
+    from orchestrator import interrupt
+    from orchestrator.cluster import LaunchOptions, prepare, resolve_address
+    from orchestrator.datasets import check_data
     from orchestrator.grid import campaign_name, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
@@ -138,18 +143,22 @@ def run(
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
     if dry_run:
+        check_data(grid, str(grid_path))
         _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
         return
+    if resolve_address(address) is None:  # the trials run on this machine: their data must be here
+        check_data(grid, str(grid_path))
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
     opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
                                  asha=asha, db_url=db_url, storage=storage))
     store = LeaderboardStore(db_url)  # the campaign run's one store
-    if grid.search is not None:
-        _run_search(grid, campaign, opts, store)
-    else:
-        _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
-                grid.metric, store, "run the same command again to retry them")
+    with interrupt.catching():
+        if grid.search is not None:
+            _run_search(grid, campaign, opts, store)
+        else:
+            _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
+                    grid.metric, store, "run the same command again to retry them")
 
 
 def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
@@ -178,14 +187,28 @@ DISK_FULL = "No space left on device"
 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
-    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
+    """Print each trial's outcome and the best trials (and, when the device budget stopped trials, one line
+    saying so); exit 1 when any failed or did not finish, 130/143 when the run was interrupted."""
     _print_outcome(outcome)
+    if outcome.interrupted is not None:
+        from orchestrator.interrupt import RESUME_HINT
+
+        err.print(f"[yellow]{RESUME_HINT}[/]", highlight=False)
+        raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
     full = [k for k, e in outcome.errors.items() if DISK_FULL in e]
     if full:
         err.print(f"{len(full)} trial(s) ran out of disk space ({DISK_FULL}): free space on the storage (--storage "
                   f"/ {STORAGE.name}) and the scratch folder ({SCRATCH_DIR.name}), then run the same command "
                   f"again", highlight=False, markup=False)
+    refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())
+    if refused:
+        from results.usage import campaign_usage, hours_text
+
+        usage = campaign_usage(store.engine, outcome.campaign)
+        err.print(f"[yellow]budget spent[/]: {hours_text(usage.total)} of {hours_text(usage.max_device_hours or 0.0)} "
+                  f"device-hours; {refused} trial(s) not started, recorded stopped (budget); raise "
+                  f"budget.max_device_hours and run again to train them", highlight=False)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")
@@ -230,12 +253,14 @@ def status(
     address: JobAddressOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one.
+    """Trials of a campaign by status (complete ... pending) with their device-hours, the total (how much went
+    to failed or stopped trials, the budget left, an ETA while it runs), and its Ray job's state if it ran as one.
 
     Trials recorded running whose driver is gone (no live claim) are shown ``interrupted``, with how long ago.
     Reads only: the leaderboard is opened read-only (nothing is ever created)."""
     from results.db import open_read_only
     from results.store import LeaderboardStore
+    from results.usage import campaign_usage
 
     store = LeaderboardStore(engine=open_read_only(db_url))
     counts = dict(store.campaign_status(name))
@@ -250,14 +275,19 @@ def status(
         if not counts[TrialStatus.RUNNING]:
             del counts[TrialStatus.RUNNING]
         counts[StopReason.INTERRUPTED] = len(gone)
-    rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
-            if key in counts]
-    print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
+    usage = campaign_usage(store.engine, name)
+    rows = [{"status": key, "trials": counts[key],
+             "device_hours": usage.hours.get(key) if usage.measured.get(key) else None}
+            for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if key in counts]
+    print_rows(rows, ["status", "trials", "device_hours"], fmt, title=f"campaign {name}", compact=False)
+    console = out if fmt == "table" else err
     if gone:
         err.print(f"{len(gone)} trial(s) interrupted {ago(max(gone.values()))}: their driver stopped renewing its "
                   f"claims (killed, or its node lost); `h2ot campaign run` of the grid takes them over",
                   highlight=False)
-    print_job_state(store, name, address, out if fmt == "table" else err)
+    for line in usage.lines(pending=counts.get(TrialStatus.PENDING, 0)):
+        console.print(line, highlight=False)
+    print_job_state(store, name, address, console)
 
 
 def register(app: typer.Typer) -> None:

@@ -187,12 +187,15 @@ def stop(
                                 f"cluster (`h2ot leaderboard`, `ray job list`)") from None
         raise
     campaign = row["name"] if row is not None else (before.campaign or jobs.campaign_of_job(store, job_id))
+    from results.rows import now
+
+    asked = now()
     state = jobs.stop(client, job_id, timeout_s=timeout)
     if not state.finished:
         err.print(f"[red]job {job_id} is still {state.status} after {timeout:g} s[/]; its rows are left as "
                   f"they are; run the same command again", highlight=False)
         raise typer.Exit(1)
-    ended = jobs.end_running_trials(store, campaign) if campaign else []
+    ended = jobs.end_running_trials(store, campaign, since=asked) if campaign else []
     if campaign:  # its driver is gone: its trials are free for the next run at once, not after their leases
         store.release_campaign(campaign)
     was = "" if before.finished else f" (was {before.status})"

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from h2ot_core.contracts import PIPELINES, SELECTIONS, STATUSES, TRIAL_AXES
+from h2ot_core.contracts import PIPELINES, PROTOCOLS, SELECTIONS, STATUSES, TRIAL_AXES
 from h2ot_core.environment import DB_URL
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
@@ -56,7 +56,8 @@ def known_values(axis: str) -> list[str] | None:
     from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 
     named = {"backbone": BACKBONES.names, "pruner": PRUNERS.names, "recoverer": RECOVERERS.names,
-             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS)}
+             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS),
+             "protocol": lambda: list(PROTOCOLS)}
     return named[axis]() if axis in named else None
 
 
@@ -64,8 +65,8 @@ def check_filter_values(axes: dict[str, list[str]]) -> None:
     """A filter value no trial can have (``--pruner tcp``) is a typo: refused with a did-you-mean, as in grids."""
     for axis, values in axes.items():
         known = known_values(axis)
-        for value in values if known is not None else []:
-            if value not in known:
+        for value in values:
+            if known is not None and value not in known:
                 raise ConfigError(f"--{axis}: {unknown_message(axis, value, known)}")
 
 

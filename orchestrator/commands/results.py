@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from h2ot_core.registry import unknown_message
+from h2ot_core.vocabulary import check_name
 from orchestrator.commands.options import (
     ColumnsOpt,
     DbUrlOpt,
@@ -31,11 +32,14 @@ tables_app = typer.Typer(no_args_is_help=True, help="Paper tables (Markdown, LaT
 
 #: leaderboard columns shown as a table / csv / markdown (JSON carries every column)
 SHOWN = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-         "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops", "speedup_latency")
+         "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops", "speedup_latency", "device_hours")
 
+
+#: default columns shown only when some row has them (trials recorded before their device time was measured)
+MEASURED_SINCE_0006 = frozenset({"device_hours"})
 
 #: the leaderboard columns a narrow terminal loses first
-DROP_ORDER = ("params", "speedup_latency", "p_mpjpe", "speedup_flops", "status", "latency_ms", "seed")
+DROP_ORDER = ("params", "device_hours", "speedup_latency", "p_mpjpe", "speedup_flops", "status", "latency_ms", "seed")
 
 
 def print_leaderboard(rows: list[dict[str, Any]], sort: str, group_by: list[str], fmt: str, title: str = "",
@@ -69,7 +73,9 @@ def _columns(rows: list[dict[str, Any]], sort: str, group_by: list[str]) -> list
         base = [*group_by, "n", sort, *(c for c in SHOWN if c not in group_by and c != sort)]
         stats = (f"{sort}_std", f"{sort}_ci_low", f"{sort}_ci_high", "p_vs_baseline")
         return [c for c in dict.fromkeys(base) if c in first] + [c for c in stats if c in first]
-    return list(dict.fromkeys([*SHOWN[:9], sort, *SHOWN[9:]]))
+    shown = list(dict.fromkeys([*SHOWN[:9], sort, *SHOWN[9:]]))
+    # device time exists only on rows trained since it is measured: no empty column for older leaderboards
+    return [c for c in shown if c not in MEASURED_SINCE_0006 or c == sort or any(r.get(c) is not None for r in rows)]
 
 
 @user_errors
@@ -173,6 +179,7 @@ def report(
     name = campaign or campaign_opt
     if not name:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
+    check_name(name, "campaign")  # it names the report's file: no path in it
     engine = open_read_only(db_url)
     qualitative = None
     if video:

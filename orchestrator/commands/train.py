@@ -14,14 +14,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from h2ot_core.config import deep_merge, read_yaml
-from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import PROTOCOLS, TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import runs_dir
 from h2ot_core.errors import ConfigError
+from h2ot_core.registry import unknown_message
 from h2ot_core.resolve import resolve_spec
 from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
 from orchestrator.commands.options import FormatOpt, at_least_one
 from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.datasets import data_dir as default_data_dir
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -54,6 +56,15 @@ def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str
             (given.setdefault(group, {}) if group else given)[leaf] = value
     raw = deep_merge(deep_merge(raw, given), _parse_sets(sets))
     return resolve_spec(raw, str(trial_yaml or "command line"))
+
+
+#: ``h2ot evaluate --frames``
+FRAME_CHOICES = ("all", "centre")
+
+
+def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{option}: {unknown_message(option.lstrip('-'), value, list(allowed))}")
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -165,7 +176,10 @@ def train(
     frames: Annotated[int | None, typer.Option(help="clip length F (default: the backbone's own)")] = None,
     dataset: Annotated[str | None, typer.Option(help="dataset name")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    selection: Annotated[str | None, typer.Option(help="last_epoch or best_on_test")] = None,
+    selection: Annotated[str | None, typer.Option(help="last_epoch, best_on_val or best_on_test")] = None,
+    recipe: Annotated[str | None, typer.Option(help="train.recipe: ours (default) or official (h2ot recipe show)")]
+    = None,
+    protocol: Annotated[str | None, typer.Option(help="evaluate.protocol: real_frames (default) or official")] = None,
     epochs: Annotated[int | None, typer.Option(help="epochs (default: the backbone's recipe)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="clips per step")] = None,
     lr: Annotated[float | None, typer.Option(help="base learning rate")] = None,
@@ -180,7 +194,7 @@ def train(
     device: DeviceOpt = "auto",
     sets: Annotated[list[str] | None, typer.Option("--set", help="any field, e.g. --set train.flip_test=false")]
     = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET, else the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
     fmt: FormatOpt = "table",
@@ -195,7 +209,8 @@ def train(
         "dataset": dataset, "seed": seed, "selection": selection, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.lr": lr, "train.max_train_windows": max_train_windows,
         "train.max_test_windows": max_test_windows, "model.dim": dim, "model.depth": depth,
-        "model.num_heads": heads, "data.minutes": minutes, "train.precision": precision}, sets or [])
+        "model.num_heads": heads, "data.minutes": minutes, "train.precision": precision, "train.recipe": recipe,
+        "evaluate.protocol": protocol}, sets or [])
     settings = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line"))
     total = settings.epochs
     dev = device_for(device, settings.precision, "--precision" if precision else "train.precision")
@@ -203,11 +218,14 @@ def train(
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
     with TrainProgress(total, err) as progress:
-        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir, data_dir=data_dir,
+        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir,
+                           data_dir=data_dir or default_data_dir(spec.dataset),
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
-    err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
-              f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
+    why = f" ({result.error})" if result.error else ""
+    err.print(f"trial {result.trial_key}: {result.status}{why}, {result.epochs_run} epoch(s), "
+              f"selected epoch {result.best_epoch} ({result.selection}), protocol {spec.protocol}; "
+              f"model: {result.checkpoint_uri}")
     per_metric: dict[str, dict[str, float]] = {}
     for m in result.metrics:
         if m.split == "test":
@@ -218,7 +236,7 @@ def train(
     if result.cost is not None and train_loss is not None:
         (out if fmt == "table" else err).print(
             f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
-    if result.status == TrialStatus.DIVERGED:
+    if result.status != TrialStatus.COMPLETE:
         raise typer.Exit(1)
 
 
@@ -227,15 +245,25 @@ def evaluate(
     ckpt: Annotated[str, typer.Argument(help="native checkpoint (h2ot train writes WORKDIR/model.pt), or a "
                                              "storage URI (s3://..., gs://...)")],
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET)")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
     batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    protocol: Annotated[str, typer.Option(help="real_frames (padded frames masked) or official (padded frames "
+                                               "scored too, as HoT's test and the published numbers)")] = "real_frames",
+    frames: Annotated[str | None, typer.Option(help="all: every output frame of windows tiling each sequence (seq2seq "
+                                                    "default); centre: the centre frame of a window on every "
+                                                    "--stride-th frame (seq2frame default)")] = None,
+    stride: Annotated[int | None, typer.Option(callback=at_least_one, help="window stride in frames (default: F "
+                                                                           "for --frames all, 1 for centre)")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
+    _check_choice("--protocol", protocol, PROTOCOLS)
+    if frames is not None:
+        _check_choice("--frames", frames, FRAME_CHOICES)
     dev = device_for(device, precision)
     from h2ot_core.api import data_options, evaluate_checkpoint
     from h2ot_core.checkpoint import read_native
@@ -251,9 +279,11 @@ def evaluate(
         if dataset is None:
             raise ConfigError(f"{ckpt}: the checkpoint does not record its dataset; pass --dataset")
         options.update(_parse_sets(sets or []))
-        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
-                                 batch_size=batch_size, device=dev, precision=precision)
-    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'}, {precision} on {dev})")
+        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir or default_data_dir(dataset), data_options=options,
+                                 flip=flip, batch_size=batch_size, device=dev, precision=precision,
+                                 protocol=protocol, frames=frames, stride=stride)
+    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (protocol {protocol}, flip {'on' if flip else 'off'}, "
+              f"{precision} on {dev})")
     print_metrics(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)", fmt)
 
 

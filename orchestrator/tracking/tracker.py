@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import COST_METRICS, TrialResult, TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import COST_METRICS, USAGE_METRICS, TrialResult, TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import MLFLOW_TRACKING_URI, mask_secret, runs_dir
 from orchestrator.provenance import git_sha, package_versions
 from orchestrator.tracking.breaker import (
@@ -309,13 +309,13 @@ class CampaignTracker:
 def final_values(result: TrialResult) -> dict[str, float]:
     """The final metrics and cost of ``result`` under their MLflow names: ``final.`` and the flat key of each
     metric (``final.test_mpjpe``, ``final.test_mpjpe__Walking``), ``cost.`` and each cost that is a number
-    (``cost.gflops``)."""
+    (``cost.gflops``), ``usage.`` and each number of its device usage (``usage.device_hours``)."""
     values = {f"final.{metric_key(m.split, m.name, m.action)}": float(m.value) for m in result.metrics}
-    if result.cost is not None:
-        for name in COST_METRICS:
-            value = getattr(result.cost, name)
+    for prefix, record, names in (("cost", result.cost, COST_METRICS), ("usage", result.usage, USAGE_METRICS)):
+        for name in names if record is not None else ():
+            value = getattr(record, name)
             if value is not None:
-                values[f"cost.{name}"] = float(value)
+                values[f"{prefix}.{name}"] = float(value)
     return values
 
 
@@ -327,6 +327,9 @@ def result_tags(result: TrialResult) -> dict[str, str]:
     """Provenance, status, selection and error of ``result`` as MLflow tags."""
     tags = {f"provenance.{k}": str(v)[:5000] for k, v in sorted(result.provenance.items())}
     tags.update({STATUS_TAG: result.status, "h2ot.selection": result.selection})
+    if result.usage is not None:
+        tags.update({f"usage.{k}": str(v) for k in ("device_name", "peak_memory_kind")
+                     if (v := getattr(result.usage, k)) is not None})
     if result.error:
         tags["h2ot.error"] = result.error[-5000:]
     return tags

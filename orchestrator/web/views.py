@@ -72,7 +72,7 @@ def campaign_rows(engine: Engine, names: Sequence[str] | None = None) -> list[di
         plan = plan_of(act.grid_yaml)
         if plan.trials is not None:
             act.with_pending(plan.pending(browse.campaign_trial_keys(engine, act.name)))
-        row = {"name": act.name, "kind": plan.kind, "profile": plan.profile or "–",
+        row: dict[str, str] = {"name": act.name, "kind": plan.kind, "profile": plan.profile or "–",
                "dataset": ", ".join(plan.datasets) or "–", **{s: str(act.counts.get(s, 0)) for s in STATUSES},
                "total": str(act.total), "started": stamp(act.started_at), "updated": stamp(act.updated_at),
                "device_hours": f"{act.device_hours:.3f}", "eta": duration(act.eta_s())}
@@ -274,7 +274,17 @@ def campaign_tables(engine: Engine, campaign: str) -> tuple[list[Any], str]:
         specs = resolve_specs(engine, spec_paths(), campaign=campaign)
     except ResultsError as exc:
         return [], str(exc)
-    tables = [t for t in (build_table(engine, s) for s in specs) if t.row_keys]
+    tables, refused = [], []
+    for spec in specs:
+        try:
+            table = build_table(engine, spec)
+        except ResultsError as exc:  # e.g. trials of two protocols: refused, said on the page
+            refused.append(str(exc))
+            continue
+        if table.row_keys:
+            tables.append(table)
+    if refused:
+        return tables, " ".join(refused)
     return tables, "" if tables else "No table spec selects a complete trial of this campaign yet."
 
 

@@ -101,9 +101,9 @@ def read_state(conn: Connection, label: str) -> SchemaState:
                                f"it was not created by h2ot-lab, or a stamp was interrupted")
         return SchemaState(revision)
     if "schema_info" in tables:
-        found = conn.execute(sa.select(_schema_info.c.value).where(_schema_info.c.key == "schema_version")).scalar()
-        if found != LEGACY_VERSION:
-            raise ResultsError(f"Leaderboard {label}: table schema_info, key 'schema_version' is {found}, but "
+        legacy = conn.execute(sa.select(_schema_info.c.value).where(_schema_info.c.key == "schema_version")).scalar()
+        if legacy != LEGACY_VERSION:
+            raise ResultsError(f"Leaderboard {label}: table schema_info, key 'schema_version' is {legacy}, but "
                                f"databases without h2ot_schema_version were only written at schema version "
                                f"{LEGACY_VERSION}; this is not a database h2ot-lab can upgrade")
         return SchemaState(LEGACY_REVISION, legacy=True)

@@ -325,7 +325,7 @@ def test_cpu_attention_under_bf16_autocast_picks_its_path_by_gradients_and_size(
     in float32 (autocast off around it, or autocast would cast back). Output and gradients match float32."""
     import torch.nn.functional as F
 
-    import h2ot_core.layers as layers
+    import h2ot_core.attention as kernels
 
     seen: list[torch.dtype] = []
     real = F.scaled_dot_product_attention
@@ -340,12 +340,12 @@ def test_cpu_attention_under_bf16_autocast_picks_its_path_by_gradients_and_size(
     ref = real(ref_q, ref_k, ref_v)
     ref.sum().backward()
     grads = []
-    for cap in (layers.CPU_LOW_PRECISION_SCORES, 3 * 2 * 17 * 17 - 1):  # the explicit path, then the fused one
-        monkeypatch.setattr(layers, "CPU_LOW_PRECISION_SCORES", cap)
+    for cap in (kernels.CPU_LOW_PRECISION_SCORES, 3 * 2 * 17 * 17 - 1):  # the explicit path, then the fused one
+        monkeypatch.setattr(kernels, "CPU_LOW_PRECISION_SCORES", cap)
         for t in (q, k, v):
             t.grad = None
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = layers.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+            out = kernels.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
         assert out.dtype == torch.bfloat16
         torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
         out.float().sum().backward()
@@ -355,7 +355,7 @@ def test_cpu_attention_under_bf16_autocast_picks_its_path_by_gradients_and_size(
     assert seen == [torch.float32]  # only the capped call reached the fused kernel, in float32
     assert not torch.equal(grads[0], grads[1])  # two different paths really ran
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-        layers.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
+        kernels.sdpa(q.bfloat16(), k.bfloat16(), v.bfloat16())
     assert seen == [torch.float32, torch.bfloat16]
 
 
@@ -364,7 +364,7 @@ def test_compiled_bf16_cpu_attention_materialises_short_or_wide_attention_only(m
     leaves 200 keys of 16-wide heads to the fused kernel; both agree with float32."""
     import torch.nn.functional as F
 
-    import h2ot_core.layers as layers
+    import h2ot_core.attention as kernels
 
     traced: list[tuple[int, int]] = []
     real = F.scaled_dot_product_attention
@@ -374,8 +374,8 @@ def test_compiled_bf16_cpu_attention_materialises_short_or_wide_attention_only(m
         return real(q, k, *args, **kwargs)
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
-    assert not layers.compiled_explicit_attention(torch.zeros(1, 1, 17, 64), torch.zeros(1, 1, 17, 64))  # eager
-    attend = torch.compile(layers.sdpa, dynamic=False)
+    assert not kernels.compiled_explicit_attention(torch.zeros(1, 1, 17, 64), torch.zeros(1, 1, 17, 64))  # eager
+    attend = torch.compile(kernels.sdpa, dynamic=False)
     for keys, width in ((17, 16), (200, 16)):
         q, k, v = (torch.randn(2, 2, keys, width) for _ in range(3))
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):

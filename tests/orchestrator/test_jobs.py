@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,24 +24,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import free_port
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 BIN = Path(sys.executable).parent
 RAY, H2OT = str(BIN / "ray"), str(BIN / "h2ot")
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _jobs_api_ready(url: str, env: dict[str, str]) -> bool:

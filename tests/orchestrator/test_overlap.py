@@ -12,7 +12,8 @@ import time
 import pytest
 import sqlalchemy as sa
 from test_campaign import pg_url  # noqa: F401 - a fixture
-from test_campaign_recovery import env, finish, grid_file, logged_steps, start  # noqa: F401 - env: a fixture
+from test_campaign_recovery import logged_steps
+from testkit import finish, grid_file, start
 
 from orchestrator.grid import load_grid
 
@@ -42,7 +43,7 @@ def campaign_members(url: str, campaign: str) -> set[str]:
 
 
 @pytest.mark.parametrize("storage", ["shared", pytest.param("separate", marks=pytest.mark.postgres)])
-def test_two_campaigns_half_a_second_apart_train_each_trial_once(tmp_path, env, storage, request):  # noqa: F811
+def test_two_campaigns_half_a_second_apart_train_each_trial_once(tmp_path, env, storage, request):
     """The second campaign waits for the first one's claims and links its results: nothing trained twice."""
     if storage == "separate":  # two hosts: one PostgreSQL leaderboard, each its own storage
         env = {**env, "H2OT_DB_URL": request.getfixturevalue("pg_url")}

@@ -9,7 +9,6 @@ exactly the processes the test started (the pattern of ``test_campaign_recovery`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,15 +19,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from test_campaign_recovery import finish, kill, start, wait_for
+from testkit import REPO, TINY, cli_env, finish, kill, start, wait_for
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
 #: slow enough epochs (about 5 s on one core) that the kill reliably lands inside epoch 3
 TRAIN = {"epochs": 4, "max_train_windows": 600}
 DATA = {"minutes": 3}
@@ -36,10 +33,7 @@ DATA = {"minutes": 3}
 
 @pytest.fixture
 def env(tmp_path):
-    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"),
-           "H2OT_CLAIM_LEASE_S": "3"}  # a killed driver's claims expire 3 s after its last heartbeat
+    env = cli_env(tmp_path, H2OT_SCRATCH_DIR=str(tmp_path / "scratch"))
     env.pop("H2OT_STORAGE", None)
     return env
 

@@ -5,7 +5,6 @@ resumed without re-sampling what the study already holds.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from test_campaign_recovery import finish, kill, rows, start, wait_for
+from testkit import REPO, TINY, finish, kill, rows, start, wait_for
 from typer.testing import CliRunner
 
 from h2ot_core.errors import ConfigError
@@ -22,9 +21,7 @@ from orchestrator.cli import app
 from orchestrator.grid import load_grid
 from orchestrator.search import KEYS, REJECTED, SPEC, spec_gflops, study_url
 
-REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "search" / "smoke.yaml"
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
 runner = CliRunner()
 
 
@@ -100,13 +97,6 @@ def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):
 
 
 # --- end to end on a local Ray --------------------------------------------------------------------------
-@pytest.fixture
-def env(tmp_path):
-    return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0", "H2OT_CLAIM_LEASE_S": "3"}
-
-
 def _study(env: dict[str, str], name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=study_url(env["H2OT_DB_URL"]))
 
@@ -117,6 +107,7 @@ def _proposals(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(900)
 def test_smoke_search_end_to_end(env):
     rc, _, err = finish(start([str(SMOKE)], env), timeout=600)
     assert rc == 0, err[-3000:]
@@ -147,6 +138,7 @@ def test_smoke_search_end_to_end(env):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(900)
 def test_search_reuses_a_configuration_already_trained(tmp_path, env):
     one = {"space": {"pruner": ["tpc"], "recoverer": ["tra"], "tokens": [9]}, "budget": {"trials": 1}}
     first, second = search_file(tmp_path, "first", **one), search_file(tmp_path, "second", **one)
@@ -163,6 +155,7 @@ def test_search_reuses_a_configuration_already_trained(tmp_path, env):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(1200)
 def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     path = search_file(tmp_path, "resumed", budget={"trials": 4}, sampler={"name": "tpe", "seed": 3})
     proc = start([str(path)], env)

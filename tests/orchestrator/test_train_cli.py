@@ -59,6 +59,35 @@ def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
     assert "frames of synthetic" in ev.stderr
 
 
+@pytest.mark.slow
+def test_evaluate_scores_either_protocol_as_json_per_action(trained):
+    root, result = trained
+    assert result.exit_code == 0, result.output
+    base = ["evaluate", str(root / "run" / "model.pt"), "--data-dir", str(root / "data"), "--no-flip",
+            "--format", "json"]
+    scored = {}
+    for protocol in ("real_frames", "official"):
+        ev = runner.invoke(app, [*base, "--protocol", protocol])
+        assert ev.exit_code == 0, ev.output
+        scored[protocol] = {r["action"]: r for r in json.loads(ev.stdout)}
+        assert {"mpjpe", "p_mpjpe"} <= set(scored[protocol]["avg"])
+        assert f"protocol {protocol}" in ev.stderr
+    assert scored["official"]["avg"]["mpjpe"] != scored["real_frames"]["avg"]["mpjpe"]
+    centre = runner.invoke(app, [*base, "--frames", "centre", "--stride", "13"])
+    assert centre.exit_code == 0, centre.output
+    assert json.loads(centre.stdout)[-1]["action"] == "avg"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "paper"], "--protocol: Unknown protocol 'paper'"),
+    (["--frames", "middle"], "--frames: Unknown frames 'middle'"),
+])
+def test_evaluate_refuses_an_unknown_protocol_or_frames(tmp_path, args, message):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "model.pt"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(("content", "args", "message"), [
     ("backbone: [mixste\n", [], "not valid YAML"),
     ("- mixste\n", [], "must be a mapping"),
@@ -68,6 +97,9 @@ def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
     ("backbone: mixtse\n", [], "Did you mean: mixste"),
     ("backbone: mixste\n", ["--set", "oops"], "KEY=VALUE"),
     ("pruner: tpc\n", [], "backbone: missing"),
+    ("backbone: mixste\ntrain: {recipe: offical}\n", [], "field 'train.recipe' is 'offical'"),
+    ("backbone: mixste\nevaluate: {protocol: paper}\n", [], "evaluate.protocol: Unknown protocol 'paper'"),
+    ("backbone: mixste\nselection: best\n", [], "selection: Unknown selection 'best'"),
 ])
 def test_bad_trial_files_are_one_line_errors(tmp_path, content, args, message):
     path = tmp_path / "trial.yaml"
@@ -94,3 +126,12 @@ def test_train_on_the_real_mocap_clips(tmp_path):
     assert result.exit_code == 0, result.output
     actions = {line.strip("│ ").split()[0] for line in result.stdout.splitlines() if "│" in line}
     assert {"walk", "jump", "dance_b", "avg"} <= actions
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_says_at_which_epoch_and_exits_1(tmp_path):
+    result = runner.invoke(app, ["train", *TINY_ARGS, "--pruner", "tpc", "--recoverer", "tra", "--schedule", "1:9",
+                                 "--lr", "1e12", "--workdir", str(tmp_path / "run"),
+                                 "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1, result.output
+    assert "failed (NaN at epoch 1), 0 epoch(s)" in result.stderr

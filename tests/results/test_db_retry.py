@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import typer
 from sqlalchemy import func, select, text
+from testkit import free_port
 
 from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
 from h2ot_core.environment import DB_RETRY_S
@@ -30,16 +31,10 @@ from results.errors import ResultsError
 from results.schema import Campaign, Metric, Trial
 from results.store import LeaderboardStore
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.server]
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
 PASSWORD = "s3cret-pw"  # trust auth ignores it: it is there to be masked
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PgServer:

@@ -24,8 +24,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import fresh_pg_database
 from sqlalchemy import Engine, MetaData, create_engine, func, select, text
+from testkit import fresh_pg_database
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -70,12 +70,18 @@ def snapshot_engine(engine: Engine) -> Snapshot:
                 for name, pk in TABLES.items()}
 
 
+#: columns added by 0006 (usage and budget), and the value each older row gets: none, not made up
+USAGE_ADDED = {
+    "trials": {"device_seconds_train": None, "device_seconds_eval": None, "device_hours": None, "clips_per_s": None,
+               "peak_memory_mb": None, "peak_memory_kind": None, "device_name": None},
+    "campaigns": {"max_device_hours": None, "price_per_device_hour": None},
+}
 #: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history,
-#: 0005 stop reason)
+#: 0005 stop reason, 0006 usage)
 ADDED_COLUMNS = {
     "trials": {"resumed_from_epoch": 0, "precision": "fp32", "latency_batch": None, "latency_device": None,
-               "latency_contended": None, "history_json": None, "stop_reason": None},
-    "campaigns": {"ray_job_id": None, "storage": None},
+               "latency_contended": None, "history_json": None, "stop_reason": None, **USAGE_ADDED["trials"]},
+    "campaigns": {"ray_job_id": None, "storage": None, **USAGE_ADDED["campaigns"]},
 }
 
 
@@ -155,7 +161,7 @@ def test_revision_0001_is_the_pre_alembic_schema(tmp_path: Path) -> None:
 
 def test_downgrade_restores_the_pre_alembic_schema(v1: Path) -> None:
     before = snapshot_file(v1)
-    assert upgrade_database(url_of(v1)) is not None
+    assert upgrade_database(url_of(v1)) == migrations.SchemaChange(migrations.LEGACY_REVISION, HEAD)
     engine = create_engine(url_of(v1))
     with engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), migrations.LEGACY_REVISION)
@@ -285,7 +291,7 @@ def test_cli_db_version_and_upgrade(v1: Path) -> None:
 
 # -- refusals and failures ---------------------------------------------------------------------------------
 def test_newer_revision_is_refused(v1: Path) -> None:
-    assert upgrade_database(url_of(v1)) is not None
+    assert upgrade_database(url_of(v1)) == migrations.SchemaChange(migrations.LEGACY_REVISION, HEAD)
     with closing(sqlite3.connect(v1)) as conn, conn:
         conn.execute("UPDATE h2ot_schema_version SET version_num = '9999_future'")
     message = rf"schema revision 9999_future, newer than this h2ot-lab knows \(head {HEAD}\); upgrade h2ot-lab"
