@@ -148,8 +148,7 @@ def train_claimed(run: Launch, experiment: str, specs: Iterable[TrialSpec], opts
                 from orchestrator.checkpoints import discard_checkpoints
 
                 discard_checkpoints(opts.storage, [s.trial_key for s in claimed])
-            sink = trainer(run.owner.campaign, experiment, claimed, opts, store, run_id=run.owner.run_id,
-                               **train)
+            sink = trainer(run.owner.campaign, experiment, claimed, opts, store, run_id=run.owner.run_id, **train)
             lost = set(sink.lost)
             done.outcomes.update({k: v for k, v in sink.outcomes.items() if k not in lost})
             done.errors.update({k: v for k, v in sink.errors.items() if k not in lost})
