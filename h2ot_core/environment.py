@@ -121,6 +121,10 @@ DB_URL = Setting(
 DB_RETRY_S = Setting(
     "H2OT_DB_RETRY_S", "60", "seconds a leaderboard write keeps retrying while the database cannot be "
     "reached (a server restart)", "leaderboard", job=True)
+CLAIM_LEASE_S = Setting(
+    "H2OT_CLAIM_LEASE_S", "60", "seconds a driver's claim on a trial lasts unless renewed (every third of it); a "
+    "claim of a driver gone that long is taken over by the next campaign that needs the trial", "leaderboard",
+    job=True)
 MLFLOW_TRACKING_URI = Setting(
     "MLFLOW_TRACKING_URI", lambda: f"sqlite:///{runs_dir() / 'mlflow.db'}", "the MLflow tracking store: a "
     "tracking server's http(s):// URL, or a local SQLite file", "tracking", job=True, secret=True,
@@ -192,7 +196,7 @@ AWS_DEFAULT_REGION = Setting(
 
 #: every setting, in the order ``h2ot config`` and the README list them
 SETTINGS: tuple[Setting, ...] = (
-    RUNS_DIR, DB_URL, DB_RETRY_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
+    RUNS_DIR, DB_URL, DB_RETRY_S, CLAIM_LEASE_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
     MLFLOW_HTTP_TIMEOUT, STORAGE, AWS_ENDPOINT_URL_S3,
     AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION, DATA_DIR, CACHE, SCRATCH_DIR, OMP_NUM_THREADS,
     ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_DASHBOARD, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,

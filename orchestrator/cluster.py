@@ -239,6 +239,9 @@ def ray_session(opts: LaunchOptions) -> Iterator[tuple[LaunchOptions, str]]:
         dashboard = local_dashboard()
         context = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=dashboard,
                            dashboard_host="127.0.0.1", runtime_env={"env_vars": worker_env()}, **common)
+        from orchestrator.reaper import watch
+
+        watch()  # this instance's processes end with the driver, even a SIGKILLed one
         if dashboard and context.dashboard_url:
             from orchestrator.console import err
 

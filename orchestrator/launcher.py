@@ -163,6 +163,10 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     try:
         with contextlib.redirect_stdout(sys.stderr):
             tuner.fit()
+    except (EOFError, OSError) as exc:
+        # After the run Tune reads every trial's error file back from the storage, for a ResultGrid this
+        # project never uses; a storage that filled up leaves them empty. The sink has recorded each trial.
+        log.warning("Tune could not read its trial records back from storage %s: %s", campaign_storage, exc)
     finally:
         tune_log.setLevel(level)
 
@@ -194,19 +198,18 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     ``store``: the campaign's one leaderboard store (opened here when not given, after :func:`prepare` checked
     the cluster and the storage: a typo in --address leaves no trace).
     """
+    from orchestrator.claiming import launch, train_claimed
+
     opts = opts if opts.prepared else prepare(opts)
     if store is None:
         from results.store import LeaderboardStore
 
         store = LeaderboardStore(opts.db_url)
     specs = grid.expand()
-    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=kept_statuses(rerun, rerun_stopped),
+    keep = kept_statuses(rerun, rerun_stopped)
+    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=keep,
                                 keep_stop_reasons=KEPT_STOP_REASONS, **campaign_fields(grid, opts))
     todo = [s for s in specs if s.trial_key not in kept]
-    if rerun:  # train again from scratch, not from the epoch checkpoints of the earlier run
-        from orchestrator.checkpoints import discard_checkpoints
-
-        discard_checkpoints(opts.storage, [s.trial_key for s in todo])
     outcome = CampaignOutcome(campaign, kept=dict(kept))
     if not todo:  # nothing to train: still backfill what a tracking outage kept from MLflow
         from orchestrator.tracking import sync_campaign
@@ -215,19 +218,25 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
         return outcome
     from results.store import mlflow_experiment
 
-    sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, opts, store,
-                       metric=grid.metric_key, mode=grid.mode,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
-                       budget=grid.budget)
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        # --rerun trains again from scratch, not from the epoch checkpoints of the earlier run
+        done = train_claimed(run, mlflow_experiment(grid.name, grid.profile, campaign), todo, opts, store,
+                             keep=keep, keep_stop_reasons=KEPT_STOP_REASONS, trainer=train_specs, fresh=rerun,
+                             metric=grid.metric_key, mode=grid.mode,
+                             tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
+                             budget=grid.budget)
+        run.outcome = "interrupted" if done.interrupted else "complete"
+    outcome.kept.update(done.kept)
     outcome.interrupted = interrupt.received()
+    trained = [s for s in todo if s.trial_key not in done.kept]
     # an interrupted run started nothing more: its record of an untouched trial (complete before a --rerun,
     # failed last time) is not this run's outcome
-    recorded = {} if outcome.interrupted else store.trial_statuses([s.trial_key for s in todo
-                                                                     if s.trial_key not in sink.outcomes])
-    for spec in todo:
+    recorded = {} if outcome.interrupted else store.trial_statuses([s.trial_key for s in trained
+                                                                     if s.trial_key not in done.outcomes])
+    for spec in trained:
         key = spec.trial_key
-        outcome.statuses[key] = sink.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
-    outcome.errors = dict(sink.errors)
+        outcome.statuses[key] = done.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
+    outcome.errors = dict(done.errors)
     return outcome
 
 
@@ -241,12 +250,13 @@ def campaign_fields(grid: GridSpec, opts: LaunchOptions) -> dict[str, Any]:
 
 def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions,
                 store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0,
-                budget: DeviceBudget | None = None) -> Any:
+                budget: DeviceBudget | None = None, run_id: str | None = None) -> Any:
     """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
 
     Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call. With
     ``budget.max_device_hours`` no trial starts once the campaign has spent it: those are recorded ``stopped``
-    (:attr:`StopReason.BUDGET`) and the sink's outcomes say so.
+    (:attr:`StopReason.BUDGET`) and the sink's outcomes say so. ``run_id``: the launch whose claims the trials
+    are under (:mod:`orchestrator.claiming`); a result is recorded only while that launch holds its trial.
     """
     from orchestrator.console import err
     from orchestrator.progress import CampaignProgress
@@ -254,7 +264,7 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     from orchestrator.tracking import init_store
 
     uri = init_store()
-    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
+    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags, run_id=run_id)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
     opts = opts if opts.prepared else prepare(opts)
     limit = budget.max_device_hours if budget is not None else None

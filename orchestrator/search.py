@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
 from orchestrator import interrupt
+from orchestrator.claiming import Launch, launch, train_claimed
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
@@ -35,6 +36,8 @@ from orchestrator.grid import GridSpec
 from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
+from results.claims import STUDY_PREFIX
+from results.errors import ResultsError
 from results.usage import campaign_usage
 
 if TYPE_CHECKING:
@@ -222,9 +225,34 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
 
         store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, **campaign_fields(grid, opts))
-    study = open_study(search, campaign, store)
     counts = {"invalid": 0, "over_budget": 0, "reused": 0}
     outcome = CampaignOutcome(campaign)
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        claim_study(store, run)
+        _search(search, grid, campaign, opts, store, run, counts, outcome)
+    return outcome, counts
+
+
+def claim_study(store: LeaderboardStore, run: Launch) -> None:
+    """Hold the campaign's study for this launch: a second driver of a live study is refused in one line
+    (two drivers telling one Optuna study would both train its proposals); a study whose driver is gone (its
+    lease expired, or a dead process of this host) is taken over, and resumes."""
+    key = f"{STUDY_PREFIX}{run.owner.campaign}"
+    holder = store.claim(key, run.owner, run.lease)
+    if holder is not None and holder.dead_here():  # its driver was killed on this host: no lease to wait out
+        store.take_over({key: holder.run_id}, run.owner, run.lease)
+        holder = store.claim(key, run.owner, run.lease)
+    if holder is not None:
+        run.outcome = "refused"
+        raise ResultsError(f"study {run.owner.campaign} is being run by {holder.host}/{holder.pid} since "
+                           f"{holder.claimed_at:%Y-%m-%d %H:%M:%S} UTC; stop it (h2ot campaign stop "
+                           f"{run.owner.campaign}) or wait for it")
+
+
+def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptions, store: LeaderboardStore,
+            run: Launch, counts: dict[str, int], outcome: CampaignOutcome) -> None:
+    """The search loop of :func:`run_search`, under ``run``'s claim of the study."""
+    study = open_study(search, campaign, store)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
     from results.store import mlflow_experiment
@@ -248,26 +276,28 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             specs = [s for p in batch for s in p.specs]
             kept = store.keys_with_status([s.trial_key for s in specs], {TrialStatus.COMPLETE})
             store.link(campaign, kept)
-            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             todo = [s for s in specs if s.trial_key not in kept]
-            for key in kept:
-                outcome.kept[key] = TrialStatus.COMPLETE
-            if todo:
-                sink = train_specs(campaign, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
-                                   store, metric=metric_key("test", trained),
-                                   mode="min" if search.objectives.get(trained, "min") == "min" else "max",
-                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
-                                   budget=grid.budget)
-                outcome.errors.update(sink.errors)
+            if todo:  # claimed first: a grid campaign may be training the same configuration
+                done = train_claimed(run, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
+                                     store, keep=[TrialStatus.COMPLETE], trainer=train_specs,
+                                     metric=metric_key("test", trained),
+                                     mode="min" if search.objectives.get(trained, "min") == "min" else "max",
+                                     tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
+                                     budget=grid.budget)
+                outcome.errors.update(done.errors)
+                kept |= set(done.kept)
+                todo = [s for s in todo if s.trial_key not in done.kept]
                 if interrupt.received() is not None:  # the batch is not told: the next run trains it first
+                    run.outcome = "interrupted"
                     outcome.interrupted = interrupt.received()
-                    outcome.statuses.update({s.trial_key: sink.outcomes.get(s.trial_key, TrialStatus.PENDING)
+                    outcome.statuses.update({s.trial_key: done.outcomes.get(s.trial_key, TrialStatus.PENDING)
                                              for s in todo})
                     break
+            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
+            for key in kept:
+                outcome.kept[key] = TrialStatus.COMPLETE
             values = store.trial_values([s.trial_key for s in specs])
             for p in batch:
                 _tell(search, study, p, values)
             for s in todo:
                 outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or TrialStatus.PENDING
-    return outcome, counts
-

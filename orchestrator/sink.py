@@ -87,14 +87,20 @@ class ResultsSink(Callback):
         store: the campaign run's leaderboard store (one engine for the whole run on the driver).
         tracking_uri: MLflow URI (``None``: :func:`orchestrator.tracking.tracking_uri`).
         tags: extra MLflow tags for every run.
+        run_id: the launch holding the trials' claims (:mod:`orchestrator.claiming`): a result is written only
+            while it still holds its trial's claim.
 
     The MLflow client is created lazily; the live objects are dropped when Tune pickles the callback (into its
     experiment folder, for a restore this project never does).
     """
 
     def __init__(self, campaign: str, experiment: str, store: LeaderboardStore, *,
-                 tracking_uri: str | None = None, tags: dict[str, str] | None = None):
+                 tracking_uri: str | None = None, tags: dict[str, str] | None = None, run_id: str | None = None):
         self.campaign, self.experiment = campaign, experiment
+        #: the launch whose claims the trials are under; ``None``: no claims (a lone ``h2ot train``)
+        self.run_id = run_id
+        #: trials whose claim this launch lost (taken over after its lease expired): their results not recorded
+        self.lost: set[str] = set()
         self.tracking_uri, self.tags = tracking_uri, dict(tags or {})
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
@@ -162,8 +168,17 @@ class ResultsSink(Callback):
         self._check()
         spec = trial_spec(trial)
         self.started[spec.trial_key] = trial
-        self.store.mark_running(spec, self.campaign)
+        if not self.store.mark_running(spec, self.campaign, run_id=self.run_id):
+            self._lose(spec)
+            return
         self._run_id(spec)
+
+    def _lose(self, spec: TrialSpec) -> None:
+        holder = self.store.holder_of(spec.trial_key)
+        where = holder.describe() if holder is not None else "no one (released)"
+        log.warning("trial %s: this campaign's claim expired and is now held by %s; its result is not recorded "
+                    "here", spec.trial_key, where)
+        self.lost.add(spec.trial_key)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self._check()
@@ -208,6 +223,9 @@ class ResultsSink(Callback):
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
         self._check()  # the leaderboard is gone for good: no second retry window per trial
         key = spec.trial_key
+        if key in self.lost:
+            self.outcomes[key] = result.status
+            return
         self._flush(spec)  # a trial that ends with no retry left: its last epoch did run
         seen = self.history.pop(key, {})
         if not result.history and seen:  # stopped or failed: keep the epochs it did report
@@ -219,11 +237,15 @@ class ResultsSink(Callback):
         if run_id is not None:
             self.run_ids[key] = run_id
         try:
-            self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id)
+            published = self.store.upsert_result(result, campaign=self.campaign, mlflow_run_id=run_id,
+                                                 run_id=self.run_id)
         except ResultsError as exc:  # DatabaseUnavailable after $H2OT_DB_RETRY_S: never silent
             self.fatal = self.fatal or exc
             raise
         self.outcomes[key] = result.status
+        if not published:
+            self._lose(spec)
+            return
         if result.error:
             self.errors[key] = result.error.strip().splitlines()[-1]
         elif result.stop_reason:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, select
 
-from h2ot_core.contracts import STATUSES, TrialStatus
+from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
 from results.errors import ResultsError
 from results.markdown import markdown_table
 from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES, number_text
@@ -19,6 +19,7 @@ from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
 from results.schema import Campaign, Trial
+from results.store import LeaderboardStore
 from results.table_campaigns import resolve_specs, stored_campaigns
 from results.table_spec import load_spec, spec_paths
 from results.tables import build_table
@@ -85,6 +86,10 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     if not rows:
         raise ResultsError(f"Campaign {campaign!r} has no trials yet: nothing to report")
     counts = Counter(r["status"] for r in rows)
+    gone = LeaderboardStore(engine=engine).interrupted(campaign)
+    if gone:  # recorded running, but no driver renews their claims: not live
+        counts[TrialStatus.RUNNING] -= len(gone)
+        counts[StopReason.INTERRUPTED] = len(gone)
     lines = [f"# Campaign `{campaign}`", "",
              f"Grid: `{info['grid_path'] or '–'}` (version {info['version']}); ranking metric "
              f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",

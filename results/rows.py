@@ -10,10 +10,12 @@ and the store, the leaderboard, the export and MLflow pick it up from here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_
 
 from h2ot_core.contracts import (
     COST_METRICS,
@@ -141,3 +143,15 @@ def result_of(row: Mapping[Any, Any], metrics: list[MetricRecord]) -> TrialResul
         error=row["error"], provenance=provenance, history=json.loads(row.get("history_json") or "[]"),
         resumed_from_epoch=int(row.get("resumed_from_epoch") or 0),
         stop_reason=StopReason(row["stop_reason"]) if row.get("stop_reason") else None, usage=usage)
+
+
+def status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
+    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
+    them (``None``: no status asked for, no row)."""
+    wanted = sorted(set(statuses))
+    if not wanted:
+        return None
+    where: ColumnElement[bool] = Trial.status.in_(wanted)
+    if stop_reasons is not None:
+        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
+    return where

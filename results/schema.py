@@ -160,3 +160,40 @@ class Metric(Base):
     action: Mapped[str] = mapped_column(String(64), default="avg")
     value: Mapped[float]
     epoch: Mapped[int | None] = mapped_column(Integer)
+
+
+class Claim(Base):
+    """Who trains a trial right now: one row per claimed ``trial_key`` (or ``study/<campaign>`` for a search's
+    study), owned by one campaign run (``run_id``: :class:`CampaignRun`) until ``lease_until`` (naive UTC).
+
+    A driver renews its leases while it runs and deletes its rows when it ends; a row whose lease has passed
+    belongs to a driver that is gone, and another driver may take it over.
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_run_id", "run_id"),)
+    trial_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime]
+    claimed_at: Mapped[datetime]
+
+
+class CampaignRun(Base):
+    """One launch of a campaign (``h2ot campaign run``): its grid (path and content hash), host, process and
+    times; ``outcome`` (``complete``, ``failed``, ``interrupted`` ...) once it ended, ``NULL`` while it runs or
+    after its driver was killed."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (Index("ix_campaign_runs_campaign", "campaign"),)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    grid_path: Mapped[str] = mapped_column(Text, default="")
+    grid_hash: Mapped[str] = mapped_column(String(64), default="")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))

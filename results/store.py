@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
+from results.claims import ClaimsMixin
 from results.db import make_engine, retry_locked
 from results.errors import unknown
-from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of
+from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of, status_where
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 log = logging.getLogger(__name__)
@@ -31,29 +32,20 @@ _KEEP_ON_UPDATE = frozenset({"id", "trial_key", "created_at", "started_at"})
 _CHUNK = 500
 
 
-def _status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
-    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
-    them (``None``: no status asked for, no row)."""
-    wanted = sorted(set(statuses))
-    if not wanted:
-        return None
-    where: ColumnElement[bool] = Trial.status.in_(wanted)
-    if stop_reasons is not None:
-        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
-    return where
-
-
 def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
     ordered = sorted(set(keys))
     for i in range(0, len(ordered), _CHUNK):
         yield ordered[i:i + _CHUNK]
 
 
-class LeaderboardStore:
-    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`)."""
+class LeaderboardStore(ClaimsMixin):
+    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`),
+    and the drivers' claims (:mod:`results.claims`)."""
 
-    def __init__(self, url: str | None = None):
-        self.engine = make_engine(url)
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None):
+        """``engine``: an engine already open (a read-only one from :func:`results.db.open_read_only`, for a
+        command that only reads); otherwise one for ``url``, the schema created or upgraded."""
+        self.engine = engine if engine is not None else make_engine(url)
         #: the database URL with any password masked (for logs, reprs and messages)
         self.url = self.engine.url.render_as_string(hide_password=True)
         self._insert = _INSERTS[self.engine.dialect.name]
@@ -89,7 +81,7 @@ class LeaderboardStore:
         holds in a ``keep`` status (a ``stopped`` one only for one of ``keep_stop_reasons``) linked to it.
         Returns those kept trials' statuses: the rest is the run's to train."""
         values = dict(name=name, created_at=now(), **campaign)
-        where = _status_where(keep, keep_stop_reasons)
+        where = status_where(keep, keep_stop_reasons)
 
         def write(conn: Connection) -> dict[str, TrialStatus]:
             self._ensure_campaign(conn, values)
@@ -141,13 +133,18 @@ class LeaderboardStore:
             self._write(write)
 
     # -- trials ----------------------------------------------------------------------------------------
-    def mark_running(self, spec: TrialSpec, campaign: str) -> None:
-        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked)."""
+    def mark_running(self, spec: TrialSpec, campaign: str, *, run_id: str | None = None) -> bool:
+        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked).
+
+        With ``run_id`` (the driver's claim owner), only while that run holds the trial's claim; returns whether
+        the row was written."""
         stamp = now()
         running = str(TrialStatus.RUNNING)
         values = {**spec_columns(spec), "status": running, "created_at": stamp, "started_at": stamp}
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, spec.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["trial_key"],
@@ -158,20 +155,25 @@ class LeaderboardStore:
             conn.execute(stmt)
             tid = conn.execute(select(Trial.id).where(Trial.trial_key == spec.trial_key)).scalar_one()
             self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def upsert_result(self, result: TrialResult, *, campaign: str | None = None,
-                      mlflow_run_id: str | None = None) -> None:
+                      mlflow_run_id: str | None = None, run_id: str | None = None) -> bool:
         """Insert or update the row of ``result.trial_key`` and replace its metric rows.
 
-        Idempotent; a complete row is only ever replaced by another complete result.
+        Idempotent; a complete row is only ever replaced by another complete result. With ``run_id`` (the
+        driver's claim owner) nothing is written unless that run still holds the trial's claim: returns whether
+        the result was published (the transaction reads the claim, so a takeover cannot slip in between).
         """
         spec = spec_of(result)
         values = {**result_columns(result, spec), "mlflow_run_id": mlflow_run_id}
         metrics = {(m.name, m.split, m.action): m for m in result.metrics}  # last record of a key wins
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, result.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             update = {k: stmt.excluded[k] for k in values if k not in _KEEP_ON_UPDATE}
             update["mlflow_run_id"] = func.coalesce(stmt.excluded.mlflow_run_id, Trial.mlflow_run_id)
@@ -197,8 +199,9 @@ class LeaderboardStore:
                 tid = written or conn.execute(
                     select(Trial.id).where(Trial.trial_key == result.trial_key)).scalar_one()
                 self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def _fill_git_sha(self, conn: Connection, trial_id: int, campaign: str) -> None:
         """A trial whose worker had no git checkout takes the SHA its campaign's driver recorded."""
@@ -245,7 +248,7 @@ class LeaderboardStore:
                          stop_reasons: Iterable[str] | None = None) -> set[str]:
         """The subset of ``trial_keys`` whose rows have one of ``statuses``; with ``stop_reasons``, a ``stopped``
         row counts only when it stopped for one of them."""
-        where = _status_where(statuses, stop_reasons)
+        where = status_where(statuses, stop_reasons)
         found: set[str] = set()
         if where is None:
             return found

@@ -60,10 +60,12 @@ def wait_port(port: int, timeout: float = 60, proc: subprocess.Popen | None = No
 # -- the CLI in a subprocess --------------------------------------------------------------------------------
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """This process's environment with a runs dir, a SQLite leaderboard, an MLflow store and a scratch folder
-    under ``tmp_path`` (and no ``H2OT_STORAGE`` of the user's: the runs dir is the storage)."""
+    under ``tmp_path`` (and no ``H2OT_STORAGE`` of the user's: the runs dir is the storage); claims last 3 s (a
+    killed driver's trials are free 3 s after its last heartbeat)."""
     env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"), **extra}
+           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"), "H2OT_CLAIM_LEASE_S": "3",
+           **extra}
     env.pop("H2OT_STORAGE", None)
     return env
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
-from h2ot_core.environment import STORAGE
+from h2ot_core.environment import SCRATCH_DIR, STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
     AppendOpt,
@@ -31,7 +31,7 @@ from orchestrator.commands.options import (
     SeedsOpt,
     check_resources,
 )
-from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.console import ago, err, out, print_rows, user_errors
 from orchestrator.grid_reuse import check_grid_reuse
 
 if TYPE_CHECKING:
@@ -170,20 +170,32 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
              append: bool) -> None:
     """What a run would train, and what it would keep from the leaderboard; starts nothing, imports no torch."""
     from orchestrator.launcher import partition
+    from results.db import leaderboard_missing, open_read_only
     from results.store import LeaderboardStore
 
-    store = LeaderboardStore(db_url)
-    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
+    missing = leaderboard_missing(db_url)
+    # read only: a dry run never creates a leaderboard (a typo in the path stays visible)
+    store = None if missing is not None else LeaderboardStore(engine=open_read_only(db_url))
+    if store is not None:
+        check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     if grid.search is not None:
         err.print(f"campaign {campaign}: {_search_summary(grid)}")
         return
     specs = grid.expand()
-    todo, done = partition(specs, store, rerun=rerun, rerun_stopped=rerun_stopped)
+    if store is None:
+        err.print(f"no leaderboard at {missing} yet: every trial would run", highlight=False, markup=False)
+        todo, done = specs, list[TrialSpec]()
+    else:
+        todo, done = partition(specs, store, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
     budget = grid.budget
     limit = (f"; budget {budget.max_device_hours:g} device-hours" if budget.max_device_hours is not None else "")
     err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run){limit}; "
               f"what it costs: h2ot campaign estimate {grid.path}", highlight=False)
+
+
+#: the text of an error from a full disk (ENOSPC), in a trial's error line
+DISK_FULL = "No space left on device"
 
 
 def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str, *,
@@ -198,6 +210,11 @@ def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retr
         err.print(f"[yellow]{RESUME_HINT}[/]{again}", highlight=False)
         raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
+    full = [k for k, e in outcome.errors.items() if DISK_FULL in e]
+    if full:
+        err.print(f"{len(full)} trial(s) ran out of disk space ({DISK_FULL}): free space on the storage (--storage "
+                  f"/ {STORAGE.name}) and the scratch folder ({SCRATCH_DIR.name}), then run the same command "
+                  f"again", highlight=False, markup=False)
     refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())
     if refused:
         from results.usage import campaign_usage, hours_text
@@ -251,23 +268,37 @@ def status(
     fmt: FormatOpt = "table",
 ) -> None:
     """Trials of a campaign by status (complete ... pending) with their device-hours, the total (how much went
-    to failed or stopped trials, the budget left, an ETA while it runs), and its Ray job's state if it ran as one."""
+    to failed or stopped trials, the budget left, an ETA while it runs), and its Ray job's state if it ran as one.
+
+    Trials recorded running whose driver is gone (no live claim) are shown ``interrupted``, with how long ago.
+    Reads only: the leaderboard is opened read-only (nothing is ever created)."""
+    from results.db import open_read_only
     from results.store import LeaderboardStore
     from results.usage import campaign_usage
 
-    store = LeaderboardStore(db_url)
+    store = LeaderboardStore(engine=open_read_only(db_url))
     counts = dict(store.campaign_status(name))
     if grid_path is not None:
         from orchestrator.grid import load_grid
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
+    gone = store.interrupted(name)
+    if gone:  # recorded running, but no driver renews their claims: shown as interrupted, not live
+        counts[TrialStatus.RUNNING] -= len(gone)
+        if not counts[TrialStatus.RUNNING]:
+            del counts[TrialStatus.RUNNING]
+        counts[StopReason.INTERRUPTED] = len(gone)
     usage = campaign_usage(store.engine, name)
     rows = [{"status": key, "trials": counts[key],
              "device_hours": usage.hours.get(key) if usage.measured.get(key) else None}
             for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if key in counts]
     print_rows(rows, ["status", "trials", "device_hours"], fmt, title=f"campaign {name}", compact=False)
     console = out if fmt == "table" else err
+    if gone:
+        err.print(f"{len(gone)} trial(s) interrupted {ago(max(gone.values()))}: their driver stopped renewing its "
+                  f"claims (killed, or its node lost); `h2ot campaign run` of the grid takes them over",
+                  highlight=False)
     for line in usage.lines(pending=counts.get(TrialStatus.PENDING, 0)):
         console.print(line, highlight=False)
     print_job_state(store, name, address, console)

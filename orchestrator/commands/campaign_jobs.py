@@ -224,6 +224,8 @@ def stop(
                   f"they are; run the same command again", highlight=False)
         raise typer.Exit(1)
     ended = jobs.end_running_trials(store, campaign, since=asked) if campaign else []
+    if campaign:  # its driver is gone: its trials are free for the next run at once, not after their leases
+        store.release_campaign(campaign)
     was = "" if before.finished else f" (was {before.status})"
     out.print(f"ray job {job_id}: {state.status}{was}", highlight=False, markup=False)
     if campaign:

@@ -24,7 +24,7 @@ from orchestrator.tracking.breaker import (
     Breaker,
     error_gist,
     http_defaults,
-    quiet_urllib3,
+    quiet_clients,
 )
 
 if TYPE_CHECKING:
@@ -360,7 +360,7 @@ def init_store(uri: str | None = None) -> str:
     if uri.startswith("sqlite:"):
         runs_dir().mkdir(parents=True, exist_ok=True)
     try:
-        with quiet_urllib3():
+        with quiet_clients():
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # the campaign's tracker says it again and backfills later
         # the campaign's tracker meets the same outage and warns once; no second warning here

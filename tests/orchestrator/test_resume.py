@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from csv import DictReader
 
 import pytest
@@ -57,8 +58,15 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     assert in_flight == 3  # the kill landed inside epoch 3
     assert [r["status"] for r in trial_rows(env, key)] == ["running"]
     assert not (trial_dir / "model.pt").exists()
+    time.sleep(3.5)  # the killed driver's claim outlives it by one lease (H2OT_CLAIM_LEASE_S)
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli", "campaign", "status", "resume", "--format",
+                            "json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert [(r["status"], r["trials"]) for r in json.loads(shown.stdout)] == [("interrupted", 1)]  # not live
+    assert "1 trial(s) interrupted" in shown.stderr and " ago" in shown.stderr
 
-    rc, _, err = finish(start(args, env), timeout=400)
+    # Another campaign over the same trial takes the expired claim over and resumes it.
+    rc, _, err = finish(start([*args, "--name", "resume_again"], env), timeout=400)
     assert rc == 0, err[-3000:]
     (row,) = trial_rows(env, key)  # one row: none lost, none duplicated
     assert row == {"status": "complete", "epochs_run": 4, "resumed_from_epoch": 2,

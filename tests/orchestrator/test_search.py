@@ -5,6 +5,7 @@ resumed without re-sampling what the study already holds.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -251,3 +252,20 @@ def test_search_with_its_device_budget_spent_proposes_nothing(env, tmp_path):
     assert rc == 0, err[-3000:]
     assert store.campaign_status("spent") == {"complete": 1}  # nothing proposed, nothing trained
     assert _proposals(_study(env, "spent")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_second_driver_of_a_live_study_is_refused_in_one_line(tmp_path, env):
+    path = search_file(tmp_path, "twice", budget={"trials": 1})
+    procs = [start([str(path)], env)]
+    time.sleep(0.5)
+    procs.append(start([str(path)], env))
+    ends = sorted((finish(p, timeout=600) for p in procs), key=lambda e: e[0])
+    (rc_ok, _, err_ok), (rc_refused, _, err_refused) = ends
+    assert rc_ok == 0, err_ok[-3000:]
+    assert rc_refused == 2, err_refused[-3000:]
+    assert "study twice is being run by " in err_refused and "stop it" in err_refused
+    assert "Traceback" not in err_refused
+    (t,) = _proposals(_study(env, "twice"))  # proposal #0 trained once, told once
+    assert t.state == optuna.trial.TrialState.COMPLETE

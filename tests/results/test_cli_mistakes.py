@@ -121,3 +121,13 @@ def test_a_report_for_a_campaign_that_is_not_a_name_writes_nothing(db: list[str]
     one_line_exit_2(["report", "../../escape", "--out", str(tmp_path / "r"), "--no-video", *db],
                     "campaign:", "'../../escape'")
     assert not (tmp_path / "r").exists()
+
+
+def test_status_and_dry_run_create_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "leaderbaord" / "lb.sqlite"
+    one_line_exit_2(["campaign", "status", "smoke", "--db-url", f"sqlite:///{typo}"], str(typo), "does not exist")
+    smoke = Path(__file__).resolve().parents[2] / "search_spaces" / "smoke.yaml"
+    res = runner.invoke(app, ["campaign", "run", str(smoke), "--dry-run", "--db-url", f"sqlite:///{typo}"])
+    assert res.exit_code == 0, res.output
+    assert f"no leaderboard at {typo} yet" in res.stderr and "4 to run, 0 kept" in res.stderr
+    assert not typo.parent.exists()

@@ -81,9 +81,11 @@ def test_campaign_status_speaks_format(db: list[str], fmt: str) -> None:
         # device_hours: none of these trials measured it (written as before issue 18)
         assert json.loads(res.stdout) == [{"status": "complete", "trials": 7, "device_hours": None},
                                           {"status": "failed", "trials": 1, "device_hours": None},
-                                          {"status": "running", "trials": 1, "device_hours": None}]
+                                          {"status": "interrupted", "trials": 1, "device_hours": None}]
+        # the running row has no live claim (no driver renews it): shown interrupted, not live
+        assert "1 trial(s) interrupted" in res.stderr
     elif fmt == "csv":
-        assert res.stdout.splitlines() == ["status,trials,device_hours", "complete,7,", "failed,1,", "running,1,"]
+        assert res.stdout.splitlines() == ["status,trials,device_hours", "complete,7,", "failed,1,", "interrupted,1,"]
     elif fmt == "markdown":
         assert "| complete | 7 |" in res.stdout
     else:
