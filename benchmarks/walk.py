@@ -132,8 +132,9 @@ def _in_process_session(opts: Any) -> Iterator[tuple[Any, str]]:
 
 
 def _in_process_fit(campaign: str, specs: list[Any], opts: Any, callbacks: list[Any], *, metric: str,
-                    mode: str) -> None:
-    """What ``Tuner.fit`` does with ``specs``, one after another in this process."""
+                    mode: str, **tune_options: Any) -> None:
+    """What ``Tuner.fit`` does with ``specs``, one after another in this process (``tune_options``, such as a
+    searcher, do not apply to one trial in a loop)."""
     import ray
     from ray import tune
 
