@@ -60,14 +60,15 @@ def choose_kernel(q: Tensor, k: Tensor) -> Kernel:
     - **GPU**: fused (flash / memory-efficient kernels never write the ``Tq x Tk`` scores).
     - **CPU, float32, inference**: fused. Measured with ``python -m benchmarks.attention_kernels --threads 1
       --clock cpu`` (CPU time of one thread, robust on a shared machine) on a Xeon (Sapphire Rapids, AVX-512 +
-      AMX), forward only, ~8k query tokens x 8 heads per call: the fused kernel took 0.18-0.85x the explicit
-      one's time at every swept shape (8-64-wide heads, 17-243 keys), e.g. 16-wide heads over 17 keys 6.0
-      against 7.3 ms, over 243 keys 17.6 against 86.5.
+      AMX), forward only, ~8k query tokens x 8 heads per call: the fused kernel took 0.17-1.02x the explicit
+      one's time at every swept shape (8-64-wide heads, 17-243 keys), e.g. 16-wide heads over 17 keys 5.6
+      against 6.0 ms, over 243 keys 17.0 against 78.4.
     - **CPU, float32, training** (forward + backward): explicit for few keys (at most
       :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS`), where the fused kernel's backward walks tiles too short to
-      pay: explicit faster by 1.33x / 1.15x (8-wide heads, 17 / 34 keys), 1.40x / 1.16x (16-wide), 1.27x
-      (32-wide, 17 keys) — the fused kernel's "1.22x slower at 8-wide heads" of issue 18. Fused from 81 keys
-      on, where explicit took 1.8-3.9x as long (16-wide: 33 against 58 ms at 81 keys, 57 against 219 at 243).
+      pay: explicit faster by 1.26-1.52x over 17 keys and 1.11-1.42x over 34 at 8-, 16-, 32-, 39- and 64-wide
+      heads (8-wide, 17 keys: 1.40x, the fused kernel's "1.22x slower at 8-wide heads" of issue 18); the
+      backbones' own 17-joint calls 1.28-1.38x. Fused from 81 keys on: explicit 0.63-0.86x at 8-39-wide heads
+      over 81 keys (64-wide measured 1.13x once: left fused until more runs agree) and 0.26-0.71x over 243.
       On 2 threads at a 1-min load of 4-15 the wall-clock ratios swung 0.4-1.8x between runs at 17-34 keys
       (always below 0.9x from 243 keys on). ``benchmarks/results/attention_kernels.md`` has the tables.
     - **CPU, bf16**: with gradients the two matmuls run as whole batched bf16 GEMMs (float32 accumulation; the
