@@ -11,7 +11,7 @@ Two tables, fp32 by default, each call timed forward only (inference, no gradien
 The last column says which kernel the rule picks in training, so a rule that disagrees with the table shows.
 
     python -m benchmarks.attention_kernels [--repeats 5] [--threads 2] [--batch 2] [--device cpu]
-                                           [--dtype fp32|bf16] [--tables sweep,backbones]
+                                           [--dtype fp32|bf16] [--tables sweep,backbones] [--clock wall|cpu]
                                            [--out benchmarks/results/attention_kernels.md]
 """
 
@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from collections.abc import Callable
 
 import torch
 
 from benchmarks.output import add_out_argument, md_table, measured_line, print_row, write_result
-from benchmarks.precision import timed_round_robin
+from benchmarks.precision import CLOCKS, timed_round_robin
 from h2ot_core import attention
 from h2ot_core.attention import choose_kernel, explicit_attention, fused_attention
 from h2ot_core.cost import example_input
@@ -88,13 +87,14 @@ def _timers(shape: Shape, device: torch.device, dtype: torch.dtype) -> dict[str,
     return fns
 
 
-def _looped(fn: Callable[[], object], device: torch.device, min_ms: float = 100.0) -> Callable[[], object]:
+def _looped(fn: Callable[[], object], device: torch.device, clock: Callable[[], float],
+            min_ms: float = 100.0) -> Callable[[], object]:
     """``fn`` repeated enough times that one timed sample lasts at least ``min_ms`` (a short call's time on a
     shared machine is mostly thread wake-ups); time it and divide by :attr:`calls`."""
-    t0 = time.perf_counter()
+    t0 = clock()
     fn()
     synchronize(device)
-    calls = max(1, math.ceil(min_ms / max((time.perf_counter() - t0) * 1e3, 1e-3)))
+    calls = max(1, math.ceil(min_ms / max((clock() - t0) * 1e3, 1e-3)))
 
     def run() -> None:
         for _ in range(calls):
@@ -104,9 +104,11 @@ def _looped(fn: Callable[[], object], device: torch.device, min_ms: float = 100.
     return run
 
 
-def row(label: str, shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int) -> tuple[object, ...]:
-    looped = {name: _looped(fn, device) for name, fn in _timers(shape, device, dtype).items()}
-    ms = {name: t / looped[name].calls for name, t in timed_round_robin(looped, repeats, device).items()}
+def row(label: str, shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int,
+        clock: Callable[[], float]) -> tuple[object, ...]:
+    looped = {name: _looped(fn, device, clock) for name, fn in _timers(shape, device, dtype).items()}
+    ms = {name: t / looped[name].calls
+          for name, t in timed_round_robin(looped, repeats, device, clock=clock).items()}
     n, h, tq, d, tk = shape
     probe_q = torch.empty(n, h, tq, d, dtype=dtype, device=device, requires_grad=True)
     picks = choose_kernel(probe_q, torch.empty(n, h, tk, d, dtype=dtype, device=device))
@@ -127,6 +129,8 @@ def main() -> None:
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--tables", default="sweep,backbones", help="which tables: sweep, backbones or both")
     ap.add_argument("--keys", default=",".join(map(str, KEYS)), help="the sweep's numbers of keys")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall-clock (default) or the process's CPU time (with --threads 1: robust to other jobs)")
     add_out_argument(ap, "attention_kernels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -144,11 +148,11 @@ def main() -> None:
         shapes = shapes_of()
         rows = []
         for label, shape in shapes:
-            rows.append(row(label, shape, device, dtype, args.repeats))
+            rows.append(row(label, shape, device, dtype, args.repeats, CLOCKS[args.clock]))
             print_row(rows[-1])
         tables += [f"**{title} ({args.dtype}; speed-up = fused ms / explicit ms, above 1 = explicit faster)**", "",
                    *md_table(HEADER, rows), ""]
-    write_result([*tables, f"Medians of {args.repeats} round-robin repeats. "
+    write_result([*tables, f"Medians of {args.repeats} round-robin repeats ({args.clock} time). "
                   + measured_line("benchmarks.attention_kernels",
                                   device=f"{device}, 1-min load {load:.1f} at start")], args.out)
 

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from benchmarks.official import OFFICIAL, OFFICIAL_OPS, State, official_ops, official_ref
 from benchmarks.output import add_out_argument, md_table, measured_line, print_row, write_result
+from benchmarks.precision import CLOCKS
 from h2ot_core import attention
 from h2ot_core.cost import example_input
 from h2ot_core.device import autocast, compile_blocks, synchronize
@@ -186,11 +187,6 @@ def all_fused() -> Iterator[None]:
         yield
     finally:
         attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS = saved
-
-
-#: what a step's time is read from: wall-clock, or this process's CPU time (all its threads): on a machine
-#: shared with other jobs, one thread's CPU time is the work done, where wall-clock also counts the waits
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def timed_alternating(fns: dict[str, Step], repeats: int, clock: Callable[[], float] = time.perf_counter

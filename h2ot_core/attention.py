@@ -29,11 +29,9 @@ class Kernel(StrEnum):
 #: probabilities would dominate training memory, go to the fused kernel in float32.
 CPU_LOW_PRECISION_SCORES = 1 << 26
 
-#: fp32 training on a CPU takes the explicit kernel for up to this many keys (17 joints, 34 tokens in MHFormer's
-#: hypothesis encoders) with heads at least :data:`CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH` wide. See
-#: :func:`choose_kernel` for the measurements.
+#: fp32 training on a CPU takes the explicit kernel for up to this many keys (17 joints; 34 tokens in MHFormer's
+#: hypothesis encoders), at any head width. See :func:`choose_kernel` for the measurements.
 CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS = 34
-CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH = 32
 
 
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
@@ -60,19 +58,19 @@ def choose_kernel(q: Tensor, k: Tensor) -> Kernel:
     whether ``q`` needs gradients.
 
     - **GPU**: fused (flash / memory-efficient kernels never write the ``Tq x Tk`` scores).
-    - **CPU, float32, inference**: fused. Measured with ``python -m benchmarks.attention_kernels`` on 2 threads
-      of a Xeon (Sapphire Rapids, AVX-512 + AMX; a shared machine at a 1-min load of 4-10), forward only, the
-      fused kernel took 0.2-0.7x the explicit one's time at every swept shape (8-64-wide heads, 17-243 keys,
-      ~8k query tokens x 8 heads per call), e.g. 64-wide heads over 17 keys 61 against 112 ms, 16-wide over
-      243 keys 47 against 207.
+    - **CPU, float32, inference**: fused. Measured with ``python -m benchmarks.attention_kernels --threads 1
+      --clock cpu`` (CPU time of one thread, robust on a shared machine) on a Xeon (Sapphire Rapids, AVX-512 +
+      AMX), forward only, ~8k query tokens x 8 heads per call: the fused kernel took 0.17-1.02x the explicit
+      one's time at every swept shape (8-64-wide heads, 17-243 keys), e.g. 16-wide heads over 17 keys 5.6
+      against 6.0 ms, over 243 keys 17.0 against 78.4.
     - **CPU, float32, training** (forward + backward): explicit for few keys (at most
-      :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS`) with heads at least :data:`CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH`
-      wide, where the fused kernel's backward walks tiles too short to pay: explicit faster by 1.13-1.78x at
-      32-, 39- and 64-wide heads over 17 and 34 keys (MixSTE's spatial call 1.11x, 1.11x, 1.15x in three
-      runs; MotionBERT's 1.07x, 1.45x). Fused elsewhere: over 243 keys it wins at every width (explicit
-      0.29-0.62x), at 81 keys the two trade places from run to run (0.72-1.34x), and at 8- and 16-wide heads
-      over 17-34 keys the runs disagree (0.42-1.49x; MotionAGFormer's spatial call 1.09x once, 0.42x
-      once), so the fused kernel keeps them. (``benchmarks/results/attention_kernels.md`` has the table.)
+      :data:`CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS`), where the fused kernel's backward walks tiles too short to
+      pay: explicit faster by 1.26-1.52x over 17 keys and 1.11-1.42x over 34 at 8-, 16-, 32-, 39- and 64-wide
+      heads (8-wide, 17 keys: 1.40x, the fused kernel's "1.22x slower at 8-wide heads" of issue 18); the
+      backbones' own 17-joint calls 1.28-1.38x. Fused from 81 keys on: explicit 0.63-0.86x at 8-39-wide heads
+      over 81 keys (64-wide measured 1.13x once: left fused until more runs agree) and 0.26-0.71x over 243.
+      On 2 threads at a 1-min load of 4-15 the wall-clock ratios swung 0.4-1.8x between runs at 17-34 keys
+      (always below 0.9x from 243 keys on). ``benchmarks/results/attention_kernels.md`` has the tables.
     - **CPU, bf16**: with gradients the two matmuls run as whole batched bf16 GEMMs (float32 accumulation; the
       softmax reduces in float32 and rounds to bf16) up to :data:`CPU_LOW_PRECISION_SCORES` scores, and the
       fused kernel in float32 beyond: torch's fused CPU kernel multiplies small bf16 tiles one by one, its
@@ -85,8 +83,7 @@ def choose_kernel(q: Tensor, k: Tensor) -> Kernel:
         return Kernel.fused
     training = q.requires_grad and torch.is_grad_enabled()
     if q.dtype == torch.float32:
-        few_keys = k.shape[-2] <= CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS and q.shape[-1] >= CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH
-        return Kernel.explicit if training and few_keys else Kernel.fused
+        return Kernel.explicit if training and k.shape[-2] <= CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS else Kernel.fused
     if not training:
         return Kernel.explicit if compiled_explicit_attention(q, k) else Kernel.fused
     if q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] <= CPU_LOW_PRECISION_SCORES:

@@ -28,21 +28,21 @@ def test_explicit_and_fused_kernels_agree_forward_and_backward(shape):
 
 
 def test_sdpa_runs_the_kernel_the_rule_names(monkeypatch):
-    """fp32 training on a CPU: wide enough heads over few keys go explicit, the rest (and inference) fused."""
+    """fp32 training on a CPU: few keys go explicit at any head width, more keys (and inference) fused."""
     calls: list[str] = []
     for kernel in Kernel:
         real = attention.KERNELS[kernel]
         monkeypatch.setitem(attention.KERNELS, kernel,
                             lambda *a, kernel=kernel, real=real: calls.append(kernel) or real(*a))
-    width, keys = attention.CPU_FP32_TRAIN_EXPLICIT_MIN_WIDTH, attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS
-    short = torch.randn(2, 2, keys, width, requires_grad=True)
-    narrow = torch.randn(2, 2, keys, width // 2, requires_grad=True)
-    long = torch.randn(2, 2, keys + 1, width, requires_grad=True)
-    for q in (short, narrow, long):
+    keys = attention.CPU_FP32_TRAIN_EXPLICIT_MAX_KEYS
+    narrow = torch.randn(2, 2, keys, 8, requires_grad=True)
+    wide = torch.randn(2, 2, keys, 64, requires_grad=True)
+    long = torch.randn(2, 2, keys + 1, 8, requires_grad=True)
+    for q in (narrow, wide, long):
         attention.sdpa(q, q, q)
     with torch.no_grad():
-        attention.sdpa(short, short, short)
-    assert calls == [Kernel.explicit, Kernel.fused, Kernel.fused, Kernel.fused]
+        attention.sdpa(narrow, narrow, narrow)
+    assert calls == [Kernel.explicit, Kernel.explicit, Kernel.fused, Kernel.fused]
 
 
 def test_tensors_off_the_cpu_always_take_the_fused_kernel():
