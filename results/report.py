@@ -18,7 +18,7 @@ from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES, numb
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
-from results.schema import Campaign, Trial
+from results.schema import Campaign, CampaignRun, Trial
 from results.store import LeaderboardStore
 from results.table_campaigns import resolve_specs, stored_campaigns
 from results.table_spec import load_spec, spec_paths
@@ -96,6 +96,7 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
              "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
     lines += ["## What it cost", "", *(f"- {line}" for line in campaign_usage(engine, campaign).lines()), ""]
+    lines += _launches_section(engine, campaign)
     lines += _latency_lines(rows)
     lines += _tables_section(engine, campaign, out)
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
@@ -175,6 +176,26 @@ def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
     if not built:
         lines += ["No table spec in search_spaces/tables selects this campaign; see the leaderboard below.", ""]
     return lines
+
+
+def _launches_section(engine: Engine, campaign: str) -> list[str]:
+    """Each launch of the campaign with the grid it ran (``campaign_runs``), and a note when they ran more than
+    one grid (``--append``, or the grid file edited between launches): the grid named above is the latest."""
+    with engine.connect() as conn:
+        runs = conn.execute(select(CampaignRun.started_at, CampaignRun.grid_path, CampaignRun.grid_hash,
+                                   CampaignRun.host, CampaignRun.outcome)
+                            .where(CampaignRun.campaign == campaign).order_by(CampaignRun.started_at)).all()
+    if not runs:
+        return []
+    lines = ["## Launches", ""]
+    grids = {r.grid_hash for r in runs if r.grid_hash}
+    if len(grids) > 1:
+        lines += [f"These launches ran {len(grids)} different grids (`--append`, or the grid edited in between): "
+                  "the trials of all of them are this campaign's, and the grid named above is the latest.", ""]
+    cells = [(r.started_at.isoformat(sep=" ", timespec="seconds"), f"`{r.grid_path or '–'}`",
+              f"`{(r.grid_hash or '–')[:12]}`", r.host, r.outcome or "running, or its driver was killed")
+             for r in runs]
+    return [*lines, *_md_table(["started", "grid", "grid hash", "host", "outcome"], cells), ""]
 
 
 #: the learning curves a report draws by default: this many of the best complete trials

@@ -71,3 +71,22 @@ def test_report_draws_the_loss_curves_the_leaderboard_keeps(sqlite_url: str, tmp
     page = build_report(make_engine(sqlite_url), "curves", tmp_path).read_text()
     assert "![Learning curves](figures/curves.png)" in page
     assert (tmp_path / "figures" / "curves.png").stat().st_size > 0
+
+
+def test_report_lists_each_launch_and_says_when_they_ran_different_grids(sqlite_url: str, tmp_path: Path) -> None:
+    """``--append`` lets a campaign run a second grid: its report names every launch's grid, not only the last."""
+    from results.claims import ClaimOwner
+    from results.db import make_engine
+    from results.report import build_report
+
+    store = LeaderboardStore(sqlite_url)
+    store.ensure_campaign("mixed")
+    store.upsert_result(complete(smoke_spec("tpc", "tra", "1:9"), 40.0, 30.0, 1.0, 5.0), campaign="mixed")
+    for path, digest in (("grids/a.yaml", "a" * 64), ("grids/b.yaml", "b" * 64)):
+        owner = ClaimOwner("mixed")
+        store.begin_run(owner, grid_path=path, grid_hash=digest)
+        store.end_run(owner, "complete")
+    page = build_report(make_engine(sqlite_url), "mixed", tmp_path).read_text()
+    launches = page[page.index("## Launches"):]
+    assert "These launches ran 2 different grids" in launches
+    assert "`grids/a.yaml`" in launches and "`grids/b.yaml`" in launches and launches.count("| complete |") == 2
