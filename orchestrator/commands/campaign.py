@@ -182,9 +182,11 @@ def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, 
         err.print(f"campaign {campaign}: {_search_summary(grid)}")
         return
     specs = grid.expand()
+    todo: list[TrialSpec]
+    done: list[TrialSpec]
     if store is None:
         err.print(f"no leaderboard at {missing} yet: every trial would run", highlight=False, markup=False)
-        todo, done = specs, list[TrialSpec]()
+        todo, done = specs, []
     else:
         todo, done = partition(specs, store, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
