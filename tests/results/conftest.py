@@ -9,6 +9,8 @@ import pytest
 from smoke_data import fill_smoke
 from testkit import fresh_pg_database
 
+from results.db import make_engine
+from results.schema import Base
 from results.store import LeaderboardStore
 
 
@@ -29,3 +31,18 @@ def pg_server_db() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     with fresh_pg_database("h2ot_test") as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """A leaderboard URL on each backend: a new SQLite file, or the session's PostgreSQL database with every
+    leaderboard table emptied (children first), so each test starts from empty tables."""
+    if request.param == "sqlite":
+        return sqlite_url
+    pg: str = request.getfixturevalue("pg_server_db")
+    engine = make_engine(pg)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+    return pg

@@ -9,29 +9,15 @@ import time
 
 import pytest
 from smoke_data import complete, smoke_spec
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from writers import claim_keys
 
 from h2ot_core.contracts import TrialResult
 from results.claims import ClaimOwner
-from results.db import make_engine
-from results.schema import Campaign, CampaignRun, CampaignTrial, Claim, Metric, Trial
+from results.schema import CampaignRun
 from results.store import LeaderboardStore
 
 RACERS = 4
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_url
-    pg = request.getfixturevalue("pg_server_db")
-    engine = make_engine(pg)
-    with engine.begin() as conn:  # each test starts from empty tables
-        for model in (Metric, CampaignTrial, Trial, Campaign, Claim, CampaignRun):
-            conn.execute(delete(model))
-    engine.dispose()
-    return pg
 
 
 def test_a_live_lease_is_kept_and_an_expired_one_taken_over(url: str) -> None:

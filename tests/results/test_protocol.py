@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 from smoke_data import complete, smoke_spec
-from sqlalchemy import delete
 
-from results.db import make_engine
 from results.errors import ResultsError
 from results.export import export_table
 from results.queries import leaderboard
-from results.schema import Campaign, CampaignTrial, Metric, Trial
 from results.store import LeaderboardStore
 from results.table_spec import SPEC_DIR, load_spec
 from results.tables import build_table
@@ -28,19 +25,6 @@ def _fill(store: LeaderboardStore, official: dict[str, float], real: dict[str, f
             result = complete(spec, mpjpe, mpjpe - 10, 2.0, 10.0)
             result.selection = spec.selection
             store.upsert_result(result, campaign="smoke")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_url
-    pg = request.getfixturevalue("pg_server_db")
-    engine = make_engine(pg)
-    with engine.begin() as conn:  # the session database is shared with other tests
-        for model in (Metric, CampaignTrial, Trial, Campaign):
-            conn.execute(delete(model))
-    engine.dispose()
-    return pg
 
 
 def test_protocol_is_a_column_a_filter_and_an_export_field(url: str) -> None:

@@ -7,29 +7,16 @@ from pathlib import Path
 
 import pytest
 from smoke_data import SMOKE_VALUES, complete, fill_smoke, smoke_spec
-from sqlalchemy import Engine, create_engine, delete, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from writers import write_trials
 
 from h2ot_core.contracts import MetricRecord, TrialResult
 from results.db import make_engine, mask_url
 from results.errors import ResultsError
-from results.schema import Campaign, CampaignTrial, Metric, Trial
+from results.schema import CampaignTrial, Metric, Trial
 from results.store import LeaderboardStore
 
 WRITERS, PER_WRITER = 8, 12
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
-    if request.param == "sqlite":
-        return sqlite_url
-    pg = request.getfixturevalue("pg_server_db")
-    engine = make_engine(pg)
-    with engine.begin() as conn:  # each test starts from empty tables
-        for model in (Metric, CampaignTrial, Trial, Campaign):
-            conn.execute(delete(model))
-    engine.dispose()
-    return pg
 
 
 def count(store: LeaderboardStore, model: type) -> int:
