@@ -246,6 +246,19 @@ def manifest_epoch(checkpoint_dir: Path) -> int | None:
         return None
 
 
+def trial_history(env: Mapping[str, str], key: str, metric: str = "train_loss") -> list[tuple[int, float]]:
+    """``(step, value)`` of the trial's ``metric`` in MLflow after its campaigns ended, sorted, duplicates kept.
+
+    The trial must have exactly one run, in whichever experiment (campaign) it began: the one-run-per-trial
+    promise holds across campaigns that resume or wait for each other's trials."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(experiments, f"tags.`h2ot.trial_key` = '{key}' and tags.`h2ot.role` = 'trial'")
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
+
+
 def live_steps(env: Mapping[str, str], key: str) -> list[int]:
     """``train_loss`` steps a running campaign has logged for the trial (read-only SQL on MLflow's SQLite file)."""
     import sqlalchemy as sa

@@ -106,7 +106,8 @@ def sync(tracker: CampaignTracker, results: list[TrialResult]) -> SyncReport:
         if result.status in IN_FLIGHT_STATUSES:
             report.unfinished += 1
             continue
-        found = runs.get(key, [])
+        # none in this experiment: the trial may have begun under another campaign's (it keeps that one run)
+        found = runs.get(key) or tracker.guarded(f"the run of trial {key}", tracker.find_trial, key)[1] or []
         if len(found) > 1:
             report.duplicates[key] = len(found)
         run = found[0] if found else None

@@ -156,11 +156,18 @@ class CampaignTracker:
             return None
         return run_id
 
-    def _find_trial(self, key: str) -> list[Run]:
+    def find_trial(self, key: str) -> list[Run]:
+        """The trial's runs: in this experiment, else in any other. A campaign logs to its own experiment
+        (``--name``), and a trial it resumes or waits for may have begun under another campaign: it keeps its
+        one run, with each epoch once, wherever that run began."""
         assert self.experiment_id is not None
-        return list(self.client.search_runs(
-            [self.experiment_id], f"tags.`{TRIAL_TAG}` = '{_quote(key)}' and tags.`{ROLE_TAG}` = 'trial'",
-            max_results=10, order_by=["attributes.start_time ASC"]))
+        query = f"tags.`{TRIAL_TAG}` = '{_quote(key)}' and tags.`{ROLE_TAG}` = 'trial'"
+        order = ["attributes.start_time ASC"]
+        found = self.client.search_runs([self.experiment_id], query, max_results=10, order_by=order)
+        if found:
+            return list(found)
+        others = [e.experiment_id for e in self.client.search_experiments() if e.experiment_id != self.experiment_id]
+        return list(self.client.search_runs(others, query, max_results=10, order_by=order)) if others else []
 
     def create_trial_run(self, spec: TrialSpec) -> str:
         assert self.experiment_id is not None and self.parent_run_id is not None
@@ -175,7 +182,7 @@ class CampaignTracker:
         return run_id
 
     def _trial_run(self, spec: TrialSpec) -> str:
-        found = self._find_trial(spec.trial_key)
+        found = self.find_trial(spec.trial_key)
         if found:  # a resumed campaign, a re-run or a backfill: the trial keeps its one run
             run = found[0]
             run_id = run.info.run_id

@@ -28,6 +28,7 @@ from results import browse
 from results.errors import ResultsError, unknown
 from results.queries import AXES, COST_COLUMNS, DERIVED_COLUMNS, check_campaign, leaderboard, metric_names
 from results.stats import Summary, format_summary
+from results.usage import hours_text
 
 #: one campaign row, everywhere it is shown (campaigns page, campaign page, the live JSON): key -> label
 CAMPAIGN_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -75,7 +76,7 @@ def campaign_rows(engine: Engine, names: Sequence[str] | None = None) -> list[di
         row: dict[str, str] = {"name": act.name, "kind": plan.kind, "profile": plan.profile or "–",
                "dataset": ", ".join(plan.datasets) or "–", **{s: str(act.counts.get(s, 0)) for s in STATUSES},
                "total": str(act.total), "started": stamp(act.started_at), "updated": stamp(act.updated_at),
-               "device_hours": f"{act.device_hours:.3f}", "eta": duration(act.eta_s())}
+               "device_hours": hours_text(act.device_hours), "eta": duration(act.eta_s())}
         out.append(row)
     return out
 

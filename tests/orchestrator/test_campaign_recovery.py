@@ -13,21 +13,11 @@ import signal
 
 import pytest
 import sqlalchemy as sa
-from testkit import finish, grid_file, kill, rows, start, wait_for
+from testkit import finish, grid_file, kill, rows, start, trial_history, wait_for
 
 from orchestrator.grid import load_grid
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
-
-
-def logged_steps(env: dict[str, str], experiment: str, key: str) -> list[int]:
-    """The epochs of a finished campaign's trial in MLflow (its ``train_loss`` history), sorted, duplicates kept."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    exp = client.get_experiment_by_name(experiment)
-    (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
-    return sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss"))
 
 
 def mlflow_has_epoch(env: dict[str, str], key: str) -> bool:
@@ -67,7 +57,7 @@ def test_killed_worker_is_retried_from_its_checkpoint(tmp_path, env):
 
     # Resumed, not restarted, and the epoch in flight at the kill (trained twice) logged once: every epoch
     # appears exactly once across the two workers, however the kill fell against Tune's checkpoint save.
-    assert logged_steps(env, "worker_kill", key) == [1, 2, 3, 4]
+    assert [step for step, _ in trial_history(env, key)] == [1, 2, 3, 4]
 
 
 def test_killed_driver_resumes_without_retraining(tmp_path, env):

@@ -12,8 +12,7 @@ import time
 import pytest
 import sqlalchemy as sa
 from test_campaign import pg_url  # noqa: F401 - a fixture
-from test_campaign_recovery import logged_steps
-from testkit import finish, grid_file, start
+from testkit import finish, grid_file, start, trial_history
 
 from orchestrator.grid import load_grid
 
@@ -60,6 +59,6 @@ def test_two_campaigns_half_a_second_apart_train_each_trial_once(tmp_path, env, 
     assert sorted(r["trial_key"] for r in rows) == sorted(keys)  # one row each
     assert {(r["status"], r["epochs_run"], r["resumed_from_epoch"]) for r in rows} == {("complete", 2, 0)}
     for key in keys:  # one MLflow run per trial, every epoch once: trained once
-        assert logged_steps(env, "overlap", key) == [1, 2]
+        assert [step for step, _ in trial_history(env, key)] == [1, 2]
     assert campaign_members(env["H2OT_DB_URL"], "first") == set(keys)
     assert campaign_members(env["H2OT_DB_URL"], "second") == set(keys)

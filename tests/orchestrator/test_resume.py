@@ -17,7 +17,18 @@ from csv import DictReader
 
 import pytest
 import yaml
-from testkit import REPO, TINY, finish, kill, live_steps, manifest_epoch, start, trial_rows, wait_for
+from testkit import (
+    REPO,
+    TINY,
+    finish,
+    kill,
+    live_steps,
+    manifest_epoch,
+    start,
+    trial_history,
+    trial_rows,
+    wait_for,
+)
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
@@ -27,16 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 #: slow enough epochs (about 5 s on one core) that the kill reliably lands inside epoch 3
 TRAIN = {"epochs": 4, "max_train_windows": 600}
 DATA = {"minutes": 3}
-
-
-def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[tuple[int, float]]:
-    """``(step, value)`` of the trial's ``train_loss`` in MLflow, sorted, duplicates kept."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    exp = client.get_experiment_by_name(experiment)
-    (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
-    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train_loss"))
 
 
 def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
@@ -74,7 +75,7 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     retrained = in_flight - row["resumed_from_epoch"]
     assert retrained == 1  # only the epoch in flight at the kill is trained again
 
-    history = train_loss_history(env, "resume", key)
+    history = trial_history(env, key)
     assert [step for step, _ in history] == [1, 2, 3, 4]  # every epoch once: none duplicated, none missing
 
     # Resumed with its optimizer, scheduler and RNG state: the same losses as a run that was never stopped.
