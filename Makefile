@@ -8,7 +8,7 @@ RUNS_DIR := $(abspath $(or $(H2OT_RUNS_DIR),results/runs))
 DEMO_REPORT := $(RUNS_DIR)/demo_report
 MLFLOW_STORE := $(or $(MLFLOW_TRACKING_URI),sqlite:///$(RUNS_DIR)/mlflow.db)
 
-.PHONY: demo test lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-train bench-attention bench-gpu claim readme clean
+.PHONY: demo test test-fast lint serve bench-web screenshots bench bench-video bench-core bench-data bench-engine bench-orchestration bench-results bench-search bench-precision bench-official bench-train bench-attention bench-gpu bench-estimate claim readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The quick loop: ruff, mypy and every test that starts no server, no Ray and no PostgreSQL (under 3 minutes
+# on 2 cores); `make test` runs them all.
+FAST := not slow and not ray and not postgres and not server and not gpu
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "$(FAST)"
 
 # ruff, then mypy over orchestrator, h2ot_core and results (the files and settings are in pyproject's [tool.mypy])
 lint: $(STAMP)
@@ -90,6 +98,10 @@ bench-video: $(STAMP)
 # one (under 13 minutes).
 bench-gpu: $(STAMP)
 	bash benchmarks/gpu.sh
+
+# h2ot campaign estimate vs the device time the demo grid then measures, one trial at a time (about 2 minutes).
+bench-estimate: $(STAMP)
+	$(BIN)/python -m benchmarks.estimate --max-concurrent 1
 
 # Search vs hand-picked schedules at the same number of trained trials (~30 min on 2 cores).
 bench-search: $(STAMP)

@@ -2,7 +2,8 @@
 
 Every block ``<!-- bench:NAME -->`` ... ``<!-- /bench:NAME -->`` in those files is replaced by the content
 of ``benchmarks/results/NAME.md`` (written by ``make bench`` / ``make claim``), or, for a block in
-:data:`GENERATED`, by what the code declares (the settings table of :mod:`h2ot_core.environment`). Running it twice changes
+:data:`GENERATED`, by what the code declares (the settings table of :mod:`h2ot_core.environment`, the recipe table of
+:mod:`h2ot_core.recipes`). Running it twice changes
 nothing the second time. A block whose file is missing, or a marker without its closing marker, is an
 error naming what to run or fix; nothing is written then.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.output import RESULTS_DIR
 from h2ot_core.environment import markdown_table
+from h2ot_core.recipes import markdown_table as recipes_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 #: the benchmark tables' page, linked from the README's performance summary
@@ -45,7 +47,7 @@ PRODUCERS = {"core": "make bench-core", "attention": "make bench-core", "claim":
 
 
 #: blocks generated from the code rather than measured: name -> the function writing the block
-GENERATED: dict[str, Callable[[], str]] = {"settings": markdown_table}
+GENERATED: dict[str, Callable[[], str]] = {"settings": markdown_table, "recipes": recipes_table}
 
 
 class ReadmeError(Exception):

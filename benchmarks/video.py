@@ -72,7 +72,7 @@ def pipeline_rows(frames: int, repeats: int, weights: Path | None) -> tuple[list
     from h2ot_core.video import pipeline
     from h2ot_core.video.detector import PoseDetector
     from h2ot_core.video.render import write_video
-    from tests.h2ot_core.tiny import TINY
+    from tests.tiny import TINY
 
     photo = Image.fromarray(data.astronaut())
     clip = [np.asarray(photo.crop((2.0 * t, 10, 2.0 * t + 480 / (1 + t / 400), 10 + 360 / (1 + t / 400)))

@@ -18,10 +18,13 @@ Add a backbone
        BackboneInfo(...))`` with its ``pipeline``, official size (``defaults``), ``hot_schedule`` and
        ``h2ot_schedule`` at that size, training ``recipe`` (a :class:`~h2ot_core.engine.settings.TrainSettings`)
        and ``tiny`` size.
-    3. To read official checkpoints: ``h2ot_core/convert/<name>.py`` and its entry in
+    3. ``h2ot_core/recipes.py``: its ``OFFICIAL`` entry (what ``train.recipe: official`` changes, the official
+       selection and protocol, a public source per ingredient); ``tests/h2ot_core/test_recipes.py`` checks
+       every backbone has one, and ``make readme`` adds it to the README's recipe table.
+    4. To read official checkpoints: ``h2ot_core/convert/<name>.py`` and its entry in
        ``h2ot_core/convert/__init__.py`` (``CONVERTERS``), tested in
        ``tests/h2ot_core/convert/test_convert_<name>.py``.
-    4. ``tests/h2ot_core/models/test_backbones.py``: shapes, pruned-length blocks and the official
+    5. ``tests/h2ot_core/models/test_backbones.py``: shapes, pruned-length blocks and the official
        parameter count (its own behaviour in ``tests/h2ot_core/models/test_<name>.py``, its published
        FLOPs in ``tests/h2ot_core/test_cost.py``). The every-combination tests of
        ``tests/h2ot_core/test_hourglass.py`` pick the new entry and its tiny size up from the registry.

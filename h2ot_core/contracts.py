@@ -24,6 +24,7 @@ from h2ot_core.vocabulary import (
     KEPT_STOP_REASONS,
     METRICS,
     PIPELINES,
+    PROTOCOLS,
     SELECTIONS,
     SPLITS,
     STATUSES,
@@ -43,10 +44,11 @@ from h2ot_core.vocabulary import (
 )
 
 __all__ = [
-    "COST_METRICS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES", "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES",
-    "SELECTIONS", "SPLITS", "STATUSES", "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "Cost", "MetricDef",
-    "MetricRecord", "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec",
-    "TrialStatus", "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
+    "COST_METRICS", "EPOCH_EVAL_SECONDS", "EPOCH_TRAIN_SECONDS", "FINISHED_STATUSES", "IN_FLIGHT_STATUSES",
+    "KEPT_ON_RERUN", "KEPT_STOP_REASONS", "METRICS", "PIPELINES", "PROTOCOLS", "SELECTIONS", "SPLITS", "STATUSES",
+    "STOP_REASONS", "TRIAL_AXES", "UNFINISHED_STATUSES", "USAGE_METRICS", "Cost", "MetricDef", "MetricRecord",
+    "Pipeline", "ReportFn", "Selection", "Split", "StopReason", "TrialResult", "TrialSpec", "TrialStatus", "Usage",
+    "lower_is_better", "metric_def", "metric_key", "parse_metric_key",
 ]
 
 
@@ -59,9 +61,12 @@ def _canonical(obj: Any) -> str:
 
 #: fields added after the first trials were keyed, at the value that leaves their keys unchanged: such a
 #: field enters the canonical JSON only when it differs from this value
-ADDED_FIELDS: dict[str, Any] = {"pipeline": None, "selection_metric": None}
-#: settings inside ``model``/``train``/``data`` added later, likewise left out of the key at their default
-ADDED_SETTINGS: dict[tuple[str, str], Any] = {("train", "precision"): "fp32"}
+ADDED_FIELDS: dict[str, Any] = {"pipeline": None, "selection_metric": None, "evaluate": {}}
+#: settings inside ``model``/``train``/``data``/``evaluate`` added later, likewise left out of the key at
+#: their default (an ``evaluate`` left empty then leaves the key too)
+ADDED_SETTINGS: dict[tuple[str, str], Any] = {
+    ("train", "precision"): "fp32", ("train", "recipe"): "ours", ("train", "epoch_clips"): "flip_half",
+    ("train", "loss_frames"): "real", ("evaluate", "protocol"): "real_frames"}
 
 
 def _native_pipeline(backbone: str) -> str | None:
@@ -83,11 +88,13 @@ class TrialSpec:
         model: backbone size overrides (``dim``, ``depth``, ``num_heads``, ...), merged over defaults.
         train: training settings (``epochs``, ``batch_size``, ``lr``, ... see ``engine.recipes``).
         data: dataset options that change results (``source: cpn|gt``, ``minutes`` of synthetic data).
-        selection: checkpoint selection rule, ``last_epoch`` (default) or ``best_on_test``.
+        selection: checkpoint selection rule, ``last_epoch`` (default), ``best_on_val`` or ``best_on_test``.
         pipeline: ``seq2seq`` or ``seq2frame``; ``None`` (normalised from the backbone's own value)
             runs the backbone as it was published.
-        selection_metric: the metric ``best_on_test`` selects on (its direction from :data:`METRICS`);
-            ``None`` is ``mpjpe``. A grid sets it to its own metric.
+        selection_metric: the metric ``best_on_test``/``best_on_val`` selects on (its direction from
+            :data:`METRICS`); ``None`` is ``mpjpe``. A grid sets it to its own metric.
+        evaluate: evaluation settings; ``protocol`` (:data:`PROTOCOLS`): ``real_frames`` (default: padded
+            frames masked) or ``official`` (padded frames scored too, as HoT's test does).
 
     The mappings are the spec's own copies: treat them as read-only (the key is computed once).
     """
@@ -105,6 +112,7 @@ class TrialSpec:
     selection: Selection = "last_epoch"
     pipeline: Pipeline | None = None
     selection_metric: str | None = None
+    evaluate: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The spec's own copies: a caller changing its dicts afterwards cannot change the spec (or its cached key).
@@ -116,6 +124,7 @@ class TrialSpec:
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "train", copy.deepcopy(dict(self.train)))
         object.__setattr__(self, "data", copy.deepcopy(dict(self.data)))
+        object.__setattr__(self, "evaluate", copy.deepcopy(dict(self.evaluate)))
         object.__setattr__(self, "pipeline", pipeline)
 
     @property
@@ -125,7 +134,7 @@ class TrialSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("model", "train", "data"):
+        for k in ("model", "train", "data", "evaluate"):
             d[k] = dict(sorted(dict(d[k]).items()))
         return d
 
@@ -148,13 +157,18 @@ class TrialSpec:
         pipeline = d.pop("pipeline")
         if pipeline is not None:
             d["model"] = dict(sorted({**d["model"], "pipeline": pipeline}.items()))
-        for name, default in ADDED_FIELDS.items():
-            if name in d and d[name] == default:
-                del d[name]
         for (group, name), default in ADDED_SETTINGS.items():
             if d[group].get(name, default) == default:
                 d[group].pop(name, None)
+        for name, default in ADDED_FIELDS.items():
+            if name in d and d[name] == default:
+                del d[name]
         return d
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol: ``real_frames`` (default) or ``official`` (:data:`PROTOCOLS`)."""
+        return str(self.evaluate.get("protocol", "real_frames"))
 
     def canonical_json(self) -> str:
         return _canonical(self.key_dict())
@@ -220,13 +234,61 @@ class Cost:
 #: the costs that are numbers with a direction (:data:`METRICS`): ranked, tabled and logged as ``cost.<name>``
 COST_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Cost) if f.name in METRICS)
 
+#: the per-epoch report keys of a trial's device time (seconds of that epoch's training and evaluation)
+EPOCH_TRAIN_SECONDS = "device_seconds_train"
+EPOCH_EVAL_SECONDS = "device_seconds_eval"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What running one trial cost on its device (issue 18), summed over every epoch it trained, a resumed
+    run's earlier epochs included.
+
+    Attributes:
+        device_seconds_train: seconds of training steps (forward, loss, backward, optimiser), device synchronised.
+        device_seconds_eval: seconds of the per-epoch test evaluations.
+        device_hours: ``(train + eval) / 3600``: what a budget counts and a campaign sums.
+        clips_per_s: training clips per second of ``device_seconds_train`` (``None``: nothing trained).
+        peak_memory_mb: peak memory in MiB, of the kind ``peak_memory_kind`` names (``None`` unknown).
+        peak_memory_kind: ``cuda_max_allocated`` (``torch.cuda.max_memory_allocated`` of the trial's GPU) or
+            ``cpu_peak_rss`` (the worker process's peak resident set, on a CPU; a reused worker's peak may
+            come from an earlier trial).
+        device_name: the GPU's name, or the CPU's model name.
+    """
+
+    device_seconds_train: float = 0.0
+    device_seconds_eval: float = 0.0
+    device_hours: float = 0.0
+    clips_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
+    device_name: str | None = None
+
+    @classmethod
+    def from_history(cls, history: list[dict[str, Any]], **measured: Any) -> Usage | None:
+        """The usage the per-epoch reports of ``history`` record (``None`` when none carries device time);
+        ``measured`` adds what only the worker knows (peak memory, device name)."""
+        timed = [h for h in history if EPOCH_TRAIN_SECONDS in h]
+        if not timed:
+            return None
+        train = float(sum(h[EPOCH_TRAIN_SECONDS] for h in timed))
+        evaluate = float(sum(h.get(EPOCH_EVAL_SECONDS, 0.0) for h in timed))
+        clips = sum(int(h.get("train_windows", 0)) for h in timed)
+        return cls(train, evaluate, (train + evaluate) / 3600.0, clips / train if clips and train > 0 else None,
+                   **measured)
+
+
+#: the usage fields that are numbers with a direction (:data:`METRICS`): ranked, tabled, logged as ``usage.<name>``
+USAGE_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Usage) if f.name in METRICS)
+
 
 @dataclass
 class TrialResult:
     """What a trial reports once at the end; the single writer stores it.
 
     ``metrics`` is long format (per split and action); ``history`` holds the per-epoch reports;
-    ``stop_reason`` says why a ``stopped`` trial stopped (``None`` for any other status).
+    ``stop_reason`` says why a ``stopped`` trial stopped (``None`` for any other status); ``usage`` what its
+    device time was (``None``: not measured, e.g. a row written before issue 18).
     """
 
     trial_key: str
@@ -243,6 +305,7 @@ class TrialResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from_epoch: int = 0
     stop_reason: StopReason | None = None
+    usage: Usage | None = None
 
     def metric(self, name: str, split: str = "test", action: str = "avg") -> float | None:
         for m in self.metrics:
@@ -260,6 +323,7 @@ class TrialResult:
         d["stop_reason"] = StopReason(d["stop_reason"]) if d.get("stop_reason") else None
         d["metrics"] = [MetricRecord(**m) for m in d.get("metrics", [])]
         d["cost"] = Cost(**d["cost"]) if d.get("cost") else None
+        d["usage"] = Usage(**d["usage"]) if d.get("usage") else None
         return cls(**d)
 
     def to_json(self) -> str:

@@ -121,6 +121,10 @@ DB_URL = Setting(
 DB_RETRY_S = Setting(
     "H2OT_DB_RETRY_S", "60", "seconds a leaderboard write keeps retrying while the database cannot be "
     "reached (a server restart)", "leaderboard", job=True)
+CLAIM_LEASE_S = Setting(
+    "H2OT_CLAIM_LEASE_S", "60", "seconds a driver's claim on a trial lasts unless renewed (every third of it); a "
+    "claim of a driver gone that long is taken over by the next campaign that needs the trial", "leaderboard",
+    job=True)
 MLFLOW_TRACKING_URI = Setting(
     "MLFLOW_TRACKING_URI", lambda: f"sqlite:///{runs_dir() / 'mlflow.db'}", "the MLflow tracking store: a "
     "tracking server's http(s):// URL, or a local SQLite file", "tracking", job=True, secret=True,
@@ -144,7 +148,7 @@ DATA_DIR = Setting(
     "H2OT_DATA_DIR", None, "the datasets' root on every node: one folder per dataset (h36m/, mpi_inf_3dhp/)",
     "trials", workers=True, job=True)
 CACHE = Setting(
-    "H2OT_CACHE", lambda: str(Path.home() / ".cache" / "h2ot"), "where generated data (synthetic) and downloaded detector weights are cached",
+    "H2OT_CACHE", lambda: str(Path.home() / ".cache" / "h2ot"), "where generated data (synthetic), downloaded detector weights and `campaign estimate` timings are cached",
     "trials", workers=True, job=True, default_doc="`~/.cache/h2ot`")
 SCRATCH_DIR = Setting(
     "H2OT_SCRATCH_DIR", lambda: str(Path(tempfile.gettempdir()) / "h2ot-scratch"), "the node-local folder "
@@ -170,6 +174,9 @@ PROGRESS_INTERVAL_S = Setting(
 TUNE_CHUNK = Setting(
     "H2OT_TUNE_CHUNK", "500", "most trials one Tuner.fit is given; a longer campaign is submitted in chunks",
     "cluster", job=True)
+RAY_DASHBOARD = Setting(
+    "H2OT_RAY_DASHBOARD", "1", "1: a local Ray instance serves Ray's own dashboard on 127.0.0.1 (its URL is "
+    "printed) when ray[default] is installed; 0: none (a few seconds faster to start)", "cluster")
 RAY_ADDRESS = Setting(
     "RAY_ADDRESS", None, "the Ray cluster `campaign run` joins (auto or HOST:6379; a Ray job's driver has it), "
     "or the dashboard the job commands talk to (http://HEAD:8265)", "cluster")
@@ -189,10 +196,10 @@ AWS_DEFAULT_REGION = Setting(
 
 #: every setting, in the order ``h2ot config`` and the README list them
 SETTINGS: tuple[Setting, ...] = (
-    RUNS_DIR, DB_URL, DB_RETRY_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
+    RUNS_DIR, DB_URL, DB_RETRY_S, CLAIM_LEASE_S, MLFLOW_TRACKING_URI, MLFLOW_PROBE_S, MLFLOW_HTTP_RETRIES, MLFLOW_HTTP_BACKOFF,
     MLFLOW_HTTP_TIMEOUT, STORAGE, AWS_ENDPOINT_URL_S3,
     AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION, DATA_DIR, CACHE, SCRATCH_DIR, OMP_NUM_THREADS,
-    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
+    ALLOW_SLOW_BF16, DETECTOR_WEIGHTS, XDG_CACHE_HOME, SERVE_TOKEN, PROGRESS_INTERVAL_S, TUNE_CHUNK, RAY_DASHBOARD, RAY_ADDRESS, H2OT_RAY_ADDRESS, RAY_API_SERVER_ADDRESS,
 )
 #: where a cluster address comes from when ``--address`` is not given, first set wins: Ray's own variable (the
 #: job supervisor sets it for every Ray job's driver), then ours, an alias kept for existing set-ups

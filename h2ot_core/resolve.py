@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from h2ot_core.contracts import PIPELINES, SELECTIONS, TrialSpec, metric_def, parse_metric_key
+from h2ot_core.contracts import PIPELINES, PROTOCOLS, SELECTIONS, TrialSpec, metric_def, parse_metric_key
 from h2ot_core.engine.settings import TrainSettings, apply_overrides
 from h2ot_core.errors import ConfigError, H2OTError
 from h2ot_core.names import (
@@ -35,6 +35,7 @@ from h2ot_core.names import (
     dataset_info,
     resolved_model_config,
 )
+from h2ot_core.recipes import official_settings
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.schedule import format_schedule, parse_schedule, validate_schedule
 from h2ot_core.vocabulary import PCK_METRICS, is_pipeline
@@ -49,7 +50,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "backbone": (str,), "pruner": (str,), "recoverer": (str,), "schedule": (str, int), "frames": (int,),
     "dataset": (str,), "seed": (int,), "pipeline": (str,), "model": (Mapping,), "train": (Mapping,),
     "data": (Mapping,), "selection": (str,), "selection_metric": (str,), "tokens": (int,), "layer": (int,),
+    "evaluate": (Mapping,),
 }
+#: what ``evaluate`` may hold, with the values each accepts
+EVALUATE_CHOICES: dict[str, tuple[str, ...]] = {"protocol": PROTOCOLS}
 _TYPE_WORDS = {str: "a string", int: "an integer", Mapping: "a mapping"}
 _REGISTRIES: dict[str, Registry[Any, Any]] = {"backbone": BACKBONES, "pruner": PRUNERS, "recoverer": RECOVERERS, "dataset": DATASETS}
 
@@ -58,9 +62,13 @@ def resolve_settings(backbone: str, overrides: Mapping[str, Any] | None = None, 
                      ) -> TrainSettings:
     """The recipe of ``backbone`` with ``overrides`` (``TrialSpec.train``) applied and checked.
 
-    Raises :class:`ConfigError` naming ``source``, the field and the bad value.
+    ``train.recipe: official`` starts from the backbone's official recipe (:func:`h2ot_core.recipes.official_settings`)
+    instead. Raises :class:`ConfigError` naming ``source``, the field and the bad value.
     """
-    return apply_overrides(backbone_info(backbone).recipe, overrides, source=source)
+    checked = apply_overrides(backbone_info(backbone).recipe, overrides, source=source)
+    if checked.recipe != "official":
+        return checked
+    return apply_overrides(official_settings(backbone), overrides, source=source)
 
 
 def check_combination(
@@ -121,6 +129,11 @@ def _check_fields(raw: Mapping[str, Any], where: str, prefix: str) -> None:
         raise ConfigError(f"{where}: {prefix}tokens and {prefix}layer go together (schedule LAYER:TOKENS)")
     if "tokens" in raw and "schedule" in raw:
         raise ConfigError(f"{where}: give either {prefix}schedule or {prefix}tokens with {prefix}layer, not both")
+    for key, value in dict(raw.get("evaluate") or {}).items():
+        if key not in EVALUATE_CHOICES:
+            raise ConfigError(f"{where}: {prefix}evaluate.{key}: {unknown_message('evaluate setting', key, list(EVALUATE_CHOICES))}")
+        if value not in EVALUATE_CHOICES[key]:
+            raise ConfigError(f"{where}: {prefix}evaluate.{key}: {unknown_message(key, value, list(EVALUATE_CHOICES[key]))}")
 
 
 def _schedule(raw: Mapping[str, Any], info: BackboneInfo, frames: int, where: str, prefix: str) -> str:
@@ -147,10 +160,10 @@ def _schedule(raw: Mapping[str, Any], info: BackboneInfo, frames: int, where: st
 
 
 def _selection_metric(raw: Mapping[str, Any], selection: str, dataset: str, where: str, prefix: str) -> str | None:
-    """What ``best_on_test`` selects on, as the spec stores it: ``None`` for MPJPE (the default) and for
-    ``last_epoch``, else the bare name of a metric the evaluation reports on ``dataset``."""
+    """What ``best_on_test``/``best_on_val`` selects on, as the spec stores it: ``None`` for MPJPE (the default)
+    and for ``last_epoch``, else the bare name of a metric the evaluation reports on ``dataset``."""
     given = raw.get("selection_metric")
-    if given is None or selection != "best_on_test":
+    if given is None or selection == "last_epoch":
         return None
     parsed = parse_metric_key(given)
     name = parsed[1] if parsed else given
@@ -159,7 +172,7 @@ def _selection_metric(raw: Mapping[str, Any], selection: str, dataset: str, wher
     except H2OTError as exc:
         raise ConfigError(f"{where}: {prefix}selection_metric: {exc}") from None
     if not metric.evaluated or (name in PCK_METRICS and dataset_info(dataset).pck_joints is None):
-        raise ConfigError(f"{where}: {prefix}selection_metric: best_on_test selects a checkpoint on a metric the "
+        raise ConfigError(f"{where}: {prefix}selection_metric: {selection} selects a checkpoint on a metric the "
                           f"evaluation reports every epoch on {dataset}; {given!r} is not one")
     return None if name == "mpjpe" else name
 
@@ -189,6 +202,7 @@ def resolve_spec(intent: Mapping[str, Any], where: str, *, prefix: str = "") -> 
         dataset=dataset, seed=raw.get("seed", AXIS_DEFAULTS["seed"]), model=model,
         train=dict(raw.get("train") or {}), data=dict(raw.get("data") or {}), selection=selection,
         pipeline=raw.get("pipeline"), selection_metric=_selection_metric(raw, selection, dataset, where, prefix),
+        evaluate={k: v for k, v in dict(raw.get("evaluate") or {}).items() if v != "real_frames"},
     )
     try:
         check_combination(backbone, pruner, recoverer, schedule, pipeline=spec.pipeline,

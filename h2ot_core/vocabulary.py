@@ -7,6 +7,7 @@ cheaply; :mod:`h2ot_core.contracts` re-exports it beside the dataclasses that cr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeGuard, get_args
@@ -19,6 +20,30 @@ Pipeline = Literal["seq2seq", "seq2frame"]
 PIPELINES: tuple[str, ...] = get_args(Pipeline)
 
 
+#: what a campaign, study or table name may be: it becomes a folder name (Ray's run, a report), a file stem and an
+#: MLflow experiment, so no path separators, no leading dot or dash, no spaces
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME_LENGTH = 100
+
+
+def name_problem(value: object) -> str | None:
+    """Why ``value`` cannot name a campaign, study or table (``None``: it can)."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        return (f"{value!r} is not a name: letters, digits, '_', '.' and '-', starting with a letter or digit "
+                f"(no '/', no spaces)")
+    if len(value) > MAX_NAME_LENGTH:
+        return f"{value[:20]!r}... has {len(value)} characters; a name has at most {MAX_NAME_LENGTH}"
+    return None
+
+
+def check_name(value: object, where: str) -> str:
+    """``value`` if it is a safe name (:func:`name_problem`), else a :class:`ConfigError` naming ``where``."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+    return str(value)
+
+
 def is_pipeline(value: object) -> TypeGuard[Pipeline]:
     """Whether ``value`` (a string from a user) is one of :data:`PIPELINES`."""
     return value in PIPELINES
@@ -29,7 +54,7 @@ class TrialStatus(StrEnum):
 
     #: trained and evaluated
     COMPLETE = "complete"
-    #: its loss turned NaN: a result, not an error
+    #: its loss turned NaN, in rows written before 2026-12 (a divergence is now ``failed``, ``NaN at epoch N``)
     DIVERGED = "diverged"
     #: an error that retries did not cure
     FAILED = "failed"
@@ -72,13 +97,21 @@ KEPT_STOP_REASONS = frozenset({StopReason.ASHA})
 #: :data:`KEPT_STOP_REASONS` (``--rerun`` trains all); failed, diverged and unfinished trials are trained again
 KEPT_ON_RERUN = frozenset({TrialStatus.COMPLETE, TrialStatus.STOPPED})
 
-Selection = Literal["last_epoch", "best_on_test"]
+Selection = Literal["last_epoch", "best_on_val", "best_on_test"]
+#: which epoch's checkpoint a trial reports: the last, the best on a held-out tenth of the training sequences,
+#: or the best on the test split (the official scripts' practice)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 
+Protocol = Literal["real_frames", "official"]
+#: ``evaluate.protocol``: ``real_frames`` scores the real frames only (edge padding masked); ``official``
+#: scores every frame of the edge-padded windows that tile a sequence, as HoT's test does
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
+
 #: what leaderboard rows can be filtered and grouped on: the grid axes plus the schedule's derived columns
-#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``)
+#: (``tokens`` of the last stage, the first pruning ``layer``, the number of ``stages``) and the evaluation
+#: ``protocol`` (read from the spec)
 TRIAL_AXES: tuple[str, ...] = ("backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-                               "pipeline", "tokens", "layer", "stages", "selection")
+                               "pipeline", "tokens", "layer", "stages", "selection", "protocol")
 
 Split = Literal["train", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -130,6 +163,11 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("speedup_flops", False, "x", "FLOPs speed-up"),
     MetricDef("speedup_latency", False, "x", "latency speed-up"),
     MetricDef("gflops_change_pct", True, "%", "FLOPs change"),
+    MetricDef("device_hours", True, "h", "device-hours"),
+    MetricDef("device_seconds_train", True, "s", "training device time"),
+    MetricDef("device_seconds_eval", True, "s", "evaluation device time"),
+    MetricDef("clips_per_s", False, "clips/s", "training clips/s"),
+    MetricDef("peak_memory_mb", True, "MiB", "peak memory"),
 )}
 
 

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "orchestrator.commands.checkpoint",  # checkpoint convert, predict
     "orchestrator.commands.data",  # data check, data synth
     "orchestrator.commands.train",  # train, evaluate
+    "orchestrator.commands.recipe",  # recipe show
     "orchestrator.commands.campaign",  # campaign run/validate/status
     "orchestrator.commands.results",  # leaderboard, tables, export, report, plots
     "orchestrator.commands.db",  # db upgrade, db version

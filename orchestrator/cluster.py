@@ -17,13 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.environment import ADDRESS_SETTINGS, RAY_ADDRESS, worker_env
+from h2ot_core.environment import ADDRESS_SETTINGS, RAY_ADDRESS, RAY_DASHBOARD, worker_env
 from h2ot_core.errors import H2OTError
 from orchestrator.provenance import REPO_ROOT
 
-#: what a cluster run does not upload with the working directory
-UPLOAD_EXCLUDES = [".venv", ".git", "results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
-                   ".ruff_cache", "data", "paper_tables"]
+#: what a cluster run does not upload with the working directory (gitignore patterns: a leading / anchors a
+#: name at the top, so the datasets folder ``/data`` goes and the package ``h2ot_core/data`` stays)
+UPLOAD_EXCLUDES = [".venv", ".git", "/results/runs", "**/__pycache__", "*.egg-info", ".pytest_cache",
+                   ".ruff_cache", ".mypy_cache", "/data", "/paper_tables"]
 
 
 
@@ -187,6 +188,20 @@ def prepare(opts: LaunchOptions) -> LaunchOptions:
     return replace(opts, storage=check_storage(opts.storage), prepared=True, ray_job_id=current_job_id())
 
 
+#: what Ray's dashboard needs beyond Ray's core (the ``ray[default]`` extra)
+DASHBOARD_MODULES = ("aiohttp", "aiohttp_cors", "prometheus_client", "opencensus", "grpc")
+
+
+def local_dashboard() -> bool:
+    """Whether a local Ray instance serves Ray's dashboard: ``ray[default]`` is installed and
+    ``H2OT_RAY_DASHBOARD`` is not ``0``."""
+    import importlib.util
+
+    if RAY_DASHBOARD.value() == "0":
+        return False
+    return all(importlib.util.find_spec(name) is not None for name in DASHBOARD_MODULES)
+
+
 @contextlib.contextmanager
 def ray_session(opts: LaunchOptions) -> Iterator[tuple[LaunchOptions, str]]:
     """Join the cluster (``--address``, ``RAY_ADDRESS``, ``H2OT_RAY_ADDRESS``), or start a local instance
@@ -221,8 +236,17 @@ def ray_session(opts: LaunchOptions) -> Iterator[tuple[LaunchOptions, str]]:
             ) from None
     else:
         # address="local": never Ray's own look-up of RAY_ADDRESS or /tmp/ray/ray_current_cluster
-        ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": worker_env()}, **common)
+        dashboard = local_dashboard()
+        context = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=dashboard,
+                           dashboard_host="127.0.0.1", runtime_env={"env_vars": worker_env()}, **common)
+        from orchestrator.reaper import watch
+
+        watch()  # this instance's processes end with the driver, even a SIGKILLed one
+        if dashboard and context.dashboard_url:
+            from orchestrator.console import err
+
+            err.print(f"Ray dashboard: http://{context.dashboard_url} (trials, logs, CPU and memory per worker; "
+                      f"{RAY_DASHBOARD.name}=0: none)", highlight=False, markup=False)
     try:
         yield trial_resources(opts)
     finally:

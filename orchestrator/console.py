@@ -7,6 +7,7 @@ import functools
 import io
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import typer
@@ -179,3 +180,12 @@ def print_record(record: dict[str, Any], fmt: str) -> None:
         print_table(table)
     else:
         print_rows([record], list(record), fmt)
+
+
+def ago(when: datetime) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 d ago``: how long before now ``when`` (naive UTC) was."""
+    seconds = max(0.0, (datetime.now(UTC).replace(tzinfo=None) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"

@@ -16,7 +16,8 @@ A grid file (``search_spaces/*.yaml``)::
       seed: [0]
       pipeline: [seq2seq]             # optional: run a seq2seq backbone as seq2frame
     fixed: {model: {dim: 32}, train: {epochs: 1}, data: {minutes: 0.5}, selection: last_epoch}
-                                      # best_on_test selects each checkpoint on the grid's metric
+                                      # best_on_test/best_on_val select each checkpoint on the grid's metric;
+                                      # evaluate: {protocol: official|real_frames}, train: {recipe: official}
     exclude:                          # drop every combination matching all keys of one rule
       - {pruner: tps, recoverer: tra}
     profiles:                         # named overrides merged over the file with --profile NAME
@@ -52,13 +53,16 @@ from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 from h2ot_core.registry import Registry, unknown_message
 from h2ot_core.resolve import AXIS_DEFAULTS, resolve_spec
-from orchestrator.search_space import SearchSpec, check_search
+from h2ot_core.vocabulary import check_name
+from orchestrator.budget import DeviceBudget, check_device_budget
+from orchestrator.grid_seeds import as_list, check_seed_override
+from orchestrator.search_space import BUDGET_KEYS, SearchSpec, check_search
 
 TOP_KEYS = frozenset({"name", "version", "description", "include", "metric", "grid", "search", "seeds", "fixed",
-                      "exclude", "default_profile", "profiles"})
+                      "exclude", "default_profile", "profiles", "budget"})
 AXES = ("backbone", "pruner", "recoverer", "schedule", "tokens", "layer", "frames", "dataset", "seed",
         "pipeline")
-FIXED_KEYS = frozenset({"model", "train", "data", "selection"})
+FIXED_KEYS = frozenset({"model", "train", "data", "selection", "evaluate"})
 MODES = ("min", "max")
 #: axes whose values are registry names
 NAME_AXES: dict[str, Registry[Any, Any]] = {
@@ -100,11 +104,12 @@ class GridSpec:
         metric: the metric trials are ranked by (``mpjpe``); ``mode`` is ``min`` or ``max``.
         profile: the profile merged in, or ``None``.
         axes: axis name → list of values (the product is the grid).
-        fixed: ``model``/``train``/``data``/``selection`` settings shared by every trial.
+        fixed: ``model``/``train``/``data``/``evaluate``/``selection`` settings shared by every trial.
         exclude: rules; a combination matching every key of one rule is dropped.
         resolved: the merged document (includes and profile applied), for provenance.
         search: the ``search:`` section of a search campaign (``None`` for a grid); its trials are
             proposed while it runs, so :meth:`expand` has none to list.
+        budget: the device budget (``budget:``, or a search's ``search.budget``): :mod:`orchestrator.budget`.
     """
 
     name: str
@@ -118,6 +123,7 @@ class GridSpec:
     exclude: list[dict[str, list[Any]]]
     resolved: dict[str, Any] = field(repr=False)
     search: SearchSpec | None = None
+    budget: DeviceBudget = field(default_factory=DeviceBudget)
 
     @property
     def metric_key(self) -> str:
@@ -161,17 +167,13 @@ class GridSpec:
         intent = {**{k: v for k, v in combo.items() if k != "train"},
                   "model": dict(self.fixed.get("model", {})),
                   "train": {**dict(self.fixed.get("train", {})), **combo.get("train", {})},
-                  "data": dict(self.fixed.get("data", {})),
+                  "data": dict(self.fixed.get("data", {})), "evaluate": dict(self.fixed.get("evaluate", {})),
                   "selection": self.fixed.get("selection", "last_epoch"), "selection_metric": self.metric}
         return resolve_spec(intent, f"{self.path}: trial ({where})", prefix="grid.")
 
 
 def _matches(rule: Mapping[str, list[Any]], combo: Mapping[str, Any]) -> bool:
     return all(key in combo and combo[key] in values for key, values in rule.items())
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
@@ -181,7 +183,7 @@ def _check_axes(path: Path, raw: Any) -> dict[str, list[Any]]:
     for name, value in raw.items():
         if name not in AXES:
             raise ConfigError(f"{path}: grid.{name}: {unknown_message('axis', name, AXES)}")
-        values = _as_list(value)
+        values = as_list(value)
         if not values:
             raise ConfigError(f"{path}: grid.{name}: the axis is empty; give at least one value")
         for v in values:
@@ -242,7 +244,7 @@ def _check_exclude(path: Path, raw: Any, axes: Mapping[str, list[Any]]) -> list[
         for key in rule:
             if key not in axes:
                 raise ConfigError(f"{path}: exclude[{i}].{key}: {unknown_message('grid axis', key, axes)}")
-        rules.append({k: _as_list(v) for k, v in rule.items()})
+        rules.append({k: as_list(v) for k, v in rule.items()})
     return rules
 
 
@@ -268,7 +270,8 @@ def _check_metric(path: Path, raw: Any) -> tuple[str, str]:
 def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None = None) -> GridSpec:
     """Load, merge (``include:``, then ``profiles[profile]``) and check a grid or search file.
 
-    ``seeds`` (``--seeds N``) overrides the file's ``seeds: N``: seeds ``0..N-1`` of every configuration.
+    ``seeds`` (``--seeds N``) overrides the file's ``seeds: N``: seeds ``0..N-1`` of every configuration, in
+    place of a single seed the grid (or an include) fixes (:func:`~orchestrator.grid_seeds.check_seed_override`).
     Every trial of a grid is expanded and checked once here, so an invalid combination fails now, not in
     Ray; a search's space, objectives and FLOPs cap are checked likewise.
     """
@@ -291,6 +294,7 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
         if not isinstance(override, Mapping) or set(override) - (TOP_KEYS - {"include", "profiles", "default_profile"}):
             raise ConfigError(f"{path}: profiles.{applied}: must be a mapping of grid keys, got {override!r}")
         doc = deep_merge(doc, override)
+    cli_seeds = seeds is not None
     seeds = _check_seeds(path, doc.get("seeds") if seeds is None else seeds, "--seeds" if seeds else "seeds")
     fixed = _check_fixed(path, doc.get("fixed"))
     search = None
@@ -305,29 +309,45 @@ def load_grid(path: str | Path, profile: str | None = None, *, seeds: int | None
     else:
         axes = _check_axes(path, doc.get("grid"))
         if seeds is not None:
-            if "seed" in (doc.get("grid") or {}):
-                raise ConfigError(f"{path}: seeds: give `seeds: N` or a `seed` axis, not both")
+            check_seed_override(path, applied, doc, seeds, "--seeds" if cli_seeds else "seeds")
             axes["seed"] = list(range(seeds))
     metric, mode = _check_metric(path, doc.get("metric"))
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         raise ConfigError(f"{path}: version: {version!r} must be an integer")
-    name = doc.get("name") or path.stem
-    if not isinstance(name, str):
-        raise ConfigError(f"{path}: name: {name!r} must be a string")
+    name = check_name(doc.get("name") or path.stem, f"{path}: name")
     spec = GridSpec(
         name=name, version=version, path=path, metric=metric, mode=mode, profile=profile, axes=axes,
         fixed=fixed, exclude=[] if search else _check_exclude(path, doc.get("exclude"), axes),
         resolved={**doc, "profile": profile, **({"default_profile": default_profile} if default_profile else {})},
-        search=search,
+        search=search, budget=_device_budget(path, doc),
     )
     if search is None:
         spec.expand()  # every trial checked now, and kept: the campaign reuses the expansion
-    else:
-        from orchestrator.search_budget import check_budget  # counts FLOPs: imports torch
-
-        check_budget(search, spec.spec_for)
+    # a search's FLOPs cap is checked by `campaign run` before Ray starts (check_search_budget): counting
+    # FLOPs builds models, and loading a grid (validate, --dry-run, the web pages) imports no torch
     return spec
+
+
+def check_search_budget(grid: GridSpec) -> None:
+    """Refuse a search whose FLOPs cap is below the cheapest schedule its space allows (imports torch)."""
+    if grid.search is not None and grid.search.max_gflops is not None:
+        from orchestrator.search_budget import check_budget
+
+        check_budget(grid.search, grid.spec_for)
+
+
+def _device_budget(path: Path, doc: Mapping[str, Any]) -> DeviceBudget:
+    """``budget:`` of a grid; a search's ``search.budget`` device keys (either place, not both)."""
+    top = check_device_budget(path, doc.get("budget"))
+    search = doc.get("search")
+    inner = search.get("budget") if isinstance(search, Mapping) else None
+    if not isinstance(inner, Mapping):
+        return top
+    found = check_device_budget(path, inner, "search.budget", others=BUDGET_KEYS)
+    if found != DeviceBudget() and top != DeviceBudget():
+        raise ConfigError(f"{path}: budget: give the device budget once, in `budget:` or in `search.budget`")
+    return found if found != DeviceBudget() else top
 
 
 def _search_with_grid_values(path: Path, doc: Mapping[str, Any]) -> Any:
@@ -341,7 +361,7 @@ def _search_with_grid_values(path: Path, doc: Mapping[str, Any]) -> Any:
         return raw
     space = dict(raw["space"])
     for axis, value in grid.items():
-        values = _as_list(value)
+        values = as_list(value)
         if axis not in ("backbone", "frames", "dataset", "seed") or len(values) != 1:
             raise ConfigError(f"{path}: grid.{axis}: a search file takes its axes from `search.space`; a "
                               f"`grid:` (e.g. from an include) may only fix one backbone, frames, dataset or seed")
@@ -360,5 +380,6 @@ def _check_seeds(path: Path, raw: Any, where: str) -> int | None:
 def campaign_name(grid: GridSpec, override: str | None = None) -> str:
     """``--name`` if given, else the grid name suffixed by its profile (``smoke``, ``token_sweep-tiny``)."""
     if override:
-        return override
-    return f"{grid.name}-{grid.profile}" if grid.profile else grid.name
+        return check_name(override, "--name")
+    name = f"{grid.name}-{grid.profile}" if grid.profile else grid.name
+    return check_name(name, f"{grid.path}: name and profile")

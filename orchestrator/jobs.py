@@ -36,6 +36,8 @@ from h2ot_core.errors import H2OTError
 from orchestrator.cluster import UPLOAD_EXCLUDES, ClusterError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from results.store import LeaderboardStore
 
 #: Ray's job states that do not change any more
@@ -186,6 +188,19 @@ def exit_code(state: JobState) -> int:
     return 0 if state.status == "SUCCEEDED" else 1
 
 
+#: lines of a failed job's driver log the CLI shows
+LOG_TAIL_LINES = 12
+
+
+def log_tail(client: Any, job_id: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-blank lines of the job's driver log (best effort: ``[]`` when unreadable)."""
+    try:
+        text = client.get_job_logs(job_id)
+    except Exception:  # the dashboard went away or lost the log: the state line still stands
+        return []
+    return [ln.rstrip() for ln in str(text).splitlines() if ln.strip()][-lines:]
+
+
 def follow(client: Any, job_id: str, out: Any = None, poll_s: float = 1.0) -> JobState:
     """Print the job's log as it grows until the job ends; returns its final state."""
     import asyncio
@@ -233,14 +248,15 @@ def stop(client: Any, job_id: str, *, timeout_s: float = 60.0) -> JobState:
     return wait_finished(client, job_id, timeout_s=timeout_s)
 
 
-def end_running_trials(store: LeaderboardStore, campaign: str) -> list[str]:
+def end_running_trials(store: LeaderboardStore, campaign: str, since: datetime | None = None) -> list[str]:
     """Trials of ``campaign`` still ``running`` become ``stopped`` by the user (``StopReason.USER``: the next
-    run of the grid trains them again); returns their keys.
+    run of the grid trains them again), and so do those the job's driver recorded ``interrupted`` on the
+    SIGTERM of a stop asked at ``since``; returns their keys.
 
     Only after the job has ended: nothing else writes these rows any more. Their MLflow runs are ended as
     KILLED (best effort: MLflow is the browser, the leaderboard the record).
     """
-    ended = store.end_running_trials(campaign, StopReason.USER)
+    ended = store.end_running_trials(campaign, StopReason.USER, since=since)
     run_ids = [run_id for _, run_id in ended if run_id]
     if run_ids:
         _kill_mlflow_runs(run_ids)

@@ -7,7 +7,8 @@ re-running the same command after a crash, Ctrl-C or a killed driver submits onl
 ``Tuner.restore`` is never needed.
 
 Exit status policy (``CampaignOutcome.exit_code``): 0 when every trial ended complete or diverged (or was
-stopped early by ASHA on purpose), 1 when any trial failed for good or did not finish.
+stopped early by ASHA on purpose), 1 when any trial failed for good or did not finish, 130 / 143 when the
+driver was interrupted by SIGINT / SIGTERM (:mod:`orchestrator.interrupt`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import FINISHED_STATUSES, KEPT_ON_RERUN, KEPT_STOP_REASONS, TrialSpec, TrialStatus
+from h2ot_core.contracts import (
+    FINISHED_STATUSES,
+    KEPT_ON_RERUN,
+    KEPT_STOP_REASONS,
+    StopReason,
+    TrialResult,
+    TrialSpec,
+    TrialStatus,
+)
 from h2ot_core.device import cpu_bf16_refusal
 from h2ot_core.environment import TUNE_CHUNK, storage_env
 from h2ot_core.errors import ConfigError
+from orchestrator import interrupt
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
@@ -30,9 +40,10 @@ from orchestrator.cluster import (
     resolve_address,
 )
 from orchestrator.provenance import git_sha
-from orchestrator.trainable import scheduler_key
+from orchestrator.trainable import scheduler_key, trial_spec
 
 if TYPE_CHECKING:
+    from orchestrator.budget import DeviceBudget
     from orchestrator.grid import GridSpec
     from results.store import LeaderboardStore
 
@@ -52,6 +63,8 @@ class CampaignOutcome:
     kept: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: the signal that interrupted the driver (``None``: it was not)
+    interrupted: int | None = None
 
     @property
     def unfinished(self) -> list[str]:
@@ -59,6 +72,8 @@ class CampaignOutcome:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return interrupt.exit_code(self.interrupted)
         return 1 if self.unfinished else 0
 
 
@@ -82,7 +97,7 @@ def check_precisions_fit(specs: list[TrialSpec], opts: LaunchOptions, source: st
 
 
 def _trial_name(trial: Any) -> str:
-    return TrialSpec.from_dict(trial.config["spec"]).trial_key
+    return trial_spec(trial).trial_key
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -91,8 +106,9 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: list[Any], *,
-         metric: str, mode: str) -> None:
-    """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches."""
+         metric: str, mode: str, searcher: Any = None) -> None:
+    """One Tune run of ``specs``; ``metric`` (a flat key) and ``mode`` are what ASHA watches. ``searcher`` (a
+    :class:`orchestrator.budget_search.BudgetedTrials` of ``specs``) suggests the trials instead of a grid."""
     from ray import tune
 
     from orchestrator import storage
@@ -117,9 +133,10 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
     resources = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
-        param_space={"spec": tune.grid_search([s.to_dict() for s in specs]),
+        param_space={**({} if searcher else {"spec": tune.grid_search([s.to_dict() for s in specs])}),
                      "storage": campaign_storage, "storage_env": storage_env()},
         tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=-1 if searcher else 1,  # a searcher: until it says FINISHED
             max_concurrent_trials=opts.max_concurrent,
             # Reusing actors saves ~1 s per trial; GPU trials get fresh processes (clean CUDA state).
             reuse_actors=opts.gpus_per_trial == 0,
@@ -133,17 +150,23 @@ def _fit(campaign: str, specs: list[TrialSpec], opts: LaunchOptions, callbacks: 
             failure_config=tune.FailureConfig(max_failures=opts.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
+            stop=interrupt.stopper(),
             verbose=0,
         ),
     )
     # Belt and braces for clean stdout: anything Tune still prints goes to stderr. Tune's own error logs
     # (a traceback per failed attempt) are silenced: the sink records each error and the CLI summarises.
+    interrupt.arm()  # after ray.init, which installs its own SIGTERM handler
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
     tune_log.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             tuner.fit()
+    except (EOFError, OSError) as exc:
+        # After the run Tune reads every trial's error file back from the storage, for a ResultGrid this
+        # project never uses; a storage that filled up leaves them empty. The sink has recorded each trial.
+        log.warning("Tune could not read its trial records back from storage %s: %s", campaign_storage, exc)
     finally:
         tune_log.setLevel(level)
 
@@ -175,47 +198,65 @@ def run_campaign(grid: GridSpec, campaign: str, opts: LaunchOptions, *, store: L
     ``store``: the campaign's one leaderboard store (opened here when not given, after :func:`prepare` checked
     the cluster and the storage: a typo in --address leaves no trace).
     """
-    opts = prepare(opts)
+    from orchestrator.claiming import launch, train_claimed
+
+    opts = opts if opts.prepared else prepare(opts)
     if store is None:
         from results.store import LeaderboardStore
 
         store = LeaderboardStore(opts.db_url)
     specs = grid.expand()
-    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=kept_statuses(rerun, rerun_stopped),
+    keep = kept_statuses(rerun, rerun_stopped)
+    kept = store.begin_campaign(campaign, [s.trial_key for s in specs], keep=keep,
                                 keep_stop_reasons=KEPT_STOP_REASONS, **campaign_fields(grid, opts))
     todo = [s for s in specs if s.trial_key not in kept]
-    if rerun:  # train again from scratch, not from the epoch checkpoints of the earlier run
-        from orchestrator.checkpoints import discard_checkpoints
-
-        discard_checkpoints(opts.storage, [s.trial_key for s in todo])
     outcome = CampaignOutcome(campaign, kept=dict(kept))
     if not todo:  # nothing to train: still backfill what a tracking outage kept from MLflow
         from orchestrator.tracking import sync_campaign
 
         sync_campaign(campaign, store=store, warn=True)
         return outcome
-    sink = train_specs(campaign, grid.name, todo, opts, store, metric=grid.metric_key, mode=grid.mode,
-                       tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept))
-    recorded = store.trial_statuses([s.trial_key for s in todo if s.trial_key not in sink.outcomes])
-    for spec in todo:
+    from results.store import mlflow_experiment
+
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        # --rerun trains again from scratch, not from the epoch checkpoints of the earlier run
+        done = train_claimed(run, mlflow_experiment(grid.name, grid.profile, campaign), todo, opts, store,
+                             keep=keep, keep_stop_reasons=KEPT_STOP_REASONS, trainer=train_specs, fresh=rerun,
+                             metric=grid.metric_key, mode=grid.mode,
+                             tags={"grid": str(grid.path), "profile": grid.profile or ""}, kept=len(kept),
+                             budget=grid.budget)
+        run.outcome = "interrupted" if done.interrupted else "complete"
+    outcome.kept.update(done.kept)
+    outcome.interrupted = interrupt.received()
+    trained = [s for s in todo if s.trial_key not in done.kept]
+    # an interrupted run started nothing more: its record of an untouched trial (complete before a --rerun,
+    # failed last time) is not this run's outcome
+    recorded = {} if outcome.interrupted else store.trial_statuses([s.trial_key for s in trained
+                                                                     if s.trial_key not in done.outcomes])
+    for spec in trained:
         key = spec.trial_key
-        outcome.statuses[key] = sink.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
-    outcome.errors = dict(sink.errors)
+        outcome.statuses[key] = done.outcomes.get(key) or recorded.get(key) or TrialStatus.PENDING
+    outcome.errors = dict(done.errors)
     return outcome
 
 
 def campaign_fields(grid: GridSpec, opts: LaunchOptions) -> dict[str, Any]:
-    """What the campaign's row records about this run: its grid (path, resolved YAML, version, metric), the
-    code (git SHA), the Ray job and the storage."""
+    """What the campaign's row records about this run: its grid (path, resolved YAML, version, metric, budget),
+    the code (git SHA), the Ray job and the storage."""
     return dict(grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version, metric=grid.metric,
-                mode=grid.mode, git_sha=git_sha(), ray_job_id=opts.ray_job_id, storage=opts.storage)
+                mode=grid.mode, git_sha=git_sha(), ray_job_id=opts.ray_job_id, storage=opts.storage,
+                max_device_hours=grid.budget.max_device_hours, price_per_device_hour=grid.budget.price_per_device_hour)
 
 
 def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: LaunchOptions,
-                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0) -> Any:
+                store: LeaderboardStore, *, metric: str, mode: str, tags: dict[str, str], kept: int = 0,
+                budget: DeviceBudget | None = None, run_id: str | None = None) -> Any:
     """Train ``specs`` on Ray Tune with the leaderboard/MLflow sink and progress; returns the sink.
 
-    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call.
+    Joins the Ray session the caller opened (:func:`ray_session`), or opens one for this call. With
+    ``budget.max_device_hours`` no trial starts once the campaign has spent it: those are recorded ``stopped``
+    (:attr:`StopReason.BUDGET`) and the sink's outcomes say so. ``run_id``: the launch whose claims the trials
+    are under (:mod:`orchestrator.claiming`); a result is recorded only while that launch holds its trial.
     """
     from orchestrator.console import err
     from orchestrator.progress import CampaignProgress
@@ -223,21 +264,48 @@ def train_specs(campaign: str, experiment: str, specs: list[TrialSpec], opts: La
     from orchestrator.tracking import init_store
 
     uri = init_store()
-    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags)
+    sink = ResultsSink(campaign, experiment, store, tracking_uri=uri, tags=tags, run_id=run_id)
     progress = CampaignProgress(len(specs), skipped=kept, metric_key=metric, mode=mode)
-    opts = prepare(opts)  # nothing to do when the caller prepared them
+    opts = opts if opts.prepared else prepare(opts)
+    limit = budget.max_device_hours if budget is not None else None
+    if limit is not None:
+        from results.usage import campaign_usage
+
+        if campaign_usage(store.engine, campaign).total >= limit:  # spent already: start no Ray for nothing
+            record_budget_stopped(sink, specs)
+            return sink
     with ray_session(opts) as (opts, plan):
         check_precisions_fit(specs, opts, tags.get("grid") or campaign)
         err.print(f"campaign {campaign}: {len(specs)} trial(s) to run, {kept} kept; {plan}", highlight=False)
         size = max(len(specs), 1) if opts.asha else tune_chunk()
         chunks = [specs[i:i + size] for i in range(0, len(specs), size)] or [specs]
+        refused: list[TrialSpec] = []
         for i, chunk in enumerate(chunks):
             # the sink and the display close the campaign after the last chunk (or one cut short)
             sink.more_to_come = progress.more_to_come = i < len(chunks) - 1
-            _fit(campaign, chunk, opts, [sink, progress], metric=metric, mode=mode)
-            if any(s.trial_key not in sink.outcomes for s in chunk):  # interrupted: submit no more
+            searcher = None
+            if limit is not None:
+                from orchestrator.budget_search import BudgetedTrials
+
+                searcher = BudgetedTrials(chunk, lambda: campaign_usage(store.engine, campaign).total
+                                          + sink.in_flight_hours(), limit)
+            _fit(campaign, chunk, opts, [sink, progress], metric=metric, mode=mode, searcher=searcher)
+            if searcher is not None and searcher.refused:
+                refused = [*searcher.refused, *(s for later in chunks[i + 1:] for s in later)]
                 break
+            if interrupt.received() is not None or any(s.trial_key not in sink.outcomes for s in chunk):
+                break  # interrupted: submit no more
+    record_budget_stopped(sink, refused)
     return sink
+
+
+def record_budget_stopped(sink: Any, specs: list[TrialSpec]) -> None:
+    """Record ``specs`` (never started: the budget was spent) ``stopped`` for :attr:`StopReason.BUDGET`."""
+    for spec in specs:
+        sink.store.upsert_result(TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.STOPPED,
+                                             stop_reason=StopReason.BUDGET), campaign=sink.campaign)
+        sink.outcomes[spec.trial_key] = TrialStatus.STOPPED
+        sink.errors[spec.trial_key] = f"stopped: {StopReason.BUDGET}"
 
 
 def tune_chunk() -> int:

@@ -34,8 +34,9 @@ from rich.text import Text
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import H2OTError
+from orchestrator import interrupt
 from orchestrator.clock import DEFAULT_INTERVAL_S, duration, eta, eta_text, interval_s, timestamp
-from orchestrator.trainable import RESULT_KEY
+from orchestrator.trainable import RESULT_KEY, trial_spec
 
 #: most seconds between two redraws of the terminal view (events redraw it at once)
 REDRAW_S = 1.0
@@ -63,9 +64,8 @@ class RunningTrial:
         return min(self.epoch / self.epochs, 1.0) if self.epochs else 0.0
 
 
-def describe(spec_dict: dict[str, Any]) -> tuple[str, str, int | None]:
-    """``(trial_key, "mixste tpc/tra 1:9 seed 0", epochs)`` of a Tune trial's ``config["spec"]``."""
-    spec = TrialSpec.from_dict(spec_dict)
+def describe(spec: TrialSpec) -> tuple[str, str, int | None]:
+    """``(trial_key, "mixste tpc/tra 1:9 seed 0", epochs)`` of a Tune trial's spec."""
     label = f"{spec.backbone} {spec.pruner}/{spec.recoverer} {spec.schedule or '-'} seed {spec.seed}"
     try:
         from h2ot_core.resolve import resolve_settings
@@ -311,7 +311,7 @@ class CampaignProgress(Callback):
         self.counter.draw()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key, label, epochs = describe(trial.config["spec"])
+        key, label, epochs = describe(trial_spec(trial))
         self.counter.trial_started(key, label, epochs)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -327,11 +327,15 @@ class CampaignProgress(Callback):
         self.counter.trial_finished(_key(trial), error=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.more_to_come and all(t.status in ("TERMINATED", "ERROR") for t in trials):
+        ended = all(t.status in ("TERMINATED", "ERROR") for t in trials)
+        if interrupt.received() is not None:  # the sink records every trial in flight stopped
+            for key in list(self.counter.running):
+                self.counter.trial_finished(key)
+        elif self.more_to_come and ended:
             return  # a chunk of the campaign ended, not the campaign
         if self.owns_counter:
             self.counter.close()
 
 
 def _key(trial: Any) -> str:
-    return TrialSpec.from_dict(trial.config["spec"]).trial_key
+    return trial_spec(trial).trial_key

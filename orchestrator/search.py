@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
 from h2ot_core.errors import ConfigError, H2OTError
+from orchestrator import interrupt
+from orchestrator.claiming import Launch, launch, train_claimed
 from orchestrator.cluster import (
     LaunchOptions,
     prepare,
@@ -34,6 +36,9 @@ from orchestrator.grid import GridSpec
 from orchestrator.launcher import CampaignOutcome, campaign_fields, train_specs
 from orchestrator.search_budget import spec_gflops
 from orchestrator.search_space import SearchSpec
+from results.claims import STUDY_PREFIX
+from results.errors import ResultsError
+from results.usage import campaign_usage
 
 if TYPE_CHECKING:
     from results.store import LeaderboardStore
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_IN_ROW = 2000
 #: user attributes on the Optuna trials
 REJECTED, KEYS, SPEC = "rejected", "trial_keys", "spec"
+#: the study attribute saying what its layer and token parameters hold: "values" (new studies) or "positions"
+PARAMS_ATTR = "h2ot.params"
 
 
 #: the PostgreSQL schema holding the studies (a constant, never user input)
@@ -87,12 +94,26 @@ def _sampler(search: SearchSpec) -> Any:
 
 
 def open_study(search: SearchSpec, campaign: str, store: LeaderboardStore) -> Any:
-    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``."""
+    """The campaign's study (created, or loaded with its trials and sampler state), beside ``store``.
+
+    A new study records :data:`PARAMS_ATTR` ``values``: its ``layer_j`` / ``tokens_j`` parameters are the layers
+    and token counts they mean. A study begun before (no attribute, trials already told) is marked
+    ``positions`` and goes on sampling positions, so its sampler learns from one consistent history; its
+    trials carry their real ``schedule`` as a user attribute either way.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
-                               sampler=_sampler(search), load_if_exists=True)
+    study = optuna.create_study(study_name=campaign, storage=_storage(store), directions=search.directions,
+                                sampler=_sampler(search), load_if_exists=True)
+    if PARAMS_ATTR not in study.user_attrs:
+        study.set_user_attr(PARAMS_ATTR, "positions" if study.get_trials(deepcopy=False) else "values")
+    return study
+
+
+def stores_values(study: Any) -> bool:
+    """Whether ``study`` samples layers and token counts as values (:func:`open_study`)."""
+    return study.user_attrs.get(PARAMS_ATTR) == "values"
 
 
 class _Proposal:
@@ -108,7 +129,7 @@ def _propose(search: SearchSpec, grid: GridSpec, study: Any, counts: dict[str, i
 
     for _ in range(MAX_REJECTED_IN_ROW):
         trial = study.ask()
-        combo = search.sample(trial)
+        combo = search.sample(trial, values=stores_values(study))
         try:
             spec = grid.spec_for(combo)
         except H2OTError as exc:
@@ -204,11 +225,38 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
 
         store = LeaderboardStore(opts.db_url)
     store.ensure_campaign(campaign, **campaign_fields(grid, opts))
-    study = open_study(search, campaign, store)
     counts = {"invalid": 0, "over_budget": 0, "reused": 0}
     outcome = CampaignOutcome(campaign)
+    with launch(store, campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml) as run:
+        claim_study(store, run)
+        _search(search, grid, campaign, opts, store, run, counts, outcome)
+    return outcome, counts
+
+
+def claim_study(store: LeaderboardStore, run: Launch) -> None:
+    """Hold the campaign's study for this launch: a second driver of a live study is refused in one line
+    (two drivers telling one Optuna study would both train its proposals); a study whose driver is gone (its
+    lease expired, or a dead process of this host) is taken over, and resumes."""
+    key = f"{STUDY_PREFIX}{run.owner.campaign}"
+    holder = store.claim(key, run.owner, run.lease)
+    if holder is not None and holder.dead_here():  # its driver was killed on this host: no lease to wait out
+        store.take_over({key: holder.run_id}, run.owner, run.lease)
+        holder = store.claim(key, run.owner, run.lease)
+    if holder is not None:
+        run.outcome = "refused"
+        raise ResultsError(f"study {run.owner.campaign} is being run by {holder.host}/{holder.pid} since "
+                           f"{holder.claimed_at:%Y-%m-%d %H:%M:%S} UTC; stop it (h2ot campaign stop "
+                           f"{run.owner.campaign}) or wait for it")
+
+
+def _search(search: SearchSpec, grid: GridSpec, campaign: str, opts: LaunchOptions, store: LeaderboardStore,
+            run: Launch, counts: dict[str, int], outcome: CampaignOutcome) -> None:
+    """The search loop of :func:`run_search`, under ``run``'s claim of the study."""
+    study = open_study(search, campaign, store)
     started = time.monotonic()
     trained = search.trained_objective or grid.metric
+    from results.store import mlflow_experiment
+
     with ray_session(opts) as (opts, _):
         asha_opts = replace(opts, asha=search.asha or opts.asha)
         batch_size = opts.max_concurrent or _parallel_trials(opts)
@@ -219,25 +267,37 @@ def run_search(grid: GridSpec, campaign: str, opts: LaunchOptions, store: Leader
             if search.max_hours is not None and time.monotonic() - started > search.max_hours * 3600:
                 log.warning("search %s: max_hours reached with %d trial(s) left", campaign, left)
                 break
+            if grid.budget.max_device_hours is not None and campaign_usage(store.engine, campaign).spent_budget():
+                log.warning("search %s: max_device_hours spent with %d trial(s) left", campaign, left)
+                break
             batch = _carried(study)[:left]
             while len(batch) < min(batch_size, left):
                 batch.append(_propose(search, grid, study, counts))
             specs = [s for p in batch for s in p.specs]
             kept = store.keys_with_status([s.trial_key for s in specs], {TrialStatus.COMPLETE})
             store.link(campaign, kept)
-            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             todo = [s for s in specs if s.trial_key not in kept]
+            if todo:  # claimed first: a grid campaign may be training the same configuration
+                done = train_claimed(run, mlflow_experiment(grid.name, grid.profile, campaign), todo, asha_opts,
+                                     store, keep=[TrialStatus.COMPLETE], trainer=train_specs,
+                                     metric=metric_key("test", trained),
+                                     mode="min" if search.objectives.get(trained, "min") == "min" else "max",
+                                     tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept),
+                                     budget=grid.budget)
+                outcome.errors.update(done.errors)
+                kept |= set(done.kept)
+                todo = [s for s in todo if s.trial_key not in done.kept]
+                if interrupt.received() is not None:  # the batch is not told: the next run trains it first
+                    run.outcome = "interrupted"
+                    outcome.interrupted = interrupt.received()
+                    outcome.statuses.update({s.trial_key: done.outcomes.get(s.trial_key, TrialStatus.PENDING)
+                                             for s in todo})
+                    break
+            counts["reused"] += sum(all(s.trial_key in kept for s in p.specs) for p in batch)
             for key in kept:
                 outcome.kept[key] = TrialStatus.COMPLETE
-            if todo:
-                sink = train_specs(campaign, grid.name, todo, asha_opts, store, metric=metric_key("test", trained),
-                                   mode="min" if search.objectives.get(trained, "min") == "min" else "max",
-                                   tags={"grid": str(grid.path), "search": "optuna"}, kept=len(kept))
-                outcome.errors.update(sink.errors)
             values = store.trial_values([s.trial_key for s in specs])
             for p in batch:
                 _tell(search, study, p, values)
             for s in todo:
                 outcome.statuses[s.trial_key] = values.get(s.trial_key, {}).get("status") or TrialStatus.PENDING
-    return outcome, counts
-

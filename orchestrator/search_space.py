@@ -14,7 +14,7 @@ A search file has the keys of a grid file (``name``, ``include``, ``fixed``, ``p
         train: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}   # optional training settings
         frames: 27                      # optional: one value, like dataset and seed
       objectives: {mpjpe: min, gflops: min}
-      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}
+      budget: {trials: 6, max_gflops: 0.05, max_hours: 2}   # and max_device_hours, price_per_device_hour
       sampler: {name: nsga2, seed: 0}   # nsga2 | tpe (Optuna's multi-objective samplers)
       early_stopping: asha              # optional: successive halving on the first accuracy objective
       seeds: 1                          # trials per sampled configuration (seed 0..N-1), objective = mean
@@ -27,6 +27,7 @@ own rules, the model depth of another backbone) is checked per sample and reject
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from h2ot_core.contracts import METRICS
 from h2ot_core.errors import ConfigError
 from h2ot_core.names import BACKBONES, PRUNERS, RECOVERERS, resolved_model_config
 from h2ot_core.registry import unknown_message
+from orchestrator.budget import DEVICE_BUDGET_KEYS
 
 SEARCH_KEYS = ("space", "objectives", "budget", "sampler", "early_stopping", "seeds")
 SPACE_KEYS = ("backbone", "pruner", "recoverer", "stages", "layer", "tokens", "frames", "dataset", "seed",
@@ -105,18 +107,22 @@ class SearchSpec:
         """The first objective that needs training (what early stopping watches)."""
         return next((o for o in self.objectives if o not in COST_OBJECTIVES), None)
 
-    def sample(self, trial: Any) -> dict[str, Any]:
+    def sample(self, trial: Any, *, values: bool = True) -> dict[str, Any]:
         """One configuration from an Optuna trial: a grid-style combination plus ``train`` overrides.
 
-        Parameter names are what optuna-dashboard shows: ``pruner``, ``stages``, ``layer_1``, ...
-        (layers and tokens as positions in :attr:`layers` / :attr:`tokens`), ``train.lr``.
+        Parameter names are what optuna-dashboard shows: ``pruner``, ``stages``, ``layer_1``, ``tokens_1``, ...,
+        ``train.lr``. With ``values`` (every new study) ``layer_j`` / ``tokens_j`` are the layer and the token
+        count they mean (``tokens_1=8``: 8 tokens), so the dashboard's slice and importance views read right;
+        a list of values that is not evenly spaced is sampled by position, named ``layer_j_index``. Without
+        (a study begun before values were stored: :func:`orchestrator.search.open_study`) they are positions
+        in :attr:`layers` / :attr:`tokens`, as that study's history has them.
         """
         combo: dict[str, Any] = {k: trial.suggest_categorical(k, v) for k, v in self.choices.items()}
         k = trial.suggest_categorical("stages", self.stages) if len(self.stages) > 1 else self.stages[0]
         deepest, frames = self.limits[combo["backbone"]]
         layers = [v for v in self.layers if v <= deepest]
         tokens = [v for v in self.tokens if v < frames]
-        combo["schedule"] = self._schedule(trial, int(k), layers, tokens)
+        combo["schedule"] = _schedule(trial, int(k), layers, tokens, values)
         combo.update(self.fixed_axes)
         overrides: dict[str, Any] = {}
         for name, space in self.train.items():
@@ -129,22 +135,38 @@ class SearchSpec:
         combo["train"] = overrides
         return combo
 
-    @staticmethod
-    def _schedule(trial: Any, k: int, layers: list[int], tokens: list[int]) -> str:
-        # Position j of k takes an index that leaves room for the k - j picks after it: layers ascend,
-        # tokens descend, so the schedule is well-formed whatever the sampler proposes.
-        layer_idx, token_idx = [], []
-        lo = 0
-        for j in range(k):
-            i = trial.suggest_int(f"layer_{j + 1}", lo, len(layers) - k + j)
-            layer_idx.append(i)
-            lo = i + 1
-        hi = len(tokens) - 1
-        for j in range(k):
-            i = trial.suggest_int(f"tokens_{j + 1}", k - 1 - j, hi)
-            token_idx.append(i)
-            hi = i - 1
-        return ",".join(f"{layers[a]}:{tokens[b]}" for a, b in zip(layer_idx, token_idx, strict=True))
+
+
+def _schedule(trial: Any, k: int, layers: list[int], tokens: list[int], values: bool) -> str:
+    """A ``k``-stage schedule: position j of k takes an index that leaves room for the k - j picks after it
+    (layers ascend, tokens descend), so the schedule is well-formed whatever the sampler proposes."""
+    layer_idx, token_idx = [], []
+    lo = 0
+    for j in range(k):
+        i = _pick(trial, f"layer_{j + 1}", layers, lo, len(layers) - k + j, values)
+        layer_idx.append(i)
+        lo = i + 1
+    hi = len(tokens) - 1
+    for j in range(k):
+        i = _pick(trial, f"tokens_{j + 1}", tokens, k - 1 - j, hi, values)
+        token_idx.append(i)
+        hi = i - 1
+    return ",".join(f"{layers[a]}:{tokens[b]}" for a, b in zip(layer_idx, token_idx, strict=True))
+
+
+def _pick(trial: Any, name: str, options: list[int], lo: int, hi: int, values: bool) -> int:
+    """The index in ``options`` (sorted) of the value chosen between ``options[lo]`` and ``options[hi]``.
+
+    Evenly spaced options are suggested as their values (``suggest_int`` with their step), else as positions
+    under ``NAME_index``; ``values=False`` keeps the positions under ``NAME`` (studies from before).
+    """
+    if not values:
+        return int(trial.suggest_int(name, lo, hi))
+    step = options[1] - options[0] if len(options) > 1 else 1
+    if any(b - a != step for a, b in itertools.pairwise(options)):
+        return int(trial.suggest_int(f"{name}_index", lo, hi))
+    value = int(trial.suggest_int(name, options[lo], options[hi], step=step))
+    return (value - options[0]) // step
 
 
 def _values(where: str, raw: Any, *, positive: bool = True) -> list[int]:
@@ -269,8 +291,9 @@ def check_search(path: Path, raw: Any, fixed: Mapping[str, Any]) -> SearchSpec:
         raise ConfigError(f"{path}: search.budget: expected {{trials: N[, max_gflops: G][, max_hours: H]}}, "
                           f"got {budget!r}")
     for key in budget:
-        if key not in BUDGET_KEYS:
-            raise ConfigError(f"{path}: search.budget.{key}: {unknown_message('budget key', key, list(BUDGET_KEYS))}")
+        if key not in (*BUDGET_KEYS, *DEVICE_BUDGET_KEYS):  # the device budget's keys: orchestrator.budget
+            raise ConfigError(f"{path}: search.budget.{key}: "
+                              f"{unknown_message('budget key', key, [*BUDGET_KEYS, *DEVICE_BUDGET_KEYS])}")
     sampler = raw.get("sampler") or {}
     if isinstance(sampler, str):
         sampler = {"name": sampler}

@@ -25,8 +25,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec, parse_metric_key
-from h2ot_core.environment import DATA_DIR, SCRATCH_DIR
+from h2ot_core.contracts import ReportFn, TrialResult, TrialSpec, TrialStatus, parse_metric_key
+from h2ot_core.environment import SCRATCH_DIR
+from h2ot_core.errors import CheckpointError, ConfigError, DataError, ShapeError
+from h2ot_core.registry import UnknownNameError
+from orchestrator.datasets import data_dir
 from orchestrator.provenance import package_versions
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,10 @@ log = logging.getLogger(__name__)
 RESULT_KEY = "h2ot_result"
 #: prefix of the metric copies an early-stopping scheduler watches
 SCHEDULER_PREFIX = "sched_"
+#: errors a trial meets again on every attempt (its data, schedule, settings, checkpoint): the trial ends
+#: ``failed`` with the error at once, where Tune would retry an exception (``--retries``: infrastructure,
+#: a lost worker, storage that did not answer)
+DETERMINISTIC_ERRORS = (ConfigError, DataError, CheckpointError, ShapeError, UnknownNameError)
 #: the trial config key naming the campaign storage root (a URI; see :mod:`orchestrator.storage`)
 STORAGE_KEY = "storage"
 
@@ -45,6 +52,20 @@ def scratch_dir(spec: TrialSpec) -> Path:
     folder = root / f"{spec.trial_key}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     return folder
+
+
+#: Tune trial id -> (its config's spec, parsed): the driver's callbacks ask on every event of every trial
+_SPECS: dict[str, tuple[dict[str, Any], TrialSpec]] = {}
+
+
+def trial_spec(trial: Any) -> TrialSpec:
+    """The :class:`TrialSpec` of a Tune trial (``trial.config["spec"]``), parsed once per trial on the driver
+    (a trial id met again with another spec, from another Tune run, is parsed again)."""
+    raw = trial.config["spec"]
+    known = _SPECS.get(trial.trial_id)
+    if known is None or known[0] != raw:
+        known = _SPECS[trial.trial_id] = (raw, TrialSpec.from_dict(raw))
+    return known[1]
 
 
 def storage_root(config: dict[str, Any]) -> str:
@@ -58,17 +79,6 @@ def storage_root(config: dict[str, Any]) -> str:
     for key, value in dict(config.get("storage_env") or {}).items():
         os.environ.setdefault(key, value)
     return storage.resolve(config.get(STORAGE_KEY))
-
-
-def data_dir(dataset: str) -> Path | None:
-    """``$H2OT_DATA_DIR/<dataset>`` when that folder exists, else ``None``.
-
-    ``None`` lets generated datasets (``synthetic``) use their per-seed cache, and makes a real dataset
-    without files fail in its loader with a message naming the dataset.
-    """
-    root = DATA_DIR.raw()
-    folder = Path(root) / dataset if root else None
-    return folder if folder is not None and folder.is_dir() else None
 
 
 def scheduler_key(metric_key: str) -> str:
@@ -181,9 +191,13 @@ def trainable(config: dict[str, Any]) -> None:
     try:
         with contextlib.ExitStack() as stack:
             resume_from = _start_from(spec, trial, scratch, stack)
-            result = run_trial(spec, tune_reporter(spec, trial.checkpoint, last_epoch=settings.epochs),
-                               workdir=scratch / "work", data_dir=data_dir(spec.dataset), resume_from=resume_from,
-                               device=_device(), settings=settings)
+            try:
+                result = run_trial(spec, tune_reporter(spec, trial.checkpoint, last_epoch=settings.epochs),
+                                   workdir=scratch / "work", data_dir=data_dir(spec.dataset),
+                                   resume_from=resume_from, device=_device(), settings=settings)
+            except DETERMINISTIC_ERRORS as exc:  # the same again on every attempt: a result, never retried
+                result = TrialResult(spec.trial_key, spec.to_dict(), TrialStatus.FAILED,
+                                     error=f"{type(exc).__name__}: {exc}")
         result = publish_result(result, trial)
         # the worker's own versions of everything that changes results (numpy, ray, mlflow, ...), beside torch
         result.provenance = {**package_versions(), **result.provenance}

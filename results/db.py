@@ -105,6 +105,35 @@ def _is_disconnect(exc: DBAPIError) -> bool:
     return any(part in text for part in _DISCONNECT_TEXT)
 
 
+class ResourceFault(ResultsError):
+    """The leaderboard refused a write for a reason no retry mends: read-only, or its disk is full."""
+
+
+#: (SQLSTATE or lower-case message part, what it means, what to do): the faults a retry does not mend
+_FAULTS = (
+    (("53100", "database or disk is full", "no space left on device", "could not extend file"),
+     "its disk is full", "free space there (or point --db-url / H2OT_DB_URL elsewhere) and run the command again"),
+    (("25006", "attempt to write a readonly database", "read-only transaction", "readonly database"),
+     "it is read-only", "make the file and its folder writable, or use a writable copy (--db-url / H2OT_DB_URL)"),
+    (("disk i/o error",), "its disk failed a write (full, or failing)",
+     "check the free space and health of its disk (df), then run the command again"),
+    (("unable to open database file",),
+     "it cannot be opened for writing (a read-only file or folder, or a folder that does not exist)",
+     "make the file and its folder writable, or use a writable copy (--db-url / H2OT_DB_URL)"),
+)
+
+
+def resource_fault(exc: DBAPIError, label: str | None) -> ResourceFault | None:
+    """``exc`` as one line naming the leaderboard and what to do, when it is a read-only or full database."""
+    state = getattr(exc.orig, "sqlstate", None)
+    text = str(exc.orig).lower()
+    for signs, what, todo in _FAULTS:
+        if state in signs or any(sign in text for sign in signs if not sign[:2].isdigit()):
+            return ResourceFault(f"Leaderboard {label or 'database'}: {what} ({_reason(exc)}); nothing was "
+                                 f"written; {todo}")
+    return None
+
+
 def _reason(exc: DBAPIError) -> str:
     lines = str(exc.orig).strip().splitlines()
     return lines[0] if lines else type(exc.orig).__name__
@@ -134,6 +163,9 @@ def retry_locked(fn: Callable[[], T], *, attempts: int = 20, label: str | None =
                     raise
                 time.sleep(min(2.0, 0.02 * 2**locked) * (0.5 + random.random()))
                 continue
+            fault = resource_fault(exc, label)
+            if fault is not None:
+                raise fault from exc
             if window_s is None or not _is_disconnect(exc):
                 raise
             now = time.monotonic()
@@ -201,7 +233,7 @@ def database_revision(url: str | None = None) -> tuple[str | None, str]:
 def _guarded(engine: Engine, url: str, fn: Callable[[], T]) -> T:
     """``fn()`` with a database that cannot be reached reported as one clear :class:`ResultsError`."""
     try:
-        return retry_locked(fn)
+        return retry_locked(fn, label=mask_url(url))
     except DatabaseError as exc:  # unreachable, locked for good, or not a database at all (a text file)
         engine.dispose()
         raise ResultsError(f"Cannot open leaderboard {mask_url(url)}: {exc.orig}") from None
@@ -254,6 +286,13 @@ def _sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database)
+
+
+def leaderboard_missing(url: str | None = None) -> Path | None:
+    """The file of a SQLite leaderboard at ``url`` that does not exist yet (``None``: it exists, or it is not a
+    SQLite file): what a dry run treats as an empty record, without creating it."""
+    path = _sqlite_file(_valid_url(url))
+    return path if path is not None and not path.exists() else None
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from h2ot_core.contracts import metric_key
 from results.errors import ResultsError, unknown
-from results.queries import check_campaign, filtered
+from results.queries import Campaigns, check_campaign, filtered
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 #: trial columns the export leaves out: the row id, and the per-epoch history (``h2ot campaign sync``'s source)
@@ -41,15 +41,16 @@ def _arrow_type(column: sa.ColumnElement[Any]) -> pa.DataType:
 
 
 #: the fixed columns and their Arrow types: every trial column in the table's order (a column added to the
-#: schema is exported with no edit here), then the campaigns a trial belongs to; wide metric columns follow
+#: schema is exported with no edit here), the evaluation protocol (read from the spec), then the campaigns a
+#: trial belongs to; wide metric columns follow
 BASE_SCHEMA = pa.schema(
     [pa.field(c.name, _arrow_type(c)) for c in Trial.__table__.columns if c.name not in _NOT_EXPORTED]
-    + [pa.field("campaigns", pa.string())]
+    + [pa.field("protocol", pa.string()), pa.field("campaigns", pa.string())]
 )
 
 
 def export_table(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None = None,
-                 campaign: str | None = None, status: Sequence[str] | None = None, actions: bool = False
+                 campaign: Campaigns = None, status: Sequence[str] | None = None, actions: bool = False
                  ) -> pa.Table:
     """The selected trials as an Arrow table (ordered by trial_key) with :data:`BASE_SCHEMA` + metrics."""
     check_campaign(engine, campaign)
@@ -130,7 +131,7 @@ def write_export(table: pa.Table, path: str | Path, fmt: str) -> Path:
 
 
 def export_trials(engine: Engine, path: str | Path, fmt: str | None = None, *, actions: bool = False,
-                  filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+                  filters: Mapping[str, Sequence[Any]] | None = None, campaign: Campaigns = None,
                   status: Sequence[str] | None = None) -> pa.Table:
     """:func:`export_table` written to ``path`` by :func:`write_export` in :func:`export_format` (checked first)."""
     fmt = export_format(path, fmt)

@@ -42,13 +42,16 @@ class Front:
         return [r for r in self.rows if r["on_front"]]
 
 
-def campaign_front(engine: Engine, campaign: str, x: str = "gflops", y: str = "mpjpe",
+def campaign_front(engine: Engine, campaign: str | Sequence[str], x: str = "gflops", y: str = "mpjpe",
                    reference: tuple[float, float] | None = None) -> Front:
-    """The non-dominated complete trials of ``campaign`` in ``(x, y)``, ordered by ``x``, and their hypervolume."""
-    from results.queries import leaderboard
+    """The non-dominated complete trials of ``campaign`` (or of several, together) in ``(x, y)``, ordered by
+    ``x``, and their hypervolume."""
+    from results.queries import campaign_list, leaderboard
 
-    rows = leaderboard(engine, campaign=campaign, status=[TrialStatus.COMPLETE], sort=y, lean=True)
-    return front_of(rows, x, y, reference, f"campaign {campaign!r}")
+    names = campaign_list(campaign)
+    rows = leaderboard(engine, campaign=names, status=[TrialStatus.COMPLETE], sort=y, lean=True)
+    what = f"campaign {names[0]!r}" if len(names) == 1 else f"campaigns {', '.join(map(repr, names))}"
+    return front_of(rows, x, y, reference, what)
 
 
 def front_of(rows: Sequence[Mapping[str, Any]], x: str, y: str, reference: tuple[float, float] | None = None,

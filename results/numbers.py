@@ -2,8 +2,9 @@
 significant figures (``591.2`` and ``591.4`` stay apart; ``3 s.f.`` printed both as ``591``).
 
 Millimetre errors (MPJPE, P-MPJPE, ...) and percentages (PCK, AUC, changes) to 0.1, as the papers and the
-protocols report them; speed-ups to 0.01x; latencies to 0.01 ms; GFLOPs to three significant figures without
-an exponent (a tiny model's ``0.0201``, a full one's ``1235``); counts as integers. Used by ``h2ot report``
+protocols report them; speed-ups to 0.01x; latencies to 0.01 ms; GFLOPs and device-hours to three significant
+figures without an exponent (a tiny model's ``0.0201``, a full one's ``1235``); device seconds and clips/s to
+0.1, memory to whole MiB; counts as integers. Used by ``h2ot report``
 and the terminal tables; JSON keeps every digit.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 from h2ot_core.contracts import METRICS, parse_metric_key
 
 #: decimals per unit of :data:`h2ot_core.contracts.METRICS`; ``None``: significant figures
-DECIMALS_BY_UNIT: dict[str, int | None] = {"mm": 1, "%": 1, "x": 2, "ms": 2, "GFLOPs": None}
+DECIMALS_BY_UNIT: dict[str, int | None] = {"mm": 1, "%": 1, "x": 2, "ms": 2, "GFLOPs": None, "h": None, "s": 1,
+                                           "clips/s": 1, "MiB": 0}
 #: significant figures of numbers without a fixed precision (GFLOPs, losses, unknown columns)
 SIGNIFICANT = 3
 #: the columns that are latencies, marked wherever shown when timed under CPU contention

@@ -25,7 +25,7 @@ from h2ot_core.contracts import METRICS, TrialStatus, lower_is_better, metric_ke
 from results.errors import ResultsError, unknown
 from results.numbers import LATENCY_VALUES
 from results.pareto import pareto_front
-from results.queries import AXES, leaderboard, seed_values
+from results.queries import AXES, Campaigns, leaderboard, seed_values
 from results.stats import summarize
 
 Better = Literal["min", "max"]
@@ -282,7 +282,7 @@ CHARTS = {"pareto": pareto_chart, "tokens": tokens_chart}
 
 
 def plot_trials(engine: Engine, out_dir: str | Path, kinds: Sequence[str], *, metric: str = "mpjpe",
-                filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+                filters: Mapping[str, Sequence[Any]] | None = None, campaign: Campaigns = None,
                 status: Sequence[str] | None = None) -> list[Path]:
     """Draw each chart of ``kinds`` (see :data:`CHARTS`) for the selected trials into ``out_dir/<kind>``.
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from h2ot_core.contracts import SPLITS, STATUSES, TRIAL_AXES, TrialStatus, lower_is_better
 from results.errors import ResultsError, unknown
-from results.rows import COST_COLUMNS, LATENCY_COLUMNS
+from results.rows import COST_COLUMNS, LATENCY_COLUMNS, USAGE_COLUMNS
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 Agg = Literal["best", "mean"]
@@ -31,7 +31,7 @@ DERIVED_COLUMNS: tuple[str, ...] = ("speedup_flops", "speedup_latency", "gflops_
 #: metrics shown next to the sort metric in every leaderboard row
 DEFAULT_METRICS: tuple[str, ...] = ("mpjpe", "p_mpjpe")
 # Trial columns every row carries, in output order.
-_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, "epochs_run", "best_epoch", "resumed_from_epoch", "error",
+_ROW_COLUMNS = ("trial_key", "status", *AXES, *COST_COLUMNS, *LATENCY_COLUMNS, *USAGE_COLUMNS, "epochs_run", "best_epoch", "resumed_from_epoch", "error",
                 "mlflow_run_id", "checkpoint_uri", "git_sha", "torch_version", "device", "data_fingerprint",
                 "model_json", "train_json", "data_json", "package_versions", "created_at", "started_at",
                 "finished_at")
@@ -60,9 +60,20 @@ def check_axes(names: Iterable[str], what: str = "axis") -> list[str]:
     return names
 
 
-def filtered(stmt: Select, filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+#: one campaign name, several (their trials together), or ``None`` for every trial
+Campaigns = str | Sequence[str] | None
+
+
+def campaign_list(campaign: Campaigns) -> list[str]:
+    """``campaign`` as a list of names (``[]``: no campaign filter)."""
+    if campaign is None:
+        return []
+    return [campaign] if isinstance(campaign, str) else list(campaign)
+
+
+def filtered(stmt: Select, filters: Mapping[str, Sequence[Any]] | None = None, campaign: Campaigns = None,
              status: Sequence[str] | None = None) -> Select:
-    """``stmt`` (selecting from ``trials``) restricted to axis values, a campaign and statuses."""
+    """``stmt`` (selecting from ``trials``) restricted to axis values, campaigns (any of) and statuses."""
     for axis, values in (filters or {}).items():
         check_axes([axis], "filter axis")
         if values:
@@ -74,7 +85,7 @@ def filtered(stmt: Select, filters: Mapping[str, Sequence[Any]] | None = None, c
         stmt = stmt.where(Trial.status.in_(list(status)))
     if campaign is not None:
         member = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
-                  .where(Campaign.name == campaign))
+                  .where(Campaign.name.in_(campaign_list(campaign))))
         stmt = stmt.where(Trial.id.in_(member))
     return stmt
 
@@ -89,15 +100,17 @@ def campaign_names(engine: Engine) -> list[str]:
         return list(conn.execute(select(Campaign.name).order_by(Campaign.name)).scalars())
 
 
-def check_campaign(engine: Engine, campaign: str | None) -> None:
-    if campaign is not None:
-        known = campaign_names(engine)
-        if campaign not in known:
-            raise unknown("campaign", campaign, known)
+def check_campaign(engine: Engine, campaign: Campaigns) -> None:
+    """Every named campaign exists, else a did-you-mean error."""
+    names = campaign_list(campaign)
+    known = campaign_names(engine) if names else []
+    for name in names:
+        if name not in known:
+            raise unknown("campaign", name, known)
 
 
 def fetch_trials(engine: Engine, *, filters: Mapping[str, Sequence[Any]] | None = None,
-                 campaign: str | None = None, status: Sequence[str] | None = None,
+                 campaign: Campaigns = None, status: Sequence[str] | None = None,
                  metrics: Sequence[str] = DEFAULT_METRICS, split: str = "test", action: str = "avg",
                  sort: str | None = None, descending: bool = False, limit: int | None = None,
                  columns: Sequence[str] = _ROW_COLUMNS) -> list[dict[str, Any]]:
@@ -256,7 +269,7 @@ def _group(rows: list[dict[str, Any]], group_by: Sequence[str], sort: str, agg: 
     return out
 
 
-def leaderboard(engine: Engine, filters: Mapping[str, Sequence[Any]] | None = None, campaign: str | None = None,
+def leaderboard(engine: Engine, filters: Mapping[str, Sequence[Any]] | None = None, campaign: Campaigns = None,
                 status: Sequence[str] | None = None, sort: str = "mpjpe", split: str = "test", action: str = "avg",
                 descending: bool | None = None, top: int | None = None, group_by: Sequence[str] | None = None,
                 agg: Agg = "best", lean: bool = False) -> list[dict[str, Any]]:

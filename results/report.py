@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,21 +11,23 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, select
 
-from h2ot_core.contracts import STATUSES, TrialStatus
+from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
 from results.errors import ResultsError
 from results.markdown import markdown_table
 from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES, number_text
 from results.plots import learning_curves, pareto_chart, tokens_chart
 from results.queries import check_campaign, leaderboard, metric_names
 from results.render import to_markdown, write_table
-from results.schema import Campaign
+from results.schema import Campaign, CampaignRun, Trial
+from results.store import LeaderboardStore
 from results.table_campaigns import resolve_specs, stored_campaigns
 from results.table_spec import load_spec, spec_paths
 from results.tables import build_table
+from results.usage import campaign_usage
 
 _LEADER_COLUMNS = ("trial_key", "pruner", "recoverer", "schedule", "seed", "precision", "mpjpe", "p_mpjpe", "gflops",
-                   "speedup_flops", "latency_ms", "speedup_latency")
-_PROVENANCE = ("git_sha", "device", "data_fingerprint", "selection")
+                   "speedup_flops", "latency_ms", "speedup_latency", "device_hours", "clips_per_s", "peak_memory_mb")
+_PROVENANCE = ("git_sha", "device", "device_name", "data_fingerprint", "selection", "protocol")
 #: provenance entries stored with the package versions that are settings, not versions
 _SETTINGS = ("num_threads",)
 
@@ -67,7 +70,8 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
                  qualitative: tuple[Path | None, str] | None = None) -> Path:
     """Write ``<out_dir>/<campaign>.md`` (plus figures and table files under it); returns the page's path.
 
-    ``histories`` (trial label -> per-epoch dicts, e.g. from MLflow) adds learning curves. ``qualitative``
+    ``histories`` (trial label -> per-epoch dicts) draws the learning curves; by default those of the best
+    :data:`CURVES_TOP` complete trials, as the leaderboard keeps them (``trials.history_json``). ``qualitative``
     (a figure under ``out_dir`` made by the caller, ``h2ot video``'s best pruned trial beside its unpruned
     baseline, and its caption; no figure: the caption says why) adds a section showing it.
     """
@@ -82,16 +86,22 @@ def build_report(engine: Engine, campaign: str, out_dir: str | Path, *,
     if not rows:
         raise ResultsError(f"Campaign {campaign!r} has no trials yet: nothing to report")
     counts = Counter(r["status"] for r in rows)
+    gone = LeaderboardStore(engine=engine).interrupted(campaign)
+    if gone:  # recorded running, but no driver renews their claims: not live
+        counts[TrialStatus.RUNNING] -= len(gone)
+        counts[StopReason.INTERRUPTED] = len(gone)
     lines = [f"# Campaign `{campaign}`", "",
              f"Grid: `{info['grid_path'] or '–'}` (version {info['version']}); ranking metric "
              f"`{info['metric']}` ({info['mode']}); launched from git `{info['git_sha'] or 'unknown'}`.", "",
              "## What ran", "", *_md_table(["status", "trials"], [(s, counts[s]) for s in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if counts[s]]),
              ""]
+    lines += ["## What it cost", "", *(f"- {line}" for line in campaign_usage(engine, campaign).lines()), ""]
+    lines += _launches_section(engine, campaign)
     lines += _latency_lines(rows)
     lines += _tables_section(engine, campaign, out)
     if "search" in (yaml.safe_load(info["grid_yaml"] or "") or {}):
         lines += _front_section(engine, campaign, out)
-    lines += _plots_section(rows, histories, out)
+    lines += _plots_section(rows, _stored_histories(engine, rows) if histories is None else histories, out)
     if qualitative is not None:
         lines += _qualitative_section(*qualitative, out)
     complete = [r for r in rows if r["status"] == TrialStatus.COMPLETE]
@@ -166,6 +176,46 @@ def _tables_section(engine: Engine, campaign: str, out: Path) -> list[str]:
     if not built:
         lines += ["No table spec in search_spaces/tables selects this campaign; see the leaderboard below.", ""]
     return lines
+
+
+def _launches_section(engine: Engine, campaign: str) -> list[str]:
+    """Each launch of the campaign with the grid it ran (``campaign_runs``), and a note when they ran more than
+    one grid (``--append``, or the grid file edited between launches): the grid named above is the latest."""
+    with engine.connect() as conn:
+        runs = conn.execute(select(CampaignRun.started_at, CampaignRun.grid_path, CampaignRun.grid_hash,
+                                   CampaignRun.host, CampaignRun.outcome)
+                            .where(CampaignRun.campaign == campaign).order_by(CampaignRun.started_at)).all()
+    if not runs:
+        return []
+    lines = ["## Launches", ""]
+    grids = {r.grid_hash for r in runs if r.grid_hash}
+    if len(grids) > 1:
+        lines += [f"These launches ran {len(grids)} different grids (`--append`, or the grid edited in between): "
+                  "the trials of all of them are this campaign's, and the grid named above is the latest.", ""]
+    cells = [(r.started_at.isoformat(sep=" ", timespec="seconds"), f"`{r.grid_path or '–'}`",
+              f"`{(r.grid_hash or '–')[:12]}`", r.host, r.outcome or "running, or its driver was killed")
+             for r in runs]
+    return [*lines, *_md_table(["started", "grid", "grid hash", "host", "outcome"], cells), ""]
+
+
+#: the learning curves a report draws by default: this many of the best complete trials
+CURVES_TOP = 8
+
+
+def _stored_histories(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``label -> per-epoch reports`` of the best :data:`CURVES_TOP` complete trials of ``rows`` (ranked), as the
+    leaderboard stores them; trials without a history are left out."""
+    chosen = [r for r in rows if r["status"] == TrialStatus.COMPLETE][:CURVES_TOP]
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Trial.trial_key, Trial.history_json).where(
+            Trial.trial_key.in_([r["trial_key"] for r in chosen]))).all())
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in chosen:
+        history = json.loads(stored.get(r["trial_key"]) or "[]")
+        if history:
+            model = f"{r['pruner']}+{r['recoverer']} {r['schedule']}" if r.get("schedule") else "unpruned"
+            out[f"{model} s{r['seed']} ({r['trial_key'][:6]})"] = history
+    return out
 
 
 def _plots_section(rows: Sequence[Mapping[str, Any]], histories: Mapping[str, Any] | None, out: Path

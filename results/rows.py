@@ -2,35 +2,46 @@
 
 :func:`result_columns` writes a result as the columns of its ``trials`` row, :func:`result_of` reads a row (and
 its metric rows) back as the result. The cost columns are the :class:`~h2ot_core.contracts.Cost` fields the
-table has (:data:`COST_FIELDS`): a new cost column is a ``Cost`` field, a ``Trial`` column and a migration, and
-the store, the leaderboard, the export and MLflow pick it up from here.
+table has (:data:`COST_FIELDS`), the usage columns its :class:`~h2ot_core.contracts.Usage` fields
+(:data:`USAGE_FIELDS`): a new cost column is a ``Cost`` (or ``Usage``) field, a ``Trial`` column and a migration,
+and the store, the leaderboard, the export and MLflow pick it up from here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_
+
 from h2ot_core.contracts import (
     COST_METRICS,
     METRICS,
+    USAGE_METRICS,
     Cost,
     MetricRecord,
     StopReason,
     TrialResult,
     TrialSpec,
     TrialStatus,
+    Usage,
 )
 from results.errors import ResultsError
 from results.schema import Trial
 
 #: the Cost fields stored as trial columns, in the dataclass's order
 COST_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Cost) if f.name in Trial.__table__.columns)
-#: the cost columns that are numbers with a direction (:data:`~h2ot_core.contracts.COST_METRICS`): sortable, tabled
-COST_COLUMNS: tuple[str, ...] = tuple(c for c in COST_METRICS if c in COST_FIELDS)
+#: the Usage fields stored as trial columns (what running the trial cost), in the dataclass's order
+USAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Usage) if f.name in Trial.__table__.columns)
+#: the cost and usage columns that are numbers with a direction (:data:`~h2ot_core.contracts.COST_METRICS`,
+#: :data:`~h2ot_core.contracts.USAGE_METRICS`): sortable, tabled
+COST_COLUMNS: tuple[str, ...] = (*(c for c in COST_METRICS if c in COST_FIELDS),
+                                 *(c for c in USAGE_METRICS if c in USAGE_FIELDS))
+#: the usage columns that say how it was measured (not ranked): every leaderboard row carries them
+USAGE_COLUMNS: tuple[str, ...] = tuple(c for c in USAGE_FIELDS if c not in METRICS)
 #: how a row's latency was measured (every row carries them, for ``speedup_latency``): the precision and the
 #: cost columns that are not numbers to rank
 LATENCY_COLUMNS: tuple[str, ...] = ("precision", *(c for c in COST_FIELDS if c not in METRICS))
@@ -105,6 +116,8 @@ def result_columns(result: TrialResult, spec: TrialSpec) -> dict[str, Any]:
     cols["history_json"] = _json(result.history) if result.history else None
     for column in COST_FIELDS:
         cols[column] = getattr(result.cost, column) if result.cost else None
+    for column in USAGE_FIELDS:
+        cols[column] = getattr(result.usage, column) if result.usage else None
     stamp = now()
     cols.update(created_at=stamp, started_at=stamp,
                 finished_at=None if result.status == TrialStatus.RUNNING else stamp)
@@ -122,10 +135,23 @@ def result_of(row: Mapping[Any, Any], metrics: list[MetricRecord]) -> TrialResul
         values = {c: row[c] for c in COST_FIELDS}
         cost = Cost(**{**values, "params": int(row["params"]), "gflops": float(row["gflops"] or 0.0),
                        "gflops_total": float(row["gflops_total"] or 0.0)})
+    usage = Usage(**{c: row[c] for c in USAGE_FIELDS}) if row.get("device_hours") is not None else None
     return TrialResult(
         trial_key=row["trial_key"], spec=TrialSpec.from_dict(json.loads(row["spec_json"])).to_dict(),
         status=TrialStatus(row["status"]), metrics=metrics, cost=cost, epochs_run=int(row["epochs_run"] or 0),
         best_epoch=row["best_epoch"], selection=row["selection"], checkpoint_uri=row["checkpoint_uri"],
         error=row["error"], provenance=provenance, history=json.loads(row.get("history_json") or "[]"),
         resumed_from_epoch=int(row.get("resumed_from_epoch") or 0),
-        stop_reason=StopReason(row["stop_reason"]) if row.get("stop_reason") else None)
+        stop_reason=StopReason(row["stop_reason"]) if row.get("stop_reason") else None, usage=usage)
+
+
+def status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
+    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
+    them (``None``: no status asked for, no row)."""
+    wanted = sorted(set(statuses))
+    if not wanted:
+        return None
+    where: ColumnElement[bool] = Trial.status.in_(wanted)
+    if stop_reasons is not None:
+        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
+    return where

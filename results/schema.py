@@ -16,14 +16,21 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    case,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: how a trial scored with the official protocol reads in its canonical spec JSON (``evaluate`` holds only the
+#: protocol, and the default ``real_frames`` is left out of it): the ``protocol`` of a row needs no column
+OFFICIAL_PROTOCOL_JSON = '"evaluate":{"protocol":"official"}'
 
 
 class Base(DeclarativeBase):
@@ -45,6 +52,9 @@ class Campaign(Base):
     created_at: Mapped[datetime]
     ray_job_id: Mapped[str | None] = mapped_column(String(128))
     storage: Mapped[str | None] = mapped_column(Text)
+    #: the grid's ``budget.max_device_hours`` and ``budget.price_per_device_hour`` (``NULL``: none given)
+    max_device_hours: Mapped[float | None]
+    price_per_device_hour: Mapped[float | None]
 
 
 class Trial(Base):
@@ -99,11 +109,30 @@ class Trial(Base):
     device: Mapped[str | None] = mapped_column(String(64))
     data_fingerprint: Mapped[str | None] = mapped_column(String(128))
     package_versions: Mapped[str] = mapped_column(Text, default="{}")
+    #: what running the trial cost (:class:`h2ot_core.contracts.Usage`; ``NULL`` on rows written before 0006)
+    device_seconds_train: Mapped[float | None]
+    device_seconds_eval: Mapped[float | None]
+    device_hours: Mapped[float | None]
+    clips_per_s: Mapped[float | None]
+    peak_memory_mb: Mapped[float | None]
+    peak_memory_kind: Mapped[str | None] = mapped_column(String(32))
+    device_name: Mapped[str | None] = mapped_column(String(128))
     #: per-epoch reports (JSON list), kept so MLflow can be backfilled after a tracking outage
     history_json: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def protocol(self) -> str:
+        """``official`` or ``real_frames``: the trial's ``evaluate.protocol``, read from ``spec_json`` (in SQL too,
+        so rows filter, group and sort on it like on a column)."""
+        return "official" if OFFICIAL_PROTOCOL_JSON in (self.spec_json or "") else "real_frames"
+
+    @protocol.inplace.expression
+    @classmethod
+    def _protocol_expression(cls) -> ColumnElement[str]:
+        return case((cls.spec_json.contains(OFFICIAL_PROTOCOL_JSON), "official"), else_="real_frames").label("protocol")
 
 
 class CampaignTrial(Base):
@@ -131,3 +160,40 @@ class Metric(Base):
     action: Mapped[str] = mapped_column(String(64), default="avg")
     value: Mapped[float]
     epoch: Mapped[int | None] = mapped_column(Integer)
+
+
+class Claim(Base):
+    """Who trains a trial right now: one row per claimed ``trial_key`` (or ``study/<campaign>`` for a search's
+    study), owned by one campaign run (``run_id``: :class:`CampaignRun`) until ``lease_until`` (naive UTC).
+
+    A driver renews its leases while it runs and deletes its rows when it ends; a row whose lease has passed
+    belongs to a driver that is gone, and another driver may take it over.
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_run_id", "run_id"),)
+    trial_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime]
+    claimed_at: Mapped[datetime]
+
+
+class CampaignRun(Base):
+    """One launch of a campaign (``h2ot campaign run``): its grid (path and content hash), host, process and
+    times; ``outcome`` (``complete``, ``failed``, ``interrupted`` ...) once it ended, ``NULL`` while it runs or
+    after its driver was killed."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (Index("ix_campaign_runs_campaign", "campaign"),)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    grid_path: Mapped[str] = mapped_column(Text, default="")
+    grid_hash: Mapped[str] = mapped_column(String(64), default="")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from h2ot_core.contracts import MetricRecord, StopReason, TrialResult, TrialSpec, TrialStatus
+from results.claims import ClaimsMixin
 from results.db import make_engine, retry_locked
 from results.errors import unknown
-from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of
+from results.rows import COST_COLUMNS, now, result_columns, result_of, spec_columns, spec_of, status_where
 from results.schema import Campaign, CampaignTrial, Metric, Trial
 
 log = logging.getLogger(__name__)
@@ -30,29 +32,20 @@ _KEEP_ON_UPDATE = frozenset({"id", "trial_key", "created_at", "started_at"})
 _CHUNK = 500
 
 
-def _status_where(statuses: Iterable[str], stop_reasons: Iterable[str] | None) -> ColumnElement[bool] | None:
-    """Rows with one of ``statuses``; with ``stop_reasons``, a ``stopped`` row only when it stopped for one of
-    them (``None``: no status asked for, no row)."""
-    wanted = sorted(set(statuses))
-    if not wanted:
-        return None
-    where: ColumnElement[bool] = Trial.status.in_(wanted)
-    if stop_reasons is not None:
-        where = and_(where, or_(Trial.status != TrialStatus.STOPPED, Trial.stop_reason.in_(sorted(set(stop_reasons)))))
-    return where
-
-
 def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
     ordered = sorted(set(keys))
     for i in range(0, len(ordered), _CHUNK):
         yield ordered[i:i + _CHUNK]
 
 
-class LeaderboardStore:
-    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`)."""
+class LeaderboardStore(ClaimsMixin):
+    """Writes and status lookups on the leaderboard at ``url`` (default: see :func:`results.db.resolve_url`),
+    and the drivers' claims (:mod:`results.claims`)."""
 
-    def __init__(self, url: str | None = None):
-        self.engine = make_engine(url)
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None):
+        """``engine``: an engine already open (a read-only one from :func:`results.db.open_read_only`, for a
+        command that only reads); otherwise one for ``url``, the schema created or upgraded."""
+        self.engine = engine if engine is not None else make_engine(url)
         #: the database URL with any password masked (for logs, reprs and messages)
         self.url = self.engine.url.render_as_string(hide_password=True)
         self._insert = _INSERTS[self.engine.dialect.name]
@@ -72,11 +65,13 @@ class LeaderboardStore:
     # -- campaigns -------------------------------------------------------------------------------------
     def ensure_campaign(self, name: str, *, grid_path: str = "", grid_yaml: str = "", version: int = 1,
                         metric: str = "mpjpe", mode: str = "min", git_sha: str | None = None,
-                        ray_job_id: str | None = None, storage: str | None = None) -> int:
-        """The id of campaign ``name``, created if new (an existing campaign's grid and SHA are refreshed;
+                        ray_job_id: str | None = None, storage: str | None = None,
+                        max_device_hours: float | None = None, price_per_device_hour: float | None = None) -> int:
+        """The id of campaign ``name``, created if new (an existing campaign's grid, budget and SHA are refreshed;
         its Ray job id and storage only when given)."""
         values = dict(name=name, grid_path=grid_path, grid_yaml=grid_yaml, version=version, metric=metric,
-                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage)
+                      mode=mode, git_sha=git_sha, created_at=now(), ray_job_id=ray_job_id, storage=storage,
+                      max_device_hours=max_device_hours, price_per_device_hour=price_per_device_hour)
         return self._write(lambda conn: self._ensure_campaign(conn, values))
 
     def begin_campaign(self, name: str, trial_keys: Iterable[str], *, keep: Iterable[str],
@@ -86,7 +81,7 @@ class LeaderboardStore:
         holds in a ``keep`` status (a ``stopped`` one only for one of ``keep_stop_reasons``) linked to it.
         Returns those kept trials' statuses: the rest is the run's to train."""
         values = dict(name=name, created_at=now(), **campaign)
-        where = _status_where(keep, keep_stop_reasons)
+        where = status_where(keep, keep_stop_reasons)
 
         def write(conn: Connection) -> dict[str, TrialStatus]:
             self._ensure_campaign(conn, values)
@@ -102,7 +97,8 @@ class LeaderboardStore:
 
     def _ensure_campaign(self, conn: Connection, values: Mapping[str, Any]) -> int:
         stmt = self._insert(Campaign).values(dict(values))
-        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode") if k in values}
+        refresh = {k: stmt.excluded[k] for k in ("grid_path", "grid_yaml", "version", "metric", "mode",
+                                                 "max_device_hours", "price_per_device_hour") if k in values}
         for kept in ("git_sha", "ray_job_id", "storage"):
             refresh[kept] = func.coalesce(stmt.excluded[kept], getattr(Campaign, kept))
         conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=refresh))
@@ -137,13 +133,18 @@ class LeaderboardStore:
             self._write(write)
 
     # -- trials ----------------------------------------------------------------------------------------
-    def mark_running(self, spec: TrialSpec, campaign: str) -> None:
-        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked)."""
+    def mark_running(self, spec: TrialSpec, campaign: str, *, run_id: str | None = None) -> bool:
+        """Record ``spec`` as running in ``campaign`` (a complete row stays complete, and is only linked).
+
+        With ``run_id`` (the driver's claim owner), only while that run holds the trial's claim; returns whether
+        the row was written."""
         stamp = now()
         running = str(TrialStatus.RUNNING)
         values = {**spec_columns(spec), "status": running, "created_at": stamp, "started_at": stamp}
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, spec.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["trial_key"],
@@ -154,20 +155,25 @@ class LeaderboardStore:
             conn.execute(stmt)
             tid = conn.execute(select(Trial.id).where(Trial.trial_key == spec.trial_key)).scalar_one()
             self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def upsert_result(self, result: TrialResult, *, campaign: str | None = None,
-                      mlflow_run_id: str | None = None) -> None:
+                      mlflow_run_id: str | None = None, run_id: str | None = None) -> bool:
         """Insert or update the row of ``result.trial_key`` and replace its metric rows.
 
-        Idempotent; a complete row is only ever replaced by another complete result.
+        Idempotent; a complete row is only ever replaced by another complete result. With ``run_id`` (the
+        driver's claim owner) nothing is written unless that run still holds the trial's claim: returns whether
+        the result was published (the transaction reads the claim, so a takeover cannot slip in between).
         """
         spec = spec_of(result)
         values = {**result_columns(result, spec), "mlflow_run_id": mlflow_run_id}
         metrics = {(m.name, m.split, m.action): m for m in result.metrics}  # last record of a key wins
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool:
+            if run_id is not None and not self.holds(conn, result.trial_key, run_id):
+                return False
             stmt = self._insert(Trial).values(values)
             update = {k: stmt.excluded[k] for k in values if k not in _KEEP_ON_UPDATE}
             update["mlflow_run_id"] = func.coalesce(stmt.excluded.mlflow_run_id, Trial.mlflow_run_id)
@@ -193,8 +199,9 @@ class LeaderboardStore:
                 tid = written or conn.execute(
                     select(Trial.id).where(Trial.trial_key == result.trial_key)).scalar_one()
                 self._link_ids(conn, campaign, [tid])
+            return True
 
-        self._write(write)
+        return bool(self._write(write))
 
     def _fill_git_sha(self, conn: Connection, trial_id: int, campaign: str) -> None:
         """A trial whose worker had no git checkout takes the SHA its campaign's driver recorded."""
@@ -202,18 +209,26 @@ class LeaderboardStore:
         conn.execute(update(Trial).where(and_(Trial.id == trial_id, Trial.git_sha.is_(None)))
                      .values(git_sha=sha))
 
-    def end_running_trials(self, campaign: str, reason: StopReason) -> list[tuple[str, str | None]]:
+    def end_running_trials(self, campaign: str, reason: StopReason, *, since: datetime | None = None
+                           ) -> list[tuple[str, str | None]]:
         """Trials of ``campaign`` still ``running`` become ``stopped`` for ``reason`` (their driver is gone);
-        returns each one's ``(trial_key, mlflow_run_id)``."""
+        returns each one's ``(trial_key, mlflow_run_id)``. With ``since``, so do the trials its driver itself
+        recorded stopped as ``interrupted`` from then on: the SIGTERM that stopped it was ``reason``'s."""
         in_campaign = (select(CampaignTrial.trial_id).join(Campaign, Campaign.id == CampaignTrial.campaign_id)
                        .where(Campaign.name == campaign))
         running = and_(Trial.id.in_(in_campaign), Trial.status == TrialStatus.RUNNING)
+        relabel = None if since is None else and_(
+            Trial.id.in_(in_campaign), Trial.status == TrialStatus.STOPPED,
+            Trial.stop_reason == StopReason.INTERRUPTED, Trial.finished_at >= since)
 
         def write(conn: Connection) -> list[tuple[str, str | None]]:
-            rows = conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all()
+            rows = list(conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(running)).all())
             if rows:
                 conn.execute(update(Trial).where(running).values(
                     status=str(TrialStatus.STOPPED), stop_reason=str(reason), error=None, finished_at=now()))
+            if relabel is not None:
+                rows += conn.execute(select(Trial.trial_key, Trial.mlflow_run_id).where(relabel)).all()
+                conn.execute(update(Trial).where(relabel).values(stop_reason=str(reason)))
             return [(r.trial_key, r.mlflow_run_id) for r in rows]
 
         return self._write(write)
@@ -233,7 +248,7 @@ class LeaderboardStore:
                          stop_reasons: Iterable[str] | None = None) -> set[str]:
         """The subset of ``trial_keys`` whose rows have one of ``statuses``; with ``stop_reasons``, a ``stopped``
         row counts only when it stopped for one of them."""
-        where = _status_where(statuses, stop_reasons)
+        where = status_where(statuses, stop_reasons)
         found: set[str] = set()
         if where is None:
             return found
@@ -314,14 +329,24 @@ class LeaderboardStore:
                                       .order_by(Metric.id)):
                     metrics.setdefault(m.trial_id, []).append(MetricRecord(m.name, m.split, m.value, m.action,
                                                                            epoch=m.epoch))
-        return [result_of(row, metrics.get(row["id"], [])) for row in rows], _grid_name(found.grid_yaml) or campaign
+        return [result_of(row, metrics.get(row["id"], [])) for row in rows], _stored_experiment(found.grid_yaml, campaign)
 
 
-def _grid_name(grid_yaml: str | None) -> str | None:
-    """The ``name`` of a campaign's stored resolved grid (``None`` when it has none)."""
+def mlflow_experiment(grid_name: str, profile: str | None, campaign: str) -> str:
+    """The MLflow experiment of a campaign: the grid's name for the campaign's default name (``grid`` or
+    ``grid-profile``: every profile of a grid shares its experiment), else the campaign's own (``--name X``)."""
+    default = f"{grid_name}-{profile}" if profile else grid_name
+    return grid_name if campaign == default else campaign
+
+
+def _stored_experiment(grid_yaml: str | None, campaign: str) -> str:
+    """:func:`mlflow_experiment` from a campaign's stored resolved grid (no grid: the campaign's name)."""
     try:
         doc = yaml.safe_load(grid_yaml or "") or {}
     except yaml.YAMLError:
-        return None
+        return campaign
     name = doc.get("name") if isinstance(doc, dict) else None
-    return str(name) if name else None
+    if not name:
+        return campaign
+    profile = doc.get("profile")
+    return mlflow_experiment(str(name), str(profile) if profile else None, campaign)

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from h2ot_core.config import read_yaml
-from h2ot_core.contracts import lower_is_better
+from h2ot_core.contracts import PIPELINES, PROTOCOLS, SELECTIONS, lower_is_better
+from h2ot_core.vocabulary import name_problem
 from results.errors import ResultsError, unknown
 from results.queries import AXES, COST_COLUMNS, DERIVED_COLUMNS
 
@@ -97,6 +98,10 @@ def _metrics(path: Path, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
     return names, {}
 
 
+#: axes whose values are a fixed vocabulary, checked in a spec's filters
+VOCABULARY_VALUES: dict[str, tuple[str, ...]] = {"protocol": PROTOCOLS, "selection": SELECTIONS, "pipeline": PIPELINES}
+
+
 def load_spec(path: str | Path) -> TableSpec:
     """Parse and check one table spec file (unknown keys and axes get did-you-mean errors)."""
     path = Path(path)
@@ -115,6 +120,10 @@ def load_spec(path: str | Path) -> TableSpec:
         for axis in names:
             if axis not in AXES:
                 raise ResultsError(f"{path}: {where}: {unknown('axis', axis, list(AXES))}")
+    for axis, allowed in VOCABULARY_VALUES.items():  # a typo here would silently select nothing
+        for value in _list(filters.get(axis)):
+            if value not in allowed:
+                raise ResultsError(f"{path}: filters.{axis}: {unknown(axis, value, list(allowed))}")
     if set(baseline) - set(rows):
         raise ResultsError(f"{path}: baseline: keys {sorted(set(baseline) - set(rows))} must be row axes {rows}")
     metrics, where_metric = _metrics(path, raw.get("metric"))
@@ -128,8 +137,11 @@ def load_spec(path: str | Path) -> TableSpec:
     for e in extra:
         if e not in (*COST_COLUMNS, *DERIVED_COLUMNS):
             raise ResultsError(f"{path}: extra: {unknown('cost column', e, [*COST_COLUMNS, *DERIVED_COLUMNS])}")
+    name = raw.get("name") or path.stem
+    if (problem := name_problem(name)) is not None:
+        raise ResultsError(f"{path}: name: {problem}")
     return TableSpec(
-        name=str(raw.get("name") or path.stem), path=str(path), rows=rows, columns=columns, metrics=metrics,
+        name=name, path=str(path), rows=rows, columns=columns, metrics=metrics,
         split=str(raw.get("split", where_metric.get("split", "test"))),
         action=str(raw.get("action", where_metric.get("action", "avg"))), better=better,
         fmt=_check_format(path, "format", raw.get("format", "{:.1f}")), aggregate=aggregate, extra=extra,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from h2ot_core.contracts import TrialStatus
+from results.errors import ResultsError
 from results.numbers import CONTENDED_MARK, CONTENDED_NOTE, LATENCY_VALUES
 from results.queries import DERIVED_COLUMNS, LEAN_COLUMNS, add_speedups, fetch_trials, seed_values
 from results.stats import ALPHA, significantly_better, summarize
@@ -127,12 +128,39 @@ BOLD_RULE = (f"Bold: a column's best value, only where it beats the runner-up (u
              f"difference within noise is never bold.")
 
 
+#: each protocol in a footnote
+PROTOCOL_TEXT = {"official": "P1/P2 averaged over every frame of the edge-padded windows, as HoT's test and the "
+                             "published numbers; P2 per clip",
+                 "real_frames": "P1/P2 averaged over the real frames, edge padding masked; P2 per clip"}
+
+
+def check_one_protocol(spec: TableSpec, rows: list[dict[str, Any]]) -> None:
+    """A table never mixes protocols in a cell: a :class:`ResultsError` naming the spec and the counts when its
+    trials were scored under two, unless ``protocol`` is one of its row or column axes (split, each labelled)."""
+    if "protocol" in (*spec.rows, *spec.columns):
+        return
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        counts[r["protocol"]] += 1
+    if len(counts) > 1:
+        found = ", ".join(f"{n} {p}" for p, n in sorted(counts.items()))
+        raise ResultsError(f"table {spec.name}: its trials were scored under different protocols ({found}); a table "
+                           f"never mixes them: add `protocol: official` (or real_frames) to its filters, or "
+                           f"make protocol a row or column axis")
+
+
 def _notes(spec: TableSpec, selected: list[dict[str, Any]]) -> list[str]:
     notes = [spec.footnote] if spec.footnote else []
     if spec.source_note:
         notes.append(spec.source_note)
-    rules = sorted({r["selection"] for r in selected if r["status"] == TrialStatus.COMPLETE})
-    rule_text = {"last_epoch": "the last epoch's weights", "best_on_test": "the epoch best on the test set"}
+    complete = [r for r in selected if r["status"] == TrialStatus.COMPLETE]
+    protocols = sorted({r["protocol"] for r in complete})
+    if protocols:
+        notes.append(f"Protocol: {protocols[0]} ({PROTOCOL_TEXT.get(protocols[0], protocols[0])}).")
+    rules = sorted({r["selection"] for r in complete})
+    rule_text = {"last_epoch": "the last epoch's weights",
+                 "best_on_val": "the epoch best on a held-out tenth of the training takes",
+                 "best_on_test": "the epoch best on the test set, the official practice"}
     if rules:
         notes.append("Checkpoint selection: " + "; ".join(f"{r} ({rule_text.get(r, r)})" for r in rules) + ".")
     if "best_on_test" in rules:
@@ -161,6 +189,7 @@ def build_table(engine: Engine, spec: TableSpec) -> Table:
     if set(spec.extra) & set(DERIVED_COLUMNS):
         add_speedups(engine, selected)
     complete = [r for r in selected if r["status"] == TrialStatus.COMPLETE]
+    check_one_protocol(spec, complete)
     row_values = {a: {r[a] for r in complete} for a in spec.rows}
     col_values = {a: {r[a] for r in complete} for a in spec.columns}
     present_rows = {tuple(r[a] for a in spec.rows) for r in complete}

@@ -15,6 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# Ray's own dashboard costs seconds per local campaign; the one test of it turns it on
+os.environ.setdefault("H2OT_RAY_DASHBOARD", "0")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an ``h2ot`` subprocess: runs dir, SQLite leaderboard and MLflow store under tmp_path."""
+    from testkit import cli_env
+
+    return cli_env(tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from h2ot_core.data.base import PoseData
+from h2ot_core.environment import DATA_DIR
 from h2ot_core.errors import DataError
 from h2ot_core.names import DATASETS
 
@@ -33,8 +34,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options: objec
     """
     info = DATASETS.info(name)
     if data_dir is None and not info.self_contained:
-        raise DataError(f"dataset {name!r} needs a data folder (data_dir) holding {', '.join(info.files)}; "
-                        f"none was given")
+        raise DataError(f"dataset {name!r} needs a data folder holding {', '.join(info.files)}; none was given: "
+                        f"pass --data-dir DIR (h2ot train, evaluate), or set {DATA_DIR.name} to the folder "
+                        f"holding {name}/ (every command and campaign)")
     loader = DATASETS.get(name)
     data = loader(Path(data_dir) if data_dir is not None else None, **options)
     data.fingerprint = fingerprint(data)

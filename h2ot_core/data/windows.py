@@ -69,7 +69,7 @@ class ClipWindows:
         self.joints_left, self.joints_right = tuple(joints_left), tuple(joints_right)
         self.actions = sorted({seq.action.split(" ")[0] for seq in sequences})
         action_id = {name: i for i, name in enumerate(self.actions)}
-        x2d, y3d, real, starts, seq_of, frame_of = [], [], [], [], [], []
+        x2d, y3d, real, edge, starts, seq_of, frame_of = [], [], [], [], [], [], []
         base = 0
         for i, seq in enumerate(sequences):
             self._check(seq, sequences[0])
@@ -79,6 +79,7 @@ class ClipWindows:
             y3d.append(np.pad(seq.pose3d.astype(np.float32, copy=False), pad, mode="edge"))
             valid = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
             real.append(np.pad(valid, (left, right), constant_values=False))
+            edge.append(np.pad(np.zeros(seq.num_frames, bool), (left, right), constant_values=True))
             starts.append(base + rel)
             seq_of.append(np.full(rel.size, i))
             frame_of.append(rel if pipeline == "seq2frame" else rel - left)
@@ -86,6 +87,7 @@ class ClipWindows:
         self._x2d = torch.from_numpy(np.concatenate(x2d))
         self._y3d = torch.from_numpy(np.concatenate(y3d))
         self._real = torch.from_numpy(np.concatenate(real))
+        self._pad = torch.from_numpy(np.concatenate(edge))
         self._starts = np.concatenate(starts)
         self.window_sequence = np.concatenate(seq_of)
         self.window_frame = np.concatenate(frame_of)
@@ -111,15 +113,19 @@ class ClipWindows:
     def __len__(self) -> int:
         return int(self._starts.size)
 
-    def get(self, idx: np.ndarray | Tensor | Sequence[int], *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def get(self, idx: np.ndarray | Tensor | Sequence[int], *, flip: bool = False, padded: bool = False
+            ) -> tuple[Tensor, Tensor, Tensor]:
         """Windows ``idx`` [B]: x2d [B,F,J,C] float32, y3d [B,F,J,3] float32 (m), mask [B,F] bool.
 
         ``mask`` is True on real frames that count (not edge padding, valid where the sequence has a
-        valid mask); for seq2frame only at the centre ``F // 2``. ``flip`` mirrors x2d and y3d.
+        valid mask); ``padded`` counts the edge padding too (the official protocol and loss); for
+        seq2frame only the centre ``F // 2`` counts. ``flip`` mirrors x2d and y3d.
         """
         idx = np.asarray(idx.cpu() if isinstance(idx, Tensor) else idx, dtype=np.int64).reshape(-1)
         gather = torch.from_numpy(self._starts[idx][:, None] + self._offsets[None, :])
         x, y, real = self._x2d[gather], self._y3d[gather], self._real[gather]
+        if padded:
+            real = real | self._pad[gather]
         if self.pipeline == "seq2frame":
             centre = self.frames // 2
             mask = torch.zeros_like(real)

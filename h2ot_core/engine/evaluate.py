@@ -1,7 +1,10 @@
 """Test-set evaluation: per-action MPJPE, P-MPJPE, N-MPJPE, MPJVE (and PCK/AUC on MPI-INF-3DHP).
 
 Every real frame is scored once: seq2seq windows tile each sequence at stride F, seq2frame windows are
-centred on every frame. The predicted root joint is set to 0 before scoring (targets are root-relative),
+centred on every frame. Under ``protocol="official"`` the edge-padded frames of the tiling windows are
+scored too, as HoT's test does (the published numbers); ``real_frames`` masks them. P-MPJPE is per frame,
+so per clip, whatever the batch (HoT's averages Procrustes errors over a batch before assigning them to
+each clip's action; that is not reproduced). The predicted root joint is set to 0 before scoring (targets are root-relative),
 and per-frame values are averaged within each action, then without weights over actions (``avg``).
 MPJVE needs consecutive output frames, so seq2frame models report no MPJVE. The forward passes run on the
 model's device under ``precision``'s autocast; the metrics are computed in float32.
@@ -33,7 +36,7 @@ class Windows(Protocol):
 
     def __len__(self) -> int: ...
 
-    def get(self, idx: np.ndarray, *, flip: bool = False) -> tuple[Tensor, Tensor, Tensor]: ...
+    def get(self, idx: np.ndarray, *, flip: bool = False, padded: bool = False) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
 @dataclass
@@ -98,8 +101,9 @@ def evaluate(
     pck_joints: Sequence[int] | None = None,
     max_windows: int | None = None,
     precision: str = "fp32",
+    protocol: str = "real_frames",
 ) -> Evaluation:
-    """Score ``model`` on every real frame of ``windows``.
+    """Score ``model`` on every real frame of ``windows`` (``protocol="official"``: the padded ones too).
 
     Args:
         pck_joints: when given, PCK (150 mm) and AUC (0–150 mm) are added over these joints.
@@ -115,7 +119,7 @@ def evaluate(
     try:
         for start in range(0, len(index), batch_size):
             chunk = index[start : start + batch_size]
-            x, y, mask = (to_device(t, device) for t in windows.get(chunk))
+            x, y, mask = (to_device(t, device) for t in windows.get(chunk, padded=protocol == "official"))
             pred = predict(model, x, flip=flip, joints_left=joints_left, joints_right=joints_right,
                            precision=precision).clone()
             pred[..., root_joint, :] = 0.0

@@ -29,12 +29,32 @@ def _mhformer(epoch: int, decay: float) -> float:
     return factor
 
 
+#: HoT's ``main_mixste.py``: the rate is halved after every ``HOT_LARGE_DECAY_EPOCH``-th (1-based) epoch
+HOT_LARGE_DECAY_EPOCH = 200
+
+
+def _hot(epoch: int, decay: float) -> float:
+    # HoT's MixSTE script: x0.5 after epochs 200, 400, ... and x``decay`` after every other epoch.
+    halvings = epoch // HOT_LARGE_DECAY_EPOCH
+    return 0.5**halvings * decay ** (epoch - halvings)
+
+
 #: loss terms a recipe may weigh (the functions: :data:`h2ot_core.engine.losses.LOSS_TERMS`)
 LOSS_TERM_NAMES: tuple[str, ...] = ("mpjpe", "wmpjpe", "n_mpjpe", "velocity", "tc")
 #: optimisers (the factories: :data:`h2ot_core.engine.recipes.OPTIMIZERS`)
 OPTIMIZER_NAMES: tuple[str, ...] = ("adamw", "adam_amsgrad")
 #: learning-rate rules: ``rule(epochs_done, lr_decay) -> factor`` on the base rate
-LR_RULES: dict[str, Callable[[int, float], float]] = {"exponential": _exponential, "mhformer": _mhformer}
+LR_RULES: dict[str, Callable[[int, float], float]] = {"exponential": _exponential, "mhformer": _mhformer,
+                                                      "hot": _hot}
+#: ``train.recipe``: ``ours`` (the default, today's training) or ``official`` (the backbone's official
+#: recipe exactly, :mod:`h2ot_core.recipes`)
+RECIPES: tuple[str, ...] = ("ours", "official")
+#: ``train.epoch_clips``: what one epoch is. ``flip_half``: every training clip once, a random half of each
+#: batch mirrored; ``mirrored_copies``: every clip twice, as is and mirrored (HoT's generator)
+EPOCH_CLIPS: tuple[str, ...] = ("flip_half", "mirrored_copies")
+#: ``train.loss_frames``: the frames the training loss averages over. ``real``: edge padding masked;
+#: ``padded``: every frame of the window, edge padding included (HoT's scripts)
+LOSS_FRAMES: tuple[str, ...] = ("real", "padded")
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,11 @@ class TrainSettings:
             unless fp32. The device is not a setting: the trainable or the CLI passes it to ``run_trial``.
         latency: time the trained model's forward pass (on the trial's device, in its precision).
         latency_batch: clips per timed pass. latency_repeats: timed passes (median reported).
+        recipe: ``ours`` or ``official`` (:data:`RECIPES`): ``official`` starts from the backbone's official
+            recipe (:func:`h2ot_core.recipes.official_settings`) instead of ``BackboneInfo.recipe``.
+        epoch_clips: what an epoch is (:data:`EPOCH_CLIPS`; ``mirrored_copies`` replaces ``flip_train``).
+        loss_frames: which frames the loss counts (:data:`LOSS_FRAMES`).
+        The last three are part of the trial's key only away from their defaults.
     """
 
     loss: Mapping[str, float]
@@ -79,6 +104,9 @@ class TrainSettings:
     latency: bool = True
     latency_batch: int = 1
     latency_repeats: int = 10
+    recipe: str = "ours"
+    epoch_clips: str = "flip_half"
+    loss_frames: str = "real"
 
     def strides(self, frames: int, pipeline: str) -> tuple[int, int]:
         """``(train_stride, test_stride)`` in frames for clips of ``frames`` on ``pipeline``."""
@@ -95,7 +123,8 @@ _POSITIVE_INT = ("epochs", "batch_size", "train_stride_div", "train_stride", "te
 _NON_NEGATIVE_FLOAT = ("lr", "weight_decay", "lr_decay")
 _BOOL = ("flip_train", "flip_test", "latency")
 _CHOICES: dict[str, Collection[str]] = {"optimizer": OPTIMIZER_NAMES, "lr_rule": tuple(LR_RULES),
-                                         "precision": PRECISIONS}
+                                         "precision": PRECISIONS, "recipe": RECIPES,
+                                         "epoch_clips": EPOCH_CLIPS, "loss_frames": LOSS_FRAMES}
 
 
 def _check_value(key: str, value: Any, source: str) -> Any:

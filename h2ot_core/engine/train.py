@@ -7,7 +7,7 @@ tie-breaks): saving both states makes a resumed run repeat an uninterrupted one 
 The loop never waits for the device per step: batches are copied through pinned memory without blocking,
 the loss is summed on the device, and the host reads it (:func:`_to_host`, the loop's only synchronising
 call) every ``check_every`` steps and once at the end of the epoch. A NaN or infinite loss is therefore
-noticed at the next check, not at its step; the trial then ends as ``diverged`` and the run falls back to
+noticed at the next check, not at its step; the trial then ends ``failed`` (``NaN at epoch N``) and the run falls back to
 the last completed epoch's checkpoint, so the steps taken in between are never kept.
 """
 
@@ -56,6 +56,13 @@ def _mirror_half(x: Tensor, y: Tensor, generator: torch.Generator, left: tuple[i
     return torch.where(sel, flip_poses(x, left, right), x), torch.where(sel, flip_poses(y, left, right), y)
 
 
+def _mirror_copies(x: Tensor, y: Tensor, mirrored: Tensor, left: tuple[int, ...], right: tuple[int, ...]
+                   ) -> tuple[Tensor, Tensor]:
+    """Mirror the clips ``mirrored [B]`` marks (the second copy of each window in an official epoch)."""
+    sel = mirrored[:, None, None, None]
+    return torch.where(sel, flip_poses(x, left, right), x), torch.where(sel, flip_poses(y, left, right), y)
+
+
 #: steps between two host reads of the running loss (the divergence check); the epoch's end always checks
 CHECK_EVERY = 100
 
@@ -81,8 +88,14 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     check_every: int | None = CHECK_EVERY,
     on_step: StepFn | None = None,
+    epoch_clips: str = "flip_half",
+    loss_frames: str = "real",
 ) -> EpochStats:
     """Shuffle ``windows`` with ``generator`` (at most ``max_windows`` of them) and take one step per batch.
+
+    ``epoch_clips="mirrored_copies"`` lists every window twice, as is and mirrored (HoT's epoch: 2x the
+    clips and steps; ``flip`` is then ignored); ``flip_half`` lists it once and ``flip`` mirrors a random
+    half of each batch. ``loss_frames="padded"`` counts the edge-padded frames in the loss (HoT's scripts).
 
     The forward pass and the loss run under ``precision``'s autocast; ``scaler`` (fp16) scales the loss and
     skips steps whose gradients overflowed. A non-finite loss ends the epoch at the next check (every
@@ -90,7 +103,9 @@ def train_one_epoch(
     is called after every step with the steps taken and the epoch's number of steps.
     """
     model.train()
-    order = torch.randperm(len(windows), generator=generator)
+    n = len(windows)
+    copies = 2 if epoch_clips == "mirrored_copies" else 1
+    order = torch.randperm(n * copies, generator=generator)
     if max_windows is not None:
         order = order[:max_windows]
     left, right = tuple(joints_left), tuple(joints_right)
@@ -100,8 +115,10 @@ def train_one_epoch(
     seen, steps = 0, 0
     steps_in_epoch = math.ceil(len(order) / batch_size)
     for chunk in order.split(batch_size):
-        x, y, mask = windows.get(chunk.numpy())
-        if flip:
+        x, y, mask = windows.get((chunk % n).numpy(), padded=loss_frames == "padded")
+        if copies == 2:
+            x, y = _mirror_copies(x, y, chunk >= n, left, right)
+        elif flip:
             x, y = _mirror_half(x, y, generator, left, right)
         x, y, mask = to_device(x, device), to_device(y, device), to_device(mask, device)
         with autocast(device, precision):

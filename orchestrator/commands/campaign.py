@@ -10,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from h2ot_core.contracts import STATUSES, TrialStatus
-from h2ot_core.environment import STORAGE
+from h2ot_core.contracts import STATUSES, StopReason, TrialStatus
+from h2ot_core.environment import SCRATCH_DIR, STORAGE
 from orchestrator.commands.campaign_jobs import print_job_state, stop, submit
 from orchestrator.commands.options import (
+    AppendOpt,
     AshaOpt,
     CpusOpt,
     DbUrlOpt,
@@ -30,7 +31,8 @@ from orchestrator.commands.options import (
     SeedsOpt,
     check_resources,
 )
-from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.console import ago, err, out, print_rows, user_errors
+from orchestrator.grid_reuse import check_grid_reuse
 
 if TYPE_CHECKING:
     from h2ot_core.contracts import TrialSpec
@@ -77,9 +79,11 @@ def _search_summary(grid: GridSpec) -> str:
 def validate(grid_path: GridArg, profile: ProfileOpt = None, seeds: SeedsOpt = None, fmt: FormatOpt = "table"
              ) -> None:
     """Check a grid (every name and combination) and print its expanded trials, or a search's plan."""
+    from orchestrator.datasets import check_data
     from orchestrator.grid import load_grid
 
     grid = load_grid(grid_path, profile, seeds=seeds)
+    check_data(grid, str(grid_path))
     if grid.search is not None:
         err.print(f"{grid_path}: valid, {_search_summary(grid)}")
         return
@@ -113,6 +117,7 @@ def run(
     asha: AshaOpt = False,
     db_url: DbUrlOpt = None,
     name: NameOpt = None,
+    append: AppendOpt = False,
     seeds: SeedsOpt = None,
     storage: Annotated[str | None, typer.Option(
         "--storage", envvar=STORAGE.name, show_default=False,
@@ -125,10 +130,13 @@ def run(
     spent; re-running it resumes the study.
 
     Exit code 0 when every trial ended complete or diverged, 1 when any failed or did not finish, 2 for a
-    bad grid or option.
+    bad grid or option, 130 after Ctrl-C (143 after SIGTERM): the trials in flight are recorded stopped
+    (interrupted) and the same command resumes them; a second Ctrl-C exits at once.
     """
-    from orchestrator.cluster import LaunchOptions, prepare
-    from orchestrator.grid import campaign_name, load_grid
+    from orchestrator import interrupt
+    from orchestrator.cluster import LaunchOptions, prepare, resolve_address
+    from orchestrator.datasets import check_data
+    from orchestrator.grid import campaign_name, check_search_budget, load_grid
     from orchestrator.launcher import run_campaign
     from results.store import LeaderboardStore
 
@@ -138,38 +146,85 @@ def run(
     grid = load_grid(grid_path, profile, seeds=seeds)
     campaign = campaign_name(grid, name)
     if dry_run:
-        _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped)
+        check_data(grid, str(grid_path))
+        _dry_run(grid, campaign, db_url, rerun=rerun, rerun_stopped=rerun_stopped, append=append)
         return
+    check_search_budget(grid)
+    if resolve_address(address) is None:  # the trials run on this machine: their data must be here
+        check_data(grid, str(grid_path))
     # Where the campaign runs is checked once, before anything is written (a bad --address leaves no trace).
     opts = prepare(LaunchOptions(address=address, num_cpus=num_cpus, cpus_per_trial=cpus_per_trial,
                                  gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, retries=retries,
                                  asha=asha, db_url=db_url, storage=storage))
     store = LeaderboardStore(db_url)  # the campaign run's one store
-    if grid.search is not None:
-        _run_search(grid, campaign, opts, store)
-    else:
-        _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
-                grid.metric, store, "run the same command again to retry them")
+    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
+    with interrupt.catching():
+        if grid.search is not None:
+            _run_search(grid, campaign, opts, store)
+        else:
+            _finish(run_campaign(grid, campaign, opts, store=store, rerun=rerun, rerun_stopped=rerun_stopped),
+                    grid.metric, store, "run the same command again to retry them", rerun=rerun)
 
 
-def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool) -> None:
+def _dry_run(grid: GridSpec, campaign: str, db_url: str | None, *, rerun: bool, rerun_stopped: bool,
+             append: bool) -> None:
     """What a run would train, and what it would keep from the leaderboard; starts nothing, imports no torch."""
     from orchestrator.launcher import partition
+    from results.db import leaderboard_missing, open_read_only
     from results.store import LeaderboardStore
 
+    missing = leaderboard_missing(db_url)
+    # read only: a dry run never creates a leaderboard (a typo in the path stays visible)
+    store = None if missing is not None else LeaderboardStore(engine=open_read_only(db_url))
+    if store is not None:
+        check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     if grid.search is not None:
         err.print(f"campaign {campaign}: {_search_summary(grid)}")
         return
     specs = grid.expand()
-    todo, done = partition(specs, LeaderboardStore(db_url), rerun=rerun, rerun_stopped=rerun_stopped)
+    todo: list[TrialSpec]
+    done: list[TrialSpec]
+    if store is None:
+        err.print(f"no leaderboard at {missing} yet: every trial would run", highlight=False, markup=False)
+        todo, done = specs, []
+    else:
+        todo, done = partition(specs, store, rerun=rerun, rerun_stopped=rerun_stopped)
     _print_wide(_trials_table(grid, specs, {s.trial_key for s in done}))
-    err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run)")
+    budget = grid.budget
+    limit = (f"; budget {budget.max_device_hours:g} device-hours" if budget.max_device_hours is not None else "")
+    err.print(f"campaign {campaign}: {len(todo)} to run, {len(done)} kept (complete or stopped; dry run){limit}; "
+              f"what it costs: h2ot campaign estimate {grid.path}", highlight=False)
 
 
-def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str) -> None:
-    """Print each trial's outcome and the best trials; exit 1 when any failed or did not finish."""
+#: the text of an error from a full disk (ENOSPC), in a trial's error line
+DISK_FULL = "No space left on device"
+
+
+def _finish(outcome: CampaignOutcome, metric: str, store: LeaderboardStore, retry_hint: str, *,
+            rerun: bool = False) -> None:
+    """Print each trial's outcome and the best trials (and, when the device budget stopped trials, one line
+    saying so); exit 1 when any failed or did not finish, 130/143 when the run was interrupted."""
     _print_outcome(outcome)
+    if outcome.interrupted is not None:
+        from orchestrator.interrupt import RESUME_HINT
+
+        again = " (with --rerun it trains every trial again; without, only those not complete)" if rerun else ""
+        err.print(f"[yellow]{RESUME_HINT}[/]{again}", highlight=False)
+        raise typer.Exit(outcome.exit_code)
     _print_best(outcome.campaign, metric, store)
+    full = [k for k, e in outcome.errors.items() if DISK_FULL in e]
+    if full:
+        err.print(f"{len(full)} trial(s) ran out of disk space ({DISK_FULL}): free space on the storage (--storage "
+                  f"/ {STORAGE.name}) and the scratch folder ({SCRATCH_DIR.name}), then run the same command "
+                  f"again", highlight=False, markup=False)
+    refused = sum(e == f"stopped: {StopReason.BUDGET}" for e in outcome.errors.values())
+    if refused:
+        from results.usage import campaign_usage, hours_text
+
+        usage = campaign_usage(store.engine, outcome.campaign)
+        err.print(f"[yellow]budget spent[/]: {hours_text(usage.total)} of {hours_text(usage.max_device_hours or 0.0)} "
+                  f"device-hours; {refused} trial(s) not started, recorded stopped (budget); raise "
+                  f"budget.max_device_hours and run again to train them", highlight=False)
     if outcome.exit_code:
         err.print(f"[red]{len(outcome.unfinished)} trial(s) failed or did not finish[/]; see "
                   f"`h2ot campaign status {outcome.campaign}`; {retry_hint}")
@@ -214,28 +269,71 @@ def status(
     address: JobAddressOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Trials of a campaign by status (complete ... pending), and its Ray job's state if it ran as one."""
-    from results.store import LeaderboardStore
+    """Trials of a campaign by status (complete ... pending) with their device-hours, the total (how much went
+    to failed or stopped trials, the budget left, an ETA while it runs), and its Ray job's state if it ran as one.
 
-    store = LeaderboardStore(db_url)
+    Trials recorded running whose driver is gone (no live claim) are shown ``interrupted``, with how long ago.
+    Reads only: the leaderboard is opened read-only (nothing is ever created)."""
+    from results.db import open_read_only
+    from results.store import LeaderboardStore
+    from results.usage import campaign_usage
+
+    store = LeaderboardStore(engine=open_read_only(db_url))
     counts = dict(store.campaign_status(name))
     if grid_path is not None:
         from orchestrator.grid import load_grid
 
         keys = [s.trial_key for s in load_grid(grid_path, profile).expand()]
         counts[TrialStatus.PENDING] = len(keys) - len(store.trial_statuses(keys))
-    rows = [{"status": key, "trials": counts[key]} for key in (*STATUSES, *sorted(set(counts) - set(STATUSES)))
-            if key in counts]
-    print_rows(rows, ["status", "trials"], fmt, title=f"campaign {name}", compact=False)
-    print_job_state(store, name, address, out if fmt == "table" else err)
+    gone = store.interrupted(name)
+    if gone:  # recorded running, but no driver renews their claims: shown as interrupted, not live
+        counts[TrialStatus.RUNNING] -= len(gone)
+        if not counts[TrialStatus.RUNNING]:
+            del counts[TrialStatus.RUNNING]
+        counts[StopReason.INTERRUPTED] = len(gone)
+    usage = campaign_usage(store.engine, name)
+    rows = [{"status": key, "trials": counts[key],
+             "device_hours": usage.hours.get(key) if usage.measured.get(key) else None}
+            for key in (*STATUSES, *sorted(set(counts) - set(STATUSES))) if key in counts]
+    print_rows(rows, ["status", "trials", "device_hours"], fmt, title=f"campaign {name}", compact=False)
+    console = out if fmt == "table" else err
+    if gone:
+        err.print(f"{len(gone)} trial(s) interrupted {ago(max(gone.values()))}: their driver stopped renewing its "
+                  f"claims (killed, or its node lost); `h2ot campaign run` of the grid takes them over",
+                  highlight=False)
+    for line in usage.lines(pending=counts.get(TrialStatus.PENDING, 0)):
+        console.print(line, highlight=False)
+    print_job_state(store, name, address, console)
+
+
+@user_errors
+def list_campaigns(db_url: DbUrlOpt = None, fmt: FormatOpt = "table") -> None:
+    """Every campaign in the leaderboard: its grid, trials by status, first start and last update."""
+    from results.browse import campaign_activity
+    from results.db import open_read_only
+
+    rows = [{"campaign": a.name, "grid": a.grid_path, "trials": a.total,
+             **{str(s): a.counts.get(s, 0) for s in STATUSES if s != TrialStatus.PENDING},
+             "started": a.started_at.isoformat(sep=" ", timespec="seconds") if a.started_at else None,
+             "updated": a.updated_at.isoformat(sep=" ", timespec="seconds") if a.updated_at else None}
+            for a in campaign_activity(open_read_only(db_url))]
+    columns = ["campaign", "grid", "trials", *(str(s) for s in STATUSES if s != TrialStatus.PENDING),
+               "started", "updated"]
+    print_rows(rows, columns, fmt, title="campaigns", compact=False)
+    if not rows:
+        err.print("no campaigns yet: h2ot campaign run GRID")
 
 
 def register(app: typer.Typer) -> None:
+    campaign_app.command("list")(list_campaigns)
     campaign_app.command("run")(run)
     campaign_app.command("submit")(submit)
     campaign_app.command("stop")(stop)
     campaign_app.command("validate")(validate)
     campaign_app.command("status")(status)
+    from orchestrator.commands.estimate import estimate  # issue 18: price a grid before it runs
+
+    campaign_app.command("estimate")(estimate)
     from orchestrator.commands.sync import sync  # MLflow backfill (issue 10)
 
     campaign_app.command("sync")(sync)

@@ -4,12 +4,13 @@ job's state for ``h2ot campaign status``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from h2ot_core.environment import DASHBOARD_SETTINGS, DB_URL
 from orchestrator.commands.options import (
+    AppendOpt,
     AshaOpt,
     CpusOpt,
     DbUrlOpt,
@@ -26,16 +27,18 @@ from orchestrator.commands.options import (
     check_resources,
 )
 from orchestrator.console import err, out, user_errors
+from orchestrator.grid_reuse import check_grid_reuse
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from orchestrator.jobs import JobState
     from results.store import LeaderboardStore
 
 
 def _run_args(grid_arg: str, *, profile: str | None, name: str | None, seeds: int | None, rerun: bool,
               rerun_stopped: bool, cpus_per_trial: float, gpus_per_trial: float | None,
-              max_concurrent: int | None, retries: int, asha: bool) -> list[str]:
+              max_concurrent: int | None, retries: int, asha: bool, append: bool = False) -> list[str]:
     """``h2ot campaign run ...`` as the job's entrypoint, every option given here passed on (never secrets:
     the leaderboard URL travels as an env var, not on the command line the dashboard shows)."""
     args = ["h2ot", "campaign", "run", grid_arg]
@@ -46,7 +49,8 @@ def _run_args(grid_arg: str, *, profile: str | None, name: str | None, seeds: in
     args += ["--cpus-per-trial", f"{cpus_per_trial:g}", "--retries", str(retries)]
     if gpus_per_trial is not None:
         args += ["--gpus-per-trial", f"{gpus_per_trial:g}"]
-    args += [flag for flag, on in (("--rerun", rerun), ("--rerun-stopped", rerun_stopped), ("--asha", asha)) if on]
+    args += [flag for flag, on in (("--rerun", rerun), ("--rerun-stopped", rerun_stopped), ("--asha", asha),
+                                   ("--append", append)) if on]
     return args
 
 
@@ -80,6 +84,7 @@ def submit(
     asha: AshaOpt = False,
     db_url: DbUrlOpt = None,
     name: NameOpt = None,
+    append: AppendOpt = False,
     seeds: SeedsOpt = None,
 ) -> None:
     """Submit GRID to a Ray cluster as a Ray job running `h2ot campaign run`, and return (or --wait).
@@ -104,10 +109,11 @@ def submit(
     entrypoint = shlex.join(_run_args(
         _grid_in(root, grid_path), profile=profile, name=name, seeds=seeds, rerun=rerun,
         rerun_stopped=rerun_stopped, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-        max_concurrent=max_concurrent, retries=retries, asha=asha))
+        max_concurrent=max_concurrent, retries=retries, asha=asha, append=append))
     env = jobs.job_env(db_url)
     client = jobs.job_client(address)  # an unreachable dashboard fails here, before anything is written
     store = LeaderboardStore(db_url)  # schema created before the job's driver opens the same database
+    check_grid_reuse(store.campaign_row(campaign), campaign, grid, append=append)
     job_id = jobs.submit(client, entrypoint, working_dir=root, env=env, campaign=campaign)
     store.ensure_campaign(
         campaign, grid_path=str(grid.path), grid_yaml=grid.resolved_yaml, version=grid.version,
@@ -132,9 +138,29 @@ def submit(
                   highlight=False, markup=False)
         raise typer.Exit(130) from None
     code = jobs.exit_code(state)
-    err.print(f"job {job_id}: {state.status} (exit code {code})", highlight=False, markup=False)
+    why = " (why: its driver log, above)" if state.status == "FAILED" else ""
+    err.print(f"job {job_id}: {state.status} (exit code {code}){why}", highlight=False, markup=False)
     if code:
         raise typer.Exit(code)
+
+
+def print_failure(client: Any, state: JobState, address: str) -> None:
+    """A failed job's last driver-log lines on stderr, where the reason is (``h2ot: not found`` on the head,
+    a data error, a traceback): a bare ``FAILED (exit code 127)`` says nothing. (``submit --wait`` has just
+    streamed that log.)"""
+    from orchestrator import jobs
+
+    if state.status != "FAILED":
+        return
+    tail = jobs.log_tail(client, state.job_id)
+    if not tail:
+        err.print(f"  (its driver log is empty or unreadable; Ray says: {state.message or 'nothing'})",
+                  highlight=False, markup=False)
+        return
+    err.print(f"  last lines of its driver log (all of it: ray job logs --address {address} {state.job_id}):",
+              highlight=False, markup=False)
+    for line in tail:
+        err.print(f"  | {line}", highlight=False, markup=False)
 
 
 
@@ -153,12 +179,14 @@ def print_job_state(store: LeaderboardStore, name: str, address: str | None, con
                   highlight=False, markup=False)
         return
     try:
-        state = jobs.job_state(jobs.job_client(address, timeout_s=5), job_id)
+        client = jobs.job_client(address, timeout_s=5)
+        state = jobs.job_state(client, job_id)
     except (ClusterError, jobs.JobError) as exc:
         err.print(f"ray job {job_id}: state unknown ({exc})", highlight=False, markup=False)
         return
     code = f", exit code {state.exit_code}" if state.exit_code is not None else ""
     console.print(f"ray job {job_id}: {state.status}{code}", highlight=False, markup=False)
+    print_failure(client, state, jobs.dashboard_address(address))
 
 
 @user_errors
@@ -187,12 +215,17 @@ def stop(
                                 f"cluster (`h2ot leaderboard`, `ray job list`)") from None
         raise
     campaign = row["name"] if row is not None else (before.campaign or jobs.campaign_of_job(store, job_id))
+    from results.rows import now
+
+    asked = now()
     state = jobs.stop(client, job_id, timeout_s=timeout)
     if not state.finished:
         err.print(f"[red]job {job_id} is still {state.status} after {timeout:g} s[/]; its rows are left as "
                   f"they are; run the same command again", highlight=False)
         raise typer.Exit(1)
-    ended = jobs.end_running_trials(store, campaign) if campaign else []
+    ended = jobs.end_running_trials(store, campaign, since=asked) if campaign else []
+    if campaign:  # its driver is gone: its trials are free for the next run at once, not after their leases
+        store.release_campaign(campaign)
     was = "" if before.finished else f" (was {before.status})"
     out.print(f"ray job {job_id}: {state.status}{was}", highlight=False, markup=False)
     if campaign:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from h2ot_core.contracts import PIPELINES, SELECTIONS, STATUSES, TRIAL_AXES
+from h2ot_core.contracts import PIPELINES, PROTOCOLS, SELECTIONS, STATUSES, TRIAL_AXES
 from h2ot_core.environment import DB_URL
 from h2ot_core.errors import ConfigError
 from h2ot_core.registry import unknown_message
@@ -56,7 +56,8 @@ def known_values(axis: str) -> list[str] | None:
     from h2ot_core.names import BACKBONES, DATASETS, PRUNERS, RECOVERERS
 
     named = {"backbone": BACKBONES.names, "pruner": PRUNERS.names, "recoverer": RECOVERERS.names,
-             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS)}
+             "dataset": DATASETS.names, "pipeline": lambda: list(PIPELINES), "selection": lambda: list(SELECTIONS),
+             "protocol": lambda: list(PROTOCOLS)}
     return named[axis]() if axis in named else None
 
 
@@ -76,10 +77,10 @@ def split_list(value: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class TrialFilter:
-    """The trials a command reads: axis values (any of, per axis), one campaign, statuses (any of)."""
+    """The trials a command reads: axis values (any of, per axis), campaigns (any of), statuses (any of)."""
 
     axes: dict[str, list[str]] = field(default_factory=dict)
-    campaign: str | None = None
+    campaign: list[str] | None = None
     status: list[str] | None = None
 
     def query(self) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def _filter_params() -> list[inspect.Parameter]:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
     return [*(opt(axis, f"only these {axis} values, comma-separated") for axis in FILTER_AXES),
-            opt("campaign", "only trials of this campaign"),
+            opt("campaign", "only trials of these campaigns, comma-separated"),
             opt("status", f"only these statuses, comma-separated: {', '.join(STATUSES)}")]
 
 
@@ -114,7 +115,7 @@ def with_trial_filter(fn: F) -> F:
         values = {p.name: kwargs.pop(p.name, None) for p in _FILTER_PARAMS}
         axes = {a: split_list(values[a]) for a in FILTER_AXES if values[a]}
         check_filter_values(axes)
-        where = TrialFilter(axes, values["campaign"], split_list(values["status"]) or None)
+        where = TrialFilter(axes, split_list(values["campaign"]) or None, split_list(values["status"]) or None)
         return fn(*args, where=where, **kwargs)
 
     new = sig.replace(parameters=[*positional, *_FILTER_PARAMS, *keyword])
@@ -133,6 +134,9 @@ RerunOpt = Annotated[bool, typer.Option("--rerun", help="train again even trials
 RerunStoppedOpt = Annotated[bool, typer.Option(
     "--rerun-stopped", help="train again trials an early-stopping scheduler stopped (trials stopped by "
                             "`campaign stop` are always trained again)")]
+AppendOpt = Annotated[bool, typer.Option(
+    "--append", help="run this grid under a campaign name that another grid used (its trials join that campaign); "
+                     "without it that is refused")]
 CpusOpt = Annotated[float, typer.Option(help="CPUs per trial (fractions allowed)")]
 GpusOpt = Annotated[float | None, typer.Option(
     help="GPUs per trial (0.25 = four trials per GPU; default: 1 when the cluster has GPUs, else 0)",

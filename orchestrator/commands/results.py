@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from h2ot_core.registry import unknown_message
+from h2ot_core.vocabulary import check_name
 from orchestrator.commands.options import (
     ColumnsOpt,
     DbUrlOpt,
@@ -31,11 +32,17 @@ tables_app = typer.Typer(no_args_is_help=True, help="Paper tables (Markdown, LaT
 
 #: leaderboard columns shown as a table / csv / markdown (JSON carries every column)
 SHOWN = ("trial_key", "status", "backbone", "pruner", "recoverer", "schedule", "frames", "dataset", "seed",
-         "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops", "speedup_latency")
+         "protocol", "selection", "mpjpe", "p_mpjpe", "params", "gflops", "latency_ms", "speedup_flops",
+         "speedup_latency", "device_hours")
+#: where the metrics start in :data:`SHOWN` (the sort column goes there)
+_FIRST_METRIC = SHOWN.index("mpjpe")
 
+
+#: default columns shown only when some row has them (trials recorded before their device time was measured)
+MEASURED_SINCE_0006 = frozenset({"device_hours"})
 
 #: the leaderboard columns a narrow terminal loses first
-DROP_ORDER = ("params", "speedup_latency", "p_mpjpe", "speedup_flops", "status", "latency_ms", "seed")
+DROP_ORDER = ("params", "device_hours", "speedup_latency", "p_mpjpe", "speedup_flops", "status", "latency_ms", "seed")
 
 
 def print_leaderboard(rows: list[dict[str, Any]], sort: str, group_by: list[str], fmt: str, title: str = "",
@@ -69,7 +76,9 @@ def _columns(rows: list[dict[str, Any]], sort: str, group_by: list[str]) -> list
         base = [*group_by, "n", sort, *(c for c in SHOWN if c not in group_by and c != sort)]
         stats = (f"{sort}_std", f"{sort}_ci_low", f"{sort}_ci_high", "p_vs_baseline")
         return [c for c in dict.fromkeys(base) if c in first] + [c for c in stats if c in first]
-    return list(dict.fromkeys([*SHOWN[:9], sort, *SHOWN[9:]]))
+    shown = list(dict.fromkeys([*SHOWN[:_FIRST_METRIC], sort, *SHOWN[_FIRST_METRIC:]]))
+    # device time exists only on rows trained since it is measured: no empty column for older leaderboards
+    return [c for c in shown if c not in MEASURED_SINCE_0006 or c == sort or any(r.get(c) is not None for r in rows)]
 
 
 @user_errors
@@ -111,8 +120,9 @@ def build(
                                                            "(default: all)", show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("paper_tables"),
     campaign: Annotated[str | None, typer.Option(
-        "--campaign", help="build from this campaign (e.g. token_sweep-tiny); default: per spec, a campaign "
-                           "of the grid it names, without profile first, else the most recent")] = None,
+        "--campaign", help="build from this campaign (e.g. token_sweep-tiny), or several comma-separated (each "
+                           "into OUT/<campaign>/); default: per spec, a campaign of the grid it names, without "
+                           "profile first, else the most recent")] = None,
     db_url: DbUrlOpt = None,
 ) -> None:
     """Write <name>.md, .tex and .csv per table spec (byte-identical on rebuild); fails if none is built."""
@@ -121,8 +131,15 @@ def build(
     from results.render import build_tables
     from results.table_spec import spec_paths
 
-    written, skipped = build_tables(open_read_only(db_url), spec_paths(specs or []), out_dir, skip_empty=not specs,
-                                    campaign=campaign)
+    engine, paths, names = open_read_only(db_url), spec_paths(specs or []), split_list(campaign)
+    written: list[Path] = []
+    skipped: list[str] = []
+    chosen: list[str | None] = [*names] or [None]  # None: each spec picks its campaign
+    for name in chosen:
+        folder = out_dir / name if len(names) > 1 and name else out_dir
+        done, passed = build_tables(engine, paths, folder, skip_empty=not specs, campaign=name)
+        written += done
+        skipped += [f"{s} ({name})" if len(names) > 1 else s for s in passed]
     for name in skipped:
         err.print(f"skipped {name}: its filters select no complete trial")
     for path in written:
@@ -155,33 +172,38 @@ def export(
 
 @user_errors
 def report(
-    campaign: Annotated[str | None, typer.Argument(help="campaign name (or --campaign)", show_default=False)] = None,
+    campaign: Annotated[str | None, typer.Argument(help="campaign name, or several comma-separated (one page "
+                                                        "each; or --campaign)", show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("reports"),
-    campaign_opt: Annotated[str | None, typer.Option("--campaign", help="campaign name (e.g. token_sweep-tiny)",
+    campaign_opt: Annotated[str | None, typer.Option("--campaign", help="campaign name(s) (e.g. token_sweep-tiny)",
                                                      show_default=False)] = None,
     video: Annotated[bool, typer.Option(help="add the qualitative figure: the best pruned trial beside the unpruned "
                                              "baseline on a test clip (h2ot video, a few seconds)")] = True,
     db_url: DbUrlOpt = None,
 ) -> None:
-    """One Markdown page: the campaign's tables and plots, what ran, what failed and why, provenance."""
+    """One Markdown page per campaign: its tables and plots, what ran, what failed and why, provenance."""
     from results.db import open_read_only
     from results.errors import ResultsError
     from results.report import build_report
 
     if campaign and campaign_opt and campaign != campaign_opt:
         raise ResultsError(f"two campaigns given ({campaign!r} and --campaign {campaign_opt!r}); give one")
-    name = campaign or campaign_opt
-    if not name:
+    names = split_list(campaign or campaign_opt)
+    if not names:
         raise ResultsError("name the campaign: h2ot report NAME (or --campaign NAME)")
-    engine = open_read_only(db_url)
-    qualitative = None
-    if video:
-        from orchestrator.commands.video import campaign_figure
-        from results.queries import check_campaign
+    for name in names:
+        check_name(name, "campaign")  # it names the report's file: no path in it
+    from results.queries import check_campaign
 
-        check_campaign(engine, name)
-        qualitative = campaign_figure(engine, name, out_dir.resolve() / "figures")
-    out.print(str(build_report(engine, name, out_dir, qualitative=qualitative)), highlight=False)
+    engine = open_read_only(db_url)
+    check_campaign(engine, names)  # every name before any page is written
+    for name in names:
+        qualitative = None
+        if video:
+            from orchestrator.commands.video import campaign_figure
+
+            qualitative = campaign_figure(engine, name, out_dir.resolve() / "figures")
+        out.print(str(build_report(engine, name, out_dir, qualitative=qualitative)), highlight=False)
 
 
 @user_errors
@@ -207,7 +229,8 @@ def plots(
 
 @user_errors
 def pareto(
-    campaign: Annotated[str, typer.Option("--campaign", help="campaign name", show_default=False)],
+    campaign: Annotated[str, typer.Option("--campaign", help="campaign name, or several comma-separated (one front "
+                                                            "over their trials)", show_default=False)],
     x: Annotated[str, typer.Option("--x", help="cost axis (metric or cost column)")] = "gflops",
     y: Annotated[str, typer.Option("--y", help="accuracy axis (test split, avg)")] = "mpjpe",
     ref: Annotated[str | None, typer.Option(help="hypervolume reference point X,Y (default: the worst "
@@ -223,7 +246,7 @@ def pareto(
 
     if fmt not in (*TABLE_FORMATS, "latex"):
         raise fail(unknown_message("format", fmt, [*TABLE_FORMATS, "latex"]))
-    front = campaign_front(open_read_only(db_url), campaign, x, y, _point(ref))
+    front = campaign_front(open_read_only(db_url), split_list(campaign), x, y, _point(ref))
     if fmt in ("table", "json"):
         columns = [*FRONT_COLUMNS, x, y]
         print_rows([{c: r.get(c) for c in columns} for r in front.front], columns, fmt, compact=False)

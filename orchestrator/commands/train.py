@@ -14,14 +14,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from h2ot_core.config import deep_merge, read_yaml
-from h2ot_core.contracts import TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import PROTOCOLS, TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import runs_dir
 from h2ot_core.errors import ConfigError
+from h2ot_core.registry import unknown_message
 from h2ot_core.resolve import resolve_spec
 from orchestrator.clock import duration, eta, eta_text, interval_s, timestamp
 from orchestrator.commands.core import DeviceOpt, PrecisionOpt, device_for
-from orchestrator.commands.options import FormatOpt, at_least_one
+from orchestrator.commands.options import DbUrlOpt, FormatOpt, at_least_one
 from orchestrator.console import err, out, print_rows, user_errors
+from orchestrator.datasets import data_dir as default_data_dir
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -54,6 +56,15 @@ def cli_spec(trial_yaml: Path | None, options: Mapping[str, Any], sets: list[str
             (given.setdefault(group, {}) if group else given)[leaf] = value
     raw = deep_merge(deep_merge(raw, given), _parse_sets(sets))
     return resolve_spec(raw, str(trial_yaml or "command line"))
+
+
+#: ``h2ot evaluate --frames``
+FRAME_CHOICES = ("all", "centre")
+
+
+def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{option}: {unknown_message(option.lstrip('-'), value, list(allowed))}")
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], title: str) -> Table:
@@ -165,7 +176,10 @@ def train(
     frames: Annotated[int | None, typer.Option(help="clip length F (default: the backbone's own)")] = None,
     dataset: Annotated[str | None, typer.Option(help="dataset name")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    selection: Annotated[str | None, typer.Option(help="last_epoch or best_on_test")] = None,
+    selection: Annotated[str | None, typer.Option(help="last_epoch, best_on_val or best_on_test")] = None,
+    recipe: Annotated[str | None, typer.Option(help="train.recipe: ours (default) or official (h2ot recipe show)")]
+    = None,
+    protocol: Annotated[str | None, typer.Option(help="evaluate.protocol: real_frames (default) or official")] = None,
     epochs: Annotated[int | None, typer.Option(help="epochs (default: the backbone's recipe)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="clips per step")] = None,
     lr: Annotated[float | None, typer.Option(help="base learning rate")] = None,
@@ -180,12 +194,21 @@ def train(
     device: DeviceOpt = "auto",
     sets: Annotated[list[str] | None, typer.Option("--set", help="any field, e.g. --set train.flip_test=false")]
     = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: the reader's)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET, else the reader's)")] = None,
     workdir: Annotated[Path | None, typer.Option(help="checkpoints and model (default: <runs dir>/trials/<trial_key>)")] = None,
     resume: Annotated[bool, typer.Option(help="continue from WORKDIR/checkpoint when it exists")] = False,
+    campaign: Annotated[str, typer.Option(
+        "--campaign", help="record the trial in this campaign of the leaderboard and MLflow experiment")] = "train",
+    record: Annotated[bool, typer.Option(help="write the leaderboard row and MLflow run (--no-record: neither)")]
+    = True,
+    db_url: DbUrlOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout."""
+    """Train and evaluate one trial here (no Ray); progress on stderr, the final metrics table on stdout.
+
+    The trial is recorded like a campaign's, by its trial_key: a leaderboard row in campaign `train`
+    (--campaign) and an MLflow run in the experiment of that name.
+    """
     from h2ot_core.api import CHECKPOINT_DIR, run_trial
     from h2ot_core.engine.state import STATE_FILE
     from h2ot_core.resolve import resolve_settings
@@ -195,7 +218,8 @@ def train(
         "dataset": dataset, "seed": seed, "selection": selection, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.lr": lr, "train.max_train_windows": max_train_windows,
         "train.max_test_windows": max_test_windows, "model.dim": dim, "model.depth": depth,
-        "model.num_heads": heads, "data.minutes": minutes, "train.precision": precision}, sets or [])
+        "model.num_heads": heads, "data.minutes": minutes, "train.precision": precision, "train.recipe": recipe,
+        "evaluate.protocol": protocol}, sets or [])
     settings = resolve_settings(spec.backbone, spec.train, source=str(trial_yaml or "command line"))
     total = settings.epochs
     dev = device_for(device, settings.precision, "--precision" if precision else "train.precision")
@@ -203,11 +227,20 @@ def train(
     resume_from = workdir / CHECKPOINT_DIR if resume and (workdir / CHECKPOINT_DIR / STATE_FILE).is_file() else None
 
     with TrainProgress(total, err) as progress:
-        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir, data_dir=data_dir,
+        result = run_trial(spec, lambda metrics, _ckpt: progress.epoch(metrics), workdir=workdir,
+                           data_dir=data_dir or default_data_dir(spec.dataset),
                            resume_from=resume_from, device=dev, on_step=progress.step)
 
-    err.print(f"trial {result.trial_key}: {result.status}, {result.epochs_run} epoch(s), "
-              f"selected epoch {result.best_epoch} ({result.selection}); model: {result.checkpoint_uri}")
+    if record:
+        from orchestrator.tracking.single import record_trial
+
+        run_id = record_trial(spec, result, campaign=campaign, db_url=db_url)
+        mlflow = f"MLflow run {run_id}" if run_id else "MLflow unreachable (h2ot campaign sync " + campaign + " later)"
+        err.print(f"recorded: h2ot leaderboard --campaign {campaign} ({mlflow})", highlight=False, markup=False)
+    why = f" ({result.error})" if result.error else ""
+    err.print(f"trial {result.trial_key}: {result.status}{why}, {result.epochs_run} epoch(s), "
+              f"selected epoch {result.best_epoch} ({result.selection}), protocol {spec.protocol}; "
+              f"model: {result.checkpoint_uri}")
     per_metric: dict[str, dict[str, float]] = {}
     for m in result.metrics:
         if m.split == "test":
@@ -218,7 +251,7 @@ def train(
     if result.cost is not None and train_loss is not None:
         (out if fmt == "table" else err).print(
             f"params {result.cost.params:,}  GFLOPs/clip {result.cost.gflops:.4f}  train loss {train_loss:.4f}")
-    if result.status == TrialStatus.DIVERGED:
+    if result.status != TrialStatus.COMPLETE:
         raise typer.Exit(1)
 
 
@@ -227,15 +260,28 @@ def evaluate(
     ckpt: Annotated[str, typer.Argument(help="native checkpoint (h2ot train writes WORKDIR/model.pt), or a "
                                              "storage URI (s3://..., gs://...)")],
     dataset: Annotated[str | None, typer.Option(help="dataset name (default: the one it was trained on)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="dataset folder")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="dataset folder (default: $H2OT_DATA_DIR/DATASET)")] = None,
     flip: Annotated[bool, typer.Option(help="test-time flip augmentation")] = True,
     batch_size: Annotated[int, typer.Option(callback=at_least_one, help="clips per forward pass")] = 8,
     sets: Annotated[list[str] | None, typer.Option("--set", help="dataset option, e.g. --set minutes=0.5")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    protocol: Annotated[str | None, typer.Option(
+        help="real_frames (padded frames masked) or official (padded frames scored too, as HoT's test and the "
+             "published numbers); default: the protocol the checkpoint's trial was scored with, else real_frames")]
+    = None,
+    frames: Annotated[str | None, typer.Option(help="all: every output frame of windows tiling each sequence (seq2seq "
+                                                    "default); centre: the centre frame of a window on every "
+                                                    "--stride-th frame (seq2frame default)")] = None,
+    stride: Annotated[int | None, typer.Option(callback=at_least_one, help="window stride in frames (default: F "
+                                                                           "for --frames all, 1 for centre)")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Per-action MPJPE and P-MPJPE (plus N-MPJPE, MPJVE; PCK/AUC on MPI-INF-3DHP) of a native checkpoint."""
+    if protocol is not None:
+        _check_choice("--protocol", protocol, PROTOCOLS)
+    if frames is not None:
+        _check_choice("--frames", frames, FRAME_CHOICES)
     dev = device_for(device, precision)
     from h2ot_core.api import data_options, evaluate_checkpoint
     from h2ot_core.checkpoint import read_native
@@ -243,6 +289,7 @@ def evaluate(
 
     with local_copy(ckpt, "checkpoint") as path:  # a storage URI: a temporary download
         trained = read_native(path).get("extra", {}).get("spec")
+        protocol = protocol or (TrialSpec.from_dict(trained).protocol if trained else "real_frames")
         options: dict[str, Any] = {}
         if trained and dataset in (None, trained["dataset"]):
             # Same dataset as in training: reuse its options (synthetic seed and length) unless overridden.
@@ -251,9 +298,11 @@ def evaluate(
         if dataset is None:
             raise ConfigError(f"{ckpt}: the checkpoint does not record its dataset; pass --dataset")
         options.update(_parse_sets(sets or []))
-        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir, data_options=options, flip=flip,
-                                 batch_size=batch_size, device=dev, precision=precision)
-    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (flip {'on' if flip else 'off'}, {precision} on {dev})")
+        ev = evaluate_checkpoint(path, dataset, data_dir=data_dir or default_data_dir(dataset), data_options=options,
+                                 flip=flip, batch_size=batch_size, device=dev, precision=precision,
+                                 protocol=protocol, frames=frames, stride=stride)
+    err.print(f"{ckpt}: {ev.frames} frames of {dataset} (protocol {protocol}, flip {'on' if flip else 'off'}, "
+              f"{precision} on {dev})")
     print_metrics(ev.metrics, f"{path.name} on {dataset}: test metrics (mm, PCK/AUC %)", fmt)
 
 

@@ -113,7 +113,7 @@ class GroundTruth:
 def load_gt(spec: str, data_dir: Path | None = None, frames: int | None = None) -> GroundTruth:
     """``DATASET:SUBJECT:ACTION[:CAMERA]`` (camera 0 by default), e.g. ``synthetic:S9:Walking:0``."""
     from h2ot_core.data.loading import load_dataset
-    from orchestrator.trainable import data_dir as default_data_dir
+    from orchestrator.datasets import data_dir as default_data_dir
 
     parts = spec.split(":")
     if len(parts) not in (3, 4):
@@ -322,7 +322,7 @@ def campaign_figure(engine: Any, campaign: str, figures: Path) -> tuple[Path | N
     try:
         from h2ot_core.data.loading import load_dataset
         from h2ot_core.video import pipeline
-        from orchestrator.trainable import data_dir
+        from orchestrator.datasets import data_dir
 
         lifters = lifters_for(_from_rows([base[0], best]), device_for("cpu", "fp32"), "fp32")
         data = load_dataset(best["dataset"], data_dir(best["dataset"]), **dict(best.get("data") or {}))

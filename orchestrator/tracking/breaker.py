@@ -44,20 +44,43 @@ def error_gist(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
+#: (signs in an error's text, lower case; what it means) for a tracking store that answers but cannot write
+_STORE_FAULTS = ((("no space left on device", "database or disk is full", "disk quota exceeded"),
+                  "MLflow tracking store {} is full (free space on its disk)"),
+                 (("read-only file system", "readonly database", "attempt to write a readonly"),
+                  "MLflow tracking store {} is read-only (make it writable)"))
+
+
+def store_fault(exc: BaseException, uri: str) -> str:
+    """What a failed MLflow call says about the tracking store at ``uri`` (masked): full, read-only, or (else)
+    unreachable."""
+    text = str(exc).lower()
+    for signs, what in _STORE_FAULTS:
+        if any(sign in text for sign in signs):
+            return what.format(uri)
+    return f"MLflow tracking server {uri} unreachable"
+
+
 def is_request_error(exc: BaseException) -> bool:
     return getattr(exc, "error_code", None) in _REQUEST_ERRORS
 
 
+#: loggers that repeat, with a traceback each, what the breaker's single warning says: urllib3's per-retry
+#: warning, and MLflow's SQL store logging every failed statement (a full or read-only store)
+_QUIET_LOGGERS = {"urllib3.connectionpool": logging.ERROR, "mlflow.store.db.utils": logging.CRITICAL}
+
+
 @contextlib.contextmanager
-def quiet_urllib3() -> Iterator[None]:
-    # urllib3 logs one warning per HTTP retry: the breaker's single warning says it all.
-    pool = logging.getLogger("urllib3.connectionpool")
-    level = pool.level
-    pool.setLevel(logging.ERROR)
+def quiet_clients() -> Iterator[None]:
+    loggers = {logging.getLogger(name): level for name, level in _QUIET_LOGGERS.items()}
+    before = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(level)
     try:
         yield
     finally:
-        pool.setLevel(level)
+        for logger, level in before.items():
+            logger.setLevel(level)
 
 
 class Breaker:
@@ -107,7 +130,7 @@ class Breaker:
         import requests
 
         try:
-            with quiet_urllib3():
+            with quiet_clients():
                 return requests.get(self.uri.rstrip("/") + "/health", timeout=5).ok
         except requests.RequestException:
             return False
@@ -119,7 +142,7 @@ class Breaker:
         if not self.allow():
             return "skipped", None
         try:
-            with quiet_urllib3():
+            with quiet_clients():
                 value = fn(*args)
         except Exception as exc:  # MLflow is the browser: nothing it raises may stop training
             if is_request_error(exc):
@@ -138,10 +161,9 @@ class Breaker:
         self.next_probe = self.down_since + self.probe_s
         self.outages += 1
         self.first_error = error_gist(exc)
-        log.warning("MLflow tracking server %s unreachable (%s: %s); training goes on and the leaderboard "
-                    "keeps every result; MLflow calls are skipped until it answers again (checked every %g s), "
-                    "then backfilled (or run `h2ot campaign sync`)", mask_secret(self.uri), what,
-                    self.first_error, self.probe_s)
+        log.warning("%s (%s: %s); training goes on and the leaderboard keeps every result; MLflow calls are "
+                    "skipped until it answers again (checked every %g s), then backfilled (or run `h2ot campaign "
+                    "sync`)", store_fault(exc, mask_secret(self.uri)), what, self.first_error, self.probe_s)
 
     def reset(self) -> None:
         if self.down_since is None:

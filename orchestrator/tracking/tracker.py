@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from h2ot_core.contracts import COST_METRICS, TrialResult, TrialSpec, TrialStatus, metric_key
+from h2ot_core.contracts import COST_METRICS, USAGE_METRICS, TrialResult, TrialSpec, TrialStatus, metric_key
 from h2ot_core.environment import MLFLOW_TRACKING_URI, mask_secret, runs_dir
 from orchestrator.provenance import git_sha, package_versions
 from orchestrator.tracking.breaker import (
     Breaker,
     error_gist,
     http_defaults,
-    quiet_urllib3,
+    quiet_clients,
 )
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class CampaignTracker:
         assert self.experiment_id is not None and self.parent_run_id is not None
         key = spec.trial_key
         run = self.client.create_run(
-            self.experiment_id, run_name=key,
+            self.experiment_id, run_name=run_name(spec),
             tags={**self.tags, PARENT_TAG: self.parent_run_id, TRIAL_TAG: key, ROLE_TAG: "trial",
                   LOGGED_TAG: "partial"})
         run_id = run.info.run_id
@@ -306,16 +306,24 @@ class CampaignTracker:
                 log.info("checkpoint %s of %s is not on this node; not logged as an artifact",
                          result.checkpoint_uri, result.trial_key)
 
+def run_name(spec: TrialSpec) -> str:
+    """A trial's MLflow run name a person can read: ``backbone-pruner+recoverer-schedule-seedN``
+    (``mixste-tpc+tra-1:9-seed0``; the unpruned model: ``mixste-unpruned-seed0``). Not unique across
+    settings outside the axes (model size, training): the run's ``h2ot.trial_key`` tag is its identity."""
+    model = f"{spec.pruner}+{spec.recoverer}-{spec.schedule}" if spec.schedule else "unpruned"
+    return f"{spec.backbone}-{model}-seed{spec.seed}"
+
+
 def final_values(result: TrialResult) -> dict[str, float]:
     """The final metrics and cost of ``result`` under their MLflow names: ``final.`` and the flat key of each
     metric (``final.test_mpjpe``, ``final.test_mpjpe__Walking``), ``cost.`` and each cost that is a number
-    (``cost.gflops``)."""
+    (``cost.gflops``), ``usage.`` and each number of its device usage (``usage.device_hours``)."""
     values = {f"final.{metric_key(m.split, m.name, m.action)}": float(m.value) for m in result.metrics}
-    if result.cost is not None:
-        for name in COST_METRICS:
-            value = getattr(result.cost, name)
+    for prefix, record, names in (("cost", result.cost, COST_METRICS), ("usage", result.usage, USAGE_METRICS)):
+        for name in names if record is not None else ():
+            value = getattr(record, name)
             if value is not None:
-                values[f"cost.{name}"] = float(value)
+                values[f"{prefix}.{name}"] = float(value)
     return values
 
 
@@ -327,6 +335,9 @@ def result_tags(result: TrialResult) -> dict[str, str]:
     """Provenance, status, selection and error of ``result`` as MLflow tags."""
     tags = {f"provenance.{k}": str(v)[:5000] for k, v in sorted(result.provenance.items())}
     tags.update({STATUS_TAG: result.status, "h2ot.selection": result.selection})
+    if result.usage is not None:
+        tags.update({f"usage.{k}": str(v) for k in ("device_name", "peak_memory_kind")
+                     if (v := getattr(result.usage, k)) is not None})
     if result.error:
         tags["h2ot.error"] = result.error[-5000:]
     return tags
@@ -349,7 +360,7 @@ def init_store(uri: str | None = None) -> str:
     if uri.startswith("sqlite:"):
         runs_dir().mkdir(parents=True, exist_ok=True)
     try:
-        with quiet_urllib3():
+        with quiet_clients():
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # the campaign's tracker says it again and backfills later
         # the campaign's tracker meets the same outage and warns once; no second warning here

@@ -274,7 +274,17 @@ def campaign_tables(engine: Engine, campaign: str) -> tuple[list[Any], str]:
         specs = resolve_specs(engine, spec_paths(), campaign=campaign)
     except ResultsError as exc:
         return [], str(exc)
-    tables = [t for t in (build_table(engine, s) for s in specs) if t.row_keys]
+    tables, refused = [], []
+    for spec in specs:
+        try:
+            table = build_table(engine, spec)
+        except ResultsError as exc:  # e.g. trials of two protocols: refused, said on the page
+            refused.append(str(exc))
+            continue
+        if table.row_keys:
+            tables.append(table)
+    if refused:
+        return tables, " ".join(refused)
     return tables, "" if tables else "No table spec selects a complete trial of this campaign yet."
 
 

@@ -79,7 +79,8 @@ def test_shipped_readmes_are_up_to_date_with_the_result_files() -> None:
         assert filled == text, f"{path} is stale: run make readme"
     assert {"core", "attention", "claim", "data", "engine", "results", "orchestration", "search", "video"} \
         <= set(names[readme.BENCHMARKS_README])
-    assert names[readme.README] == ["settings"]  # the README keeps its settings table and a short summary
+    # the README keeps the tables newcomers read (settings, official recipes) and a short performance summary
+    assert sorted(names[readme.README]) == ["recipes", "settings"]
 
 
 def test_write_result_prints_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,3 +104,16 @@ def test_claim_shows_a_missing_metric_as_missing_never_zero() -> None:
     assert lines[3] == "| HoT | tpc + tra | 1:33 | 0.6000 | −40.0% | missing (diverged) | missing (diverged) | 5.0 |"
     assert lines[4] == "| H2OT | tps + tri | 1:41,3:13 | 0.5000 | −50.0% | 98.00 (−2.0%) | 10.00 (+0.0%) | 4.0 |"
     assert not any(" 0.00 " in line for line in lines)
+
+
+def test_readme_contents_list_every_section() -> None:
+    """A newcomer's table of contents: every ## and ### section of README.md, in order, and nothing else."""
+    import re
+
+    text = readme.README.read_text(encoding="utf-8")
+    start = text.index("**Contents**")
+    body = text[text.index("\n## ", start):]
+    heads = [re.sub(r"[^\w\- ]", "", h.lower().strip()).replace(" ", "-")
+             for h in re.findall(r"^#{2,3} (.+)$", body, re.M)]
+    links = re.findall(r"\]\(#([^)]+)\)", text[start:text.index("\n## ", start)])
+    assert links == heads, "README.md: add the new section to **Contents** (in order)"

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -19,8 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from testkit import free_port, port_open
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH = REPO / "deploy" / "slurm" / "h2ot_campaign.sbatch"
@@ -44,17 +44,6 @@ echo "$*" > "$FAKE_OUT"
 "$H2OT_PYTHON" -c 'import sys, ray; ray.init(address=sys.argv[1], logging_level="ERROR"); \
 print(sum(n["Alive"] for n in ray.nodes()))' "$5" >> "$FAKE_OUT"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def processes_of(temp: str) -> list[int]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from h2ot_core.contracts import TrialSpec, metric_key
+from h2ot_core.contracts import EPOCH_EVAL_SECONDS, EPOCH_TRAIN_SECONDS, TrialSpec, metric_key
 from h2ot_core.engine.losses import (
     WeightedLoss,
     align_to_output,
@@ -208,6 +208,14 @@ def test_run_trial_reports_every_epoch_and_resume_matches_an_uninterrupted_run(t
     assert full.provenance["data_fingerprint"] and full.provenance["torch"] == torch.__version__
     model, config = load_native(full.checkpoint_uri)
     assert config["model"]["dim"] == 32 and model.num_frames == 27
+    # what it cost: every epoch's device time in its report, summed in the result's usage
+    usage = full.usage
+    assert all(r[0][EPOCH_TRAIN_SECONDS] > 0 and r[0][EPOCH_EVAL_SECONDS] > 0 for r in reports)
+    assert usage.device_seconds_train == pytest.approx(sum(r[0][EPOCH_TRAIN_SECONDS] for r in reports))
+    assert usage.device_seconds_eval == pytest.approx(sum(r[0][EPOCH_EVAL_SECONDS] for r in reports))
+    assert usage.device_hours == pytest.approx((usage.device_seconds_train + usage.device_seconds_eval) / 3600)
+    assert usage.clips_per_s == pytest.approx(sum(r[0]["train_windows"] for r in reports) / usage.device_seconds_train)
+    assert usage.peak_memory_kind == "cpu_peak_rss" and usage.peak_memory_mb > 10 and usage.device_name
 
     class Crash(Exception):
         pass
@@ -223,6 +231,9 @@ def test_run_trial_reports_every_epoch_and_resume_matches_an_uninterrupted_run(t
     assert resumed.epochs_run == 2
     assert _values(resumed) == _values(full)
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    # the resumed trial's device time counts the crashed run's epoch 1 too
+    assert resumed.usage.device_seconds_train == pytest.approx(sum(h[EPOCH_TRAIN_SECONDS] for h in resumed.history))
+    assert resumed.history[0][EPOCH_TRAIN_SECONDS] > 0
 
     other = replace(TINY, selection="best_on_test")
     with pytest.raises(CheckpointError, match="belongs to trial"):
@@ -241,13 +252,13 @@ def test_best_on_test_keeps_the_best_epoch(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_a_diverging_loss_ends_as_diverged_without_exception(tmp_path, data_dir):
+def test_a_diverging_loss_ends_failed_with_its_epoch_without_exception(tmp_path, data_dir):
     from h2ot_core.api import run_trial
 
     spec = replace(TINY, train={**TINY.train, "lr": 1e12, "epochs": 3, "max_train_windows": 40})
     result = run_trial(spec, workdir=tmp_path, data_dir=data_dir)
-    assert result.status == "diverged"
-    assert result.epochs_run < 3
+    assert result.status == "failed"
+    assert result.epochs_run < 3 and result.error == f"NaN at epoch {result.epochs_run + 1}"
     assert all(math.isfinite(m.value) for m in result.metrics)
 
 
@@ -268,7 +279,8 @@ def test_a_nan_in_a_later_epoch_keeps_the_last_good_epoch(tmp_path, data_dir, mo
 
     monkeypatch.setattr(losses.WeightedLoss, "__call__", nan_in_epoch_2)
     result = run_trial(replace(TINY, train={**TINY.train, "epochs": 3}), workdir=tmp_path, data_dir=data_dir)
-    assert result.status == "diverged" and result.epochs_run == 1 and result.best_epoch == 1
+    assert result.status == "failed" and result.epochs_run == 1 and result.best_epoch == 1
+    assert result.error == "NaN at epoch 2"
     assert result.metric("mpjpe") == pytest.approx(result.history[0]["test_mpjpe"])
     model, _ = load_native(result.checkpoint_uri)
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -346,3 +358,20 @@ def test_cpu_trials_keep_the_default_optimizer_update(name):
     group = opt.param_groups[0]
     assert not group["fused"] and group["params"] == params and group["lr"] == 1e-3
     assert group["weight_decay"] == 0.01
+
+
+@pytest.mark.slow
+def test_best_on_val_and_the_official_recipe_and_protocol_run_end_to_end(tmp_path, data_dir):
+    from h2ot_core.api import run_trial, validation_split
+    from h2ot_core.data.loading import load_dataset
+
+    spec = replace(TINY, selection="best_on_val", evaluate={"protocol": "official"},
+                   train={**TINY.train, "epochs": 3, "recipe": "official"})
+    result = run_trial(spec, workdir=tmp_path, data_dir=data_dir)
+    best = min(result.history, key=lambda h: h["val_mpjpe"])
+    assert result.selection == "best_on_val" and result.best_epoch == best["epoch"]
+    assert result.metric("mpjpe") == pytest.approx(best["test_mpjpe"])
+    # HoT's MixSTE rate: x0.99 after epochs 1 and 2 (x0.5 only after every 200th)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-3, 1e-3 * 0.99, 1e-3 * 0.99**2])
+    train, val = validation_split(load_dataset("synthetic", data_dir, seed=3, minutes=0.5).train)
+    assert val and train and not {(s.subject, s.action) for s in val} & {(s.subject, s.action) for s in train}

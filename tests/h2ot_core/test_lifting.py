@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import TINY, TINY_FRAMES
 
 from h2ot_core.errors import ConfigError, ShapeError
 from h2ot_core.factory import create_model
 from h2ot_core.lifting import lift_sequence, tent_weights
-from tests.h2ot_core.tiny import TINY, TINY_FRAMES
 
 F = TINY_FRAMES
 

@@ -7,6 +7,7 @@ while the others finish; the trainable imports only the ray.tune report path.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -51,14 +52,14 @@ def store():
 
 
 def trial_runs(experiment: str) -> dict[str, object]:
-    """MLflow trial runs of an experiment, by run name (the trial_key)."""
+    """MLflow trial runs of an experiment, by their trial_key tag."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no MLflow experiment {experiment}"
     runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'", max_results=1000)
-    return {r.info.run_name: r for r in runs}
+    return {r.data.tags["h2ot.trial_key"]: r for r in runs}
 
 
 def test_smoke_campaign_end_to_end(env):
@@ -76,6 +77,9 @@ def test_smoke_campaign_end_to_end(env):
     assert set(runs) == set(keys)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs.values()}
     assert len(parents) == 1
+    # readable run names; the trial_key is the run's tag
+    assert sorted(r.info.run_name for r in runs.values()) == [
+        "mixste-tpc+tra-1:9-seed0", "mixste-tpc+tri-1:9-seed0", "mixste-tps+tra-1:9-seed0", "mixste-tps+tri-1:9-seed0"]
     for key, run in runs.items():
         assert run.info.status == "FINISHED"
         assert {k: run.data.params[k] for k in ("backbone", "pruner", "recoverer", "schedule")} == {
@@ -101,6 +105,7 @@ def test_rerun_and_a_new_campaign_reuse_completed_trials(env):
     assert store().campaign_status("smoke-again").get("complete") == len(before)
     after = {k: r.info.run_id for k, r in trial_runs("smoke").items()}
     assert after == before  # nothing trained or logged again
+    assert set(trial_runs("smoke-again")) == set(before)  # --name X: MLflow experiment X, not the grid's
 
     res = runner.invoke(app, ["campaign", "run", str(SMOKE), "--dry-run", "--rerun"])
     assert res.exit_code == 0, res.output
@@ -108,15 +113,20 @@ def test_rerun_and_a_new_campaign_reuse_completed_trials(env):
 
 
 def test_a_failing_trial_is_recorded_and_the_others_finish(env, tmp_path):
-    # h36m has no folder in the (empty) data dir, so that trial's loader raises DataError on the worker:
-    # a genuine failure of the trial, not of the grid (the grid itself is valid).
+    # h36m's files are there (the driver's data check passes) but unreadable, so that trial's loader raises
+    # DataError on the worker: a genuine failure of the trial, not of the grid. It is deterministic, so it
+    # is recorded at once, never retried (a retried trial's error would be Tune's traceback).
+    folder = env / "data" / "h36m"
+    folder.mkdir(exist_ok=True)
+    for name in ("data_3d_h36m.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz"):
+        (folder / name).write_bytes(b"not an npz")
     doc = yaml.safe_load(SMOKE.read_text())
     doc.update(name="with_failure", include=str(SMOKE.parent / "_base" / "tiny_model.yaml"))
     doc["grid"] = {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "dataset": ["synthetic", "h36m"],
                    "seed": [7]}
     path = tmp_path / "with_failure.yaml"
     path.write_text(yaml.safe_dump(doc))
-    res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "0"])
+    res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "2"])
     assert res.exit_code == 1, res.output
     specs = {s.dataset: s.trial_key for s in load_grid(path).expand()}
     lb = store()
@@ -124,7 +134,7 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(env, tmp_path):
     assert lb.trial_status(specs["h36m"]) == "failed"
     assert lb.campaign_status("with_failure") == {**lb.campaign_status("with_failure"), "complete": 1, "failed": 1}
     error = _error_of(specs["h36m"])
-    assert "DataError" in error and "h36m" in error
+    assert error.startswith("DataError: ") and "data_3d_h36m.npz" in error and "Traceback" not in error
     run = trial_runs("with_failure")[specs["h36m"]]
     assert run.info.status == "FAILED" and "DataError" in run.data.tags["h2ot.error"]
 
@@ -173,6 +183,33 @@ def test_campaign_status_counts(env):
     res = runner.invoke(app, ["campaign", "status", "with_failure"])
     assert res.exit_code == 0, res.output
     assert "complete" in res.stdout and "failed" in res.stdout
+    assert "device-hours:" in res.stdout and "on failed or stopped trials" in res.stdout
+    res = runner.invoke(app, ["campaign", "status", "smoke", "--format", "json"])
+    rows = {r["status"]: r for r in json.loads(res.stdout)}
+    assert rows["complete"]["device_hours"] > 0  # every smoke trial measured its device time
+
+
+def test_device_budget_stops_launching_and_records_the_rest_stopped(env, tmp_path):
+    doc = {"name": "with_budget", "include": str(SMOKE.parent / "_base" / "tiny_model.yaml"),
+           "grid": {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "seed": [21, 22, 23]},
+           "budget": {"max_device_hours": 1e-6, "price_per_device_hour": 2.5}}  # spent by the first trial
+    path = tmp_path / "with_budget.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["campaign", "run", str(path), "--retries", "0", "--max-concurrent", "1"])
+    assert res.exit_code == 0, res.output  # stopped by the budget is not a failure
+    statuses = {s.trial_key: store().trial_status(s.trial_key) for s in load_grid(path).expand()}
+    assert sorted(statuses.values()) == ["complete", "stopped", "stopped"]
+    assert {_column_of(k, "stop_reason") for k, s in statuses.items() if s == "stopped"} == {"budget"}
+    assert "budget spent" in res.output and "2 trial(s) not started" in res.output
+    res = runner.invoke(app, ["campaign", "status", "with_budget"])
+    assert "budget: 0.00000100 device-hours, 0 left (spent: no new trials start)" in res.stdout
+    assert "$" in res.stdout
+
+    doc["budget"] = {"max_device_hours": 0}
+    path.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["campaign", "run", str(path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"{path}: budget.max_device_hours: 0 must be greater than 0" in " ".join(res.output.split())
 
 
 def test_asha_records_stopped_trials_and_keeps_finished_ones(env, tmp_path):

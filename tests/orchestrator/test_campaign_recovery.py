@@ -8,102 +8,16 @@ worker in a process group of its own (a worker that outlived the kill could stil
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import psutil
 import pytest
 import sqlalchemy as sa
-import yaml
+from testkit import finish, grid_file, kill, rows, start, wait_for
 
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
-
-
-def grid_file(tmp_path: Path, name: str, *, seeds: list[int], train: dict) -> Path:
-    doc = {"name": name, "include": str(TINY),
-           "grid": {"pruner": "tps", "recoverer": "tri", "schedule": "1:9", "seed": seeds},
-           "fixed": {"train": train}}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-@pytest.fixture
-def env(tmp_path):
-    return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "campaign", "run", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def kill(proc: subprocess.Popen) -> tuple[str, str]:
-    """SIGKILL the campaign like a lost node: its process group and every descendant, then reap them all.
-
-    Returns what the campaign had printed (stdout, stderr).
-    """
-    try:
-        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for p in tree:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    psutil.wait_procs(tree, timeout=30)
-    return proc.communicate()
-
-
-def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        out, err = kill(proc)
-        pytest.fail(f"campaign did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, out, err
-
-
-def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"campaign ended (rc {proc.returncode}) before {what}:\n{proc.stderr.read()[-3000:]}")
-        time.sleep(0.2)
-    kill(proc)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def rows(env: dict[str, str], keys: list[str]) -> dict[str, list[str]]:
-    """trial_key -> statuses of its rows (a list, so duplicates would show)."""
-    engine = sa.create_engine(env["H2OT_DB_URL"])
-    trials = sa.table("trials", sa.column("trial_key"), sa.column("status"))
-    out: dict[str, list[str]] = {}
-    try:
-        with engine.connect() as conn:
-            query = sa.select(trials.c.trial_key, trials.c.status).where(trials.c.trial_key.in_(keys))
-            for key, status in conn.execute(query):
-                out.setdefault(key, []).append(status)
-    except sa.exc.OperationalError:  # the campaign has not created the leaderboard yet
-        return {}
-    finally:
-        engine.dispose()
-    return out
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
 
 def logged_steps(env: dict[str, str], experiment: str, key: str) -> list[int]:

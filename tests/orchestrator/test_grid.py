@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +146,32 @@ MALFORMED = {
     "seq2frame_with_recoverer": (_with(pipeline=["seq2frame"]), ["g.yaml", "pipeline=seq2frame", "'tra'"]),
     "unknown_train_field": ({**GOOD, "fixed": {**TINY, "train": {"epoch": 1}}}, ["g.yaml", "train.epoch"]),
     "everything_excluded": ({**GOOD, "exclude": [{"pruner": "tpc"}]}, ["g.yaml", "no trials"]),
+    # a name becomes folder names (Ray's run, a report) and an MLflow experiment
+    "name_escapes": ({**GOOD, "name": "../../escape"}, ["g.yaml: name:", "'../../escape'", "is not a name"]),
+    "name_with_a_slash": ({**GOOD, "name": "a/b"}, ["g.yaml: name:", "'a/b'"]),
+    "name_with_a_space": ({**GOOD, "name": "my grid"}, ["g.yaml: name:", "'my grid'"]),
+    "name_hidden": ({**GOOD, "name": ".hidden"}, ["g.yaml: name:", "'.hidden'"]),
+    "name_not_text": ({**GOOD, "name": ["a"]}, ["g.yaml: name:", "['a']"]),
+    "name_too_long": ({**GOOD, "name": "a" * 101}, ["g.yaml: name:", "101 characters", "at most 100"]),
+    "zero_budget": ({**GOOD, "budget": {"max_device_hours": 0}}, ["g.yaml", "budget.max_device_hours", "0",
+                                                                   "greater than 0"]),
+    "negative_price": ({**GOOD, "budget": {"max_device_hours": 1, "price_per_device_hour": -2}},
+                       ["g.yaml", "budget.price_per_device_hour", "-2"]),
+    "unknown_budget_key": ({**GOOD, "budget": {"max_device_hour": 1}}, ["g.yaml", "budget.max_device_hour",
+                                                                        "max_device_hours"]),
 }
+
+
+def test_device_budget_of_a_grid_and_of_a_search(tmp_path):
+    grid = load_grid(write(tmp_path, "g.yaml", {**GOOD, "budget": {"max_device_hours": 2, "price_per_device_hour": 1.5}}))
+    assert (grid.budget.max_device_hours, grid.budget.price_per_device_hour) == (2.0, 1.5)
+    search = yaml.safe_load((Path(__file__).parents[2] / "search_spaces/search/smoke.yaml").read_text())
+    search["include"] = str(Path(__file__).parents[2] / "search_spaces/_base/tiny_model.yaml")
+    search["search"]["budget"]["max_device_hours"] = 0.5
+    assert load_grid(write(tmp_path, "s.yaml", search)).budget.max_device_hours == 0.5
+    search["search"]["budget"]["max_device_hours"] = 0
+    with pytest.raises(ConfigError, match=r"s.yaml: search.budget.max_device_hours: 0 must be greater than 0"):
+        load_grid(write(tmp_path, "s.yaml", search))
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
@@ -158,6 +186,24 @@ def test_malformed_grid_is_one_clear_error_exit_2(tmp_path, case):
     for needle in needles:
         assert needle in message, (needle, message)
     assert "Traceback" not in res.output
+
+
+def test_names_of_letters_digits_dot_dash_underscore_up_to_100_are_kept(tmp_path):
+    for name in ("a", "token_sweep-tiny", "v1.2", "9lives", "x" * 100):
+        assert load_grid(write(tmp_path, "g.yaml", {**GOOD, "name": name})).name == name
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs", "a b", "-dash", "x" * 101])
+def test_a_name_option_that_is_not_a_name_is_refused_before_anything_runs(tmp_path, name):
+    path = write(tmp_path, "g.yaml", GOOD)
+    db = tmp_path / "lb.sqlite"
+    res = runner.invoke(app, ["campaign", "run", str(path), "--name", name, "--dry-run", "--db-url", f"sqlite:///{db}"],
+                        env={"H2OT_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --name:"), res.stderr
+    assert repr(name)[:21] in lines[0]
+    assert not db.exists() and not (tmp_path / "runs").exists()
 
 
 def test_run_with_a_malformed_grid_starts_nothing(tmp_path):
@@ -185,3 +231,57 @@ def test_schedule_aliases_resolve_per_backbone(tmp_path):
     got = {(s.backbone, s.schedule) for s in specs}
     assert got == {(b, getattr(BACKBONE_INFO[b], attr)) for b in ("mixste", "motionagformer")
                    for attr in ("hot_schedule", "h2ot_schedule")}
+
+
+# what a command imports: run in a fresh interpreter, then read its sys.modules
+_IMPORTS_OF = """import sys
+from typer.testing import CliRunner
+from orchestrator.cli import app
+res = CliRunner().invoke(app, sys.argv[1:])
+assert res.exit_code == 0, res.output
+print(" ".join(m for m in ("torch", "ray", "mlflow", "optuna") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["campaign", "validate", "search_spaces/smoke.yaml"],
+    ["campaign", "validate", "search_spaces/search/smoke.yaml"],
+    ["campaign", "validate", "search_spaces/paper/token_sweep.yaml", "--profile", "tiny"],
+    ["campaign", "run", "search_spaces/smoke.yaml", "--dry-run"],
+    ["campaign", "run", "search_spaces/search/smoke.yaml", "--dry-run"],
+], ids=["grid", "search", "paper_grid", "grid_dry_run", "search_dry_run"])
+def test_validate_and_dry_run_import_no_torch_no_ray_no_mlflow(tmp_path, args):
+    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}"}
+    done = subprocess.run([sys.executable, "-c", _IMPORTS_OF, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [], f"{' '.join(args)} imported {done.stdout.strip()}"
+
+
+@pytest.mark.parametrize(("grid", "profile", "trials"), [("demo.yaml", None, 7), ("smoke.yaml", None, 4),
+                                                          ("paper/token_sweep.yaml", "tiny", 5)])
+def test_seeds_replace_the_single_seed_an_include_sets(grid, profile, trials):
+    """The shipped grids inherit `seed: [0]` (from _base/tiny_model.yaml or a profile of _base/campaign.yaml)."""
+    args = ["campaign", "validate", str(REPO / "search_spaces" / grid), "--seeds", "3", "--format", "json"]
+    res = runner.invoke(app, [*args, *(["--profile", profile] if profile else [])])
+    assert res.exit_code == 0, res.output
+    assert f"valid, {3 * trials} trials" in res.stderr
+    one = load_grid(REPO / "search_spaces" / grid, profile)
+    three = load_grid(REPO / "search_spaces" / grid, profile, seeds=3)
+    assert sorted({s.seed for s in three.expand()}) == [0, 1, 2]
+    # seed 0 is the very trial the grid alone runs: its key does not change
+    assert {s.trial_key for s in one.expand()} == {s.trial_key for s in three.expand() if s.seed == 0}
+
+
+def test_seeds_that_cannot_replace_the_seed_axis_name_the_file_that_set_it(tmp_path):
+    base = write(tmp_path, "base/seeds.yaml", {"grid": {"seed": [0, 1]}})
+    grid = write(tmp_path, "g.yaml", {"include": "base/seeds.yaml", **GOOD})
+    res = runner.invoke(app, ["campaign", "validate", str(grid), "--seeds", "3"])
+    assert res.exit_code == 2
+    assert f"--seeds: 3 asked, but {base} sets grid.seed [0, 1] (2 seeds)" in res.stderr.replace("\n", "")
+    # `seeds:` beside a seed axis in the very same file is a contradiction; `--seeds` overrides it
+    same = write(tmp_path, "same.yaml", {**GOOD, "seeds": 2, "grid": {**GOOD["grid"], "seed": [4]}})
+    res = runner.invoke(app, ["campaign", "validate", str(same)])
+    assert res.exit_code == 2
+    assert f"seeds: 2 asked, but {same} sets grid.seed [4] (in the same file)" in res.stderr.replace("\n", "")
+    assert sorted(s.seed for s in load_grid(same, seeds=2).expand()) == [0, 1]

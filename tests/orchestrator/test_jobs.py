@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,24 +24,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import free_port
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 BIN = Path(sys.executable).parent
 RAY, H2OT = str(BIN / "ray"), str(BIN / "h2ot")
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _jobs_api_ready(url: str, env: dict[str, str]) -> bool:
@@ -164,7 +158,7 @@ def test_submit_wait_trains_the_smoke_grid_and_records_the_job(head, tmp_path):
     exp = client.get_experiment_by_name("smoke")
     assert exp is not None
     runs = client.search_runs([exp.experiment_id], "tags.`h2ot.role` = 'trial'", max_results=100)
-    assert sorted(r.info.run_name for r in runs) == sorted(keys)
+    assert sorted(r.data.tags["h2ot.trial_key"] for r in runs) == sorted(keys)
     assert {r.info.status for r in runs} == {"FINISHED"}
     with sqlite3.connect(db) as conn:
         devices = {d for (d,) in conn.execute("select device from trials")}
@@ -303,3 +297,24 @@ def test_errors_are_one_line_and_exit_2(head, tmp_path):
     assert not (tmp_path / "lb.sqlite").exists() and not (tmp_path / "runs").exists()  # nothing written
     one_line_error(runner.invoke(app, ["campaign", "stop", "raysubmit_nosuchjob", "--address", head["url"]],
                                  env=env), "raysubmit_nosuchjob", "neither a campaign")
+
+
+def test_a_failed_job_shows_the_end_of_its_driver_log(head, tmp_path, monkeypatch):
+    """The issue's case: the head lacks `h2ot`, the job ends FAILED with exit code 127, and the reason is only in
+    its driver log; `campaign status` shows that log's last lines, not a bare state."""
+    from orchestrator import jobs
+    from results.store import LeaderboardStore
+
+    env = client_env(head, tmp_path)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    client = jobs.job_client(head["url"])
+    entrypoint = "echo 'campaign broken: starting'; echo 'sh: 1: h2ot: not found' >&2; exit 127"
+    job_id = jobs.submit(client, entrypoint, working_dir=tmp_path, env={}, campaign="broken")
+    assert jobs.wait_finished(client, job_id, timeout_s=120).status == "FAILED"
+    LeaderboardStore(env["H2OT_DB_URL"]).ensure_campaign("broken", ray_job_id=job_id)
+    res = subprocess.run([H2OT, "campaign", "status", "broken", "--address", head["url"]], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"ray job {job_id}: FAILED, exit code 127" in res.stdout
+    assert f"last lines of its driver log (all of it: ray job logs --address {head['url']} {job_id}):" in res.stderr
+    assert "  | sh: 1: h2ot: not found" in res.stderr and "  | campaign broken: starting" in res.stderr

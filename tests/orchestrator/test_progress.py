@@ -229,3 +229,19 @@ def test_train_progress_in_a_terminal_draws_steps_epochs_and_the_last_epoch_s_me
     assert p.completed == 15 and p.bar.tasks[0].total == 20
     p.epoch({"epoch": 2, "train_loss": 0.2, "test_mpjpe": 40.0})
     assert p.bar.tasks[0].completed == 20  # full after the last epoch
+
+
+def test_an_interrupted_run_counts_its_trials_in_flight_stopped(monkeypatch):
+    from orchestrator import interrupt
+
+    progress = CampaignProgress(3, campaign="c")
+    c, buf, _ = counter(terminal=False)
+    progress.counter = c
+    progress.setup()
+    for key in ("a", "b"):
+        c.trial_started(key, "x", 8)
+    monkeypatch.setattr(interrupt, "_received", 2)  # SIGINT noted (the handler's only effect)
+    progress.more_to_come = True  # even mid-way through a chunked campaign: the display closes
+    progress.on_experiment_end([])
+    last = buf.getvalue().splitlines()[-1]
+    assert "2/3 finished (0 complete, 2 stopped), 0 running, 1 pending" in last

@@ -9,62 +9,24 @@ exactly the processes the test started (the pattern of ``test_campaign_recovery`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
+import time
 from csv import DictReader
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
-from test_campaign_recovery import finish, kill, start, wait_for
+from testkit import REPO, TINY, finish, kill, live_steps, manifest_epoch, start, trial_rows, wait_for
 
 from h2ot_core.api import run_trial
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
 #: slow enough epochs (about 5 s on one core) that the kill reliably lands inside epoch 3
 TRAIN = {"epochs": 4, "max_train_windows": 600}
 DATA = {"minutes": 3}
-
-
-@pytest.fixture
-def env(tmp_path):
-    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch")}
-    env.pop("H2OT_STORAGE", None)
-    return env
-
-
-def manifest_epoch(checkpoint_dir: Path) -> int | None:
-    """The epoch of the trial's complete checkpoint in the storage (``None``: none yet)."""
-    try:
-        return int(json.loads((checkpoint_dir / "MANIFEST.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def live_steps(env: dict[str, str], key: str) -> list[int]:
-    """``train_loss`` steps a running campaign has logged for the trial (read-only SQL on MLflow's SQLite file)."""
-    path = env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
-    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    metrics = sa.table("metrics", sa.column("run_uuid"), sa.column("key"), sa.column("step"))
-    tags = sa.table("tags", sa.column("run_uuid"), sa.column("key"), sa.column("value"))
-    query = (sa.select(metrics.c.step).select_from(metrics.join(tags, metrics.c.run_uuid == tags.c.run_uuid))
-             .where(metrics.c.key == "train_loss", tags.c.key == "h2ot.trial_key", tags.c.value == key))
-    try:
-        with engine.connect() as conn:
-            return sorted(conn.execute(query).scalars())
-    except sa.exc.OperationalError:  # no database or no tables yet
-        return []
-    finally:
-        engine.dispose()
 
 
 def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[tuple[int, float]]:
@@ -75,17 +37,6 @@ def train_loss_history(env: dict[str, str], experiment: str, key: str) -> list[t
     exp = client.get_experiment_by_name(experiment)
     (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
     return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train_loss"))
-
-
-def trial_rows(env: dict[str, str], key: str) -> list[dict]:
-    engine = sa.create_engine(env["H2OT_DB_URL"])
-    try:
-        with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(sa.text(
-                "select status, epochs_run, resumed_from_epoch, checkpoint_uri from trials where trial_key = :k"),
-                {"k": key}).mappings()]
-    finally:
-        engine.dispose()
 
 
 def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
@@ -107,8 +58,15 @@ def test_killed_driver_resumes_the_trial_after_its_last_epoch(tmp_path, env):
     assert in_flight == 3  # the kill landed inside epoch 3
     assert [r["status"] for r in trial_rows(env, key)] == ["running"]
     assert not (trial_dir / "model.pt").exists()
+    time.sleep(3.5)  # the killed driver's claim outlives it by one lease (H2OT_CLAIM_LEASE_S)
+    shown = subprocess.run([sys.executable, "-m", "orchestrator.cli", "campaign", "status", "resume", "--format",
+                            "json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert [(r["status"], r["trials"]) for r in json.loads(shown.stdout)] == [("interrupted", 1)]  # not live
+    assert "1 trial(s) interrupted" in shown.stderr and " ago" in shown.stderr
 
-    rc, _, err = finish(start(args, env), timeout=400)
+    # Another campaign over the same trial takes the expired claim over and resumes it.
+    rc, _, err = finish(start([*args, "--name", "resume_again"], env), timeout=400)
     assert rc == 0, err[-3000:]
     (row,) = trial_rows(env, key)  # one row: none lost, none duplicated
     assert row == {"status": "complete", "epochs_run": 4, "resumed_from_epoch": 2,

@@ -5,14 +5,14 @@ resumed without re-sampling what the study already holds.
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from test_campaign_recovery import finish, kill, rows, start, wait_for
+from testkit import REPO, TINY, finish, kill, rows, start, wait_for
 from typer.testing import CliRunner
 
 from h2ot_core.errors import ConfigError
@@ -21,9 +21,7 @@ from orchestrator.cli import app
 from orchestrator.grid import load_grid
 from orchestrator.search import KEYS, REJECTED, SPEC, spec_gflops, study_url
 
-REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "search" / "smoke.yaml"
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
 runner = CliRunner()
 
 
@@ -61,7 +59,6 @@ def test_every_sample_is_a_valid_schedule(tmp_path):
     ({"objectives": {"mpjep": "min"}}, ["search.objectives.mpjep", "Did you mean: mpjpe"]),
     ({"objectives": {"gflops": "min"}}, ["search.objectives", "accuracy objective"]),
     ({"budget": {"trials": 0}}, ["search.budget.trials", "0", "greater than 0"]),
-    ({"budget": {"max_gflops": 0.001}}, ["search.budget.max_gflops", "0.001", "cheapest schedule"]),
     ({"sampler": {"name": "cmaes"}}, ["search.sampler.name", "'cmaes'", "nsga2"]),
     ({"space": {"pruner": ["tcp"]}}, ["search.space.pruner", "Did you mean: tpc"]),
     ({"space": {"width": [1]}}, ["search.space.width", "Unknown search space key"]),
@@ -77,6 +74,18 @@ def test_bad_search_is_one_clear_error_naming_file_and_field(tmp_path, search, n
     res = runner.invoke(app, ["campaign", "run", str(path), "--db-url", f"sqlite:///{tmp_path / 'lb.sqlite'}"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert not (tmp_path / "lb.sqlite").exists()  # refused before anything was written
+
+
+def test_a_cap_below_the_cheapest_schedule_is_refused_before_anything_is_written(tmp_path):
+    path = search_file(tmp_path, budget={"max_gflops": 0.001})
+    load_grid(path)  # loading counts no FLOPs (no torch): `campaign run` checks the cap
+    res = runner.invoke(app, ["campaign", "run", str(path), "--db-url", f"sqlite:///{tmp_path / 'lb.sqlite'}"],
+                        env={"H2OT_RUNS_DIR": str(tmp_path / "runs")})
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    for needle in (str(path), "search.budget.max_gflops", "0.001", "cheapest schedule"):
+        assert needle in line, line
+    assert not (tmp_path / "lb.sqlite").exists() and not (tmp_path / "runs").exists()
 
 
 def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):
@@ -99,13 +108,6 @@ def test_cap_rejects_for_free_and_sampler_state_persists(tmp_path):
 
 
 # --- end to end on a local Ray --------------------------------------------------------------------------
-@pytest.fixture
-def env(tmp_path):
-    return {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-            "RAY_USAGE_STATS_ENABLED": "0"}
-
-
 def _study(env: dict[str, str], name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=study_url(env["H2OT_DB_URL"]))
 
@@ -116,6 +118,7 @@ def _proposals(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(900)
 def test_smoke_search_end_to_end(env):
     rc, _, err = finish(start([str(SMOKE)], env), timeout=600)
     assert rc == 0, err[-3000:]
@@ -146,6 +149,7 @@ def test_smoke_search_end_to_end(env):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(900)
 def test_search_reuses_a_configuration_already_trained(tmp_path, env):
     one = {"space": {"pruner": ["tpc"], "recoverer": ["tra"], "tokens": [9]}, "budget": {"trials": 1}}
     first, second = search_file(tmp_path, "first", **one), search_file(tmp_path, "second", **one)
@@ -162,6 +166,7 @@ def test_search_reuses_a_configuration_already_trained(tmp_path, env):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(1200)
 def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     path = search_file(tmp_path, "resumed", budget={"trials": 4}, sampler={"name": "tpe", "seed": 3})
     proc = start([str(path)], env)
@@ -187,3 +192,80 @@ def test_killed_driver_resumes_the_search_without_resampling(tmp_path, env):
     assert told <= {t.number for t in after}
     keys = [k for t in after for k in t.user_attrs[KEYS]]
     assert rows(env, keys) == {k: ["complete"] for k in keys}
+
+
+def test_parameters_are_the_layers_and_token_counts_they_mean(tmp_path):
+    """optuna-dashboard reads params: `tokens_1=8` must be 8 tokens (it once was the 8th value, 11 tokens)."""
+    from orchestrator.search import PARAMS_ATTR, _propose, open_study
+    from results.store import LeaderboardStore
+
+    path = search_file(tmp_path, fixed={"model": {"depth": 6}},
+                       space={"stages": [1, 2], "layer": {"low": 1, "high": 5}, "tokens": [2, 3, 5, 8, 13, 21]},
+                       budget={"trials": 20})
+    grid = load_grid(path)
+    store = LeaderboardStore(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    study = open_study(grid.search, "meaning", store)
+    assert study.user_attrs[PARAMS_ATTR] == "values"
+    for _ in range(12):
+        _propose(grid.search, grid, study, {"invalid": 0, "over_budget": 0})
+    for t in (t for t in study.trials if SPEC in t.user_attrs):
+        stages = [stage.split(":") for stage in t.user_attrs["schedule"].split(",")]
+        for j, (layer, tokens) in enumerate(stages, start=1):
+            assert t.params[f"layer_{j}"] == int(layer)  # evenly spaced: the value itself
+            assert t.params[f"tokens_{j}_index"] == [2, 3, 5, 8, 13, 21].index(int(tokens))  # uneven: named so
+            assert f"tokens_{j}" not in t.params
+
+
+def test_a_study_begun_with_positions_keeps_them(tmp_path):
+    """A study from before values were stored (no attribute, trials told) goes on with positions, so its
+    sampler learns from one consistent history."""
+    from orchestrator.search import PARAMS_ATTR, _propose, open_study
+    from results.store import LeaderboardStore
+
+    grid = load_grid(SMOKE)  # tokens {low: 3, high: 21}: position = tokens - 3
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    store = LeaderboardStore(url)
+    before = optuna.create_study(study_name="old", storage=study_url(url), directions=grid.search.directions)
+    before.add_trial(optuna.trial.create_trial(params={"tokens_1": 5},
+                                               distributions={"tokens_1": optuna.distributions.IntDistribution(0, 18)},
+                                               values=[400.0, 0.02]))
+    study = open_study(grid.search, "old", store)
+    assert study.user_attrs[PARAMS_ATTR] == "positions"
+    proposal = _propose(grid.search, grid, study, {"invalid": 0, "over_budget": 0})
+    trial = study.trials[proposal.number]
+    assert trial.params["tokens_1"] == int(trial.user_attrs["schedule"].split(":")[1]) - 3
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_search_with_its_device_budget_spent_proposes_nothing(env, tmp_path):
+    from h2ot_core.contracts import TrialResult, TrialSpec, Usage
+    from results.store import LeaderboardStore
+
+    path = search_file(tmp_path, "spent", budget={"max_device_hours": 0.001})
+    store = LeaderboardStore(env["H2OT_DB_URL"])
+    done = TrialSpec("mixste", frames=27, model={"dim": 32, "depth": 2, "num_heads": 2})
+    store.upsert_result(TrialResult(done.trial_key, done.to_dict(), "complete", usage=Usage(3000.0, 600.0, 1.0)),
+                        campaign="spent")  # an earlier run of this campaign spent an hour
+    rc, _, err = finish(start([str(path)], env), timeout=240)
+    assert rc == 0, err[-3000:]
+    assert store.campaign_status("spent") == {"complete": 1}  # nothing proposed, nothing trained
+    assert _proposals(_study(env, "spent")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_second_driver_of_a_live_study_is_refused_in_one_line(tmp_path, env):
+    path = search_file(tmp_path, "twice", budget={"trials": 1})
+    procs = [start([str(path)], env)]
+    time.sleep(0.5)
+    procs.append(start([str(path)], env))
+    ends = sorted((finish(p, timeout=600) for p in procs), key=lambda e: e[0])
+    (rc_ok, _, err_ok), (rc_refused, _, err_refused) = ends
+    assert rc_ok == 0, err_ok[-3000:]
+    assert rc_refused == 2, err_refused[-3000:]
+    assert "study twice is being run by " in err_refused and "stop it" in err_refused
+    assert "Traceback" not in err_refused
+    (t,) = _proposals(_study(env, "twice"))  # proposal #0 trained once, told once
+    assert t.state == optuna.trial.TrialState.COMPLETE

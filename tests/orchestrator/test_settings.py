@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: assignment, and the quiet-output switches set (never read) for Ray Tune
 LIBRARY_ENV = frozenset({"RAY_JOB_CONFIG_JSON_ENV_VAR", "CUDA_VISIBLE_DEVICES", "RAY_AIR_NEW_OUTPUT",
                          "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_USAGE_STATS_ENABLED",
-                         "TUNE_DISABLE_STRICT_METRIC_CHECKING", "CXX"})
+                         "TUNE_DISABLE_STRICT_METRIC_CHECKING", "TUNE_DISABLE_SIGINT_HANDLER", "CXX"})
 ENV_CALLS = ("get", "setdefault", "pop", "getenv")
 
 

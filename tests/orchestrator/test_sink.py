@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from h2ot_core.contracts import TrialSpec
+from h2ot_core.contracts import EPOCH_EVAL_SECONDS, EPOCH_TRAIN_SECONDS, TrialSpec
 from orchestrator.sink import ResultsSink
 from results.store import LeaderboardStore
 
@@ -26,12 +26,14 @@ def sink(tmp_path):
 
 
 def trial():
-    return SimpleNamespace(config={"spec": SPEC.to_dict()}, last_result={}, error_file=None)
+    return SimpleNamespace(config={"spec": SPEC.to_dict()}, trial_id="t0001", last_result={}, error_file=None)
 
 
-def report(sink: ResultsSink, t, epoch: int, loss: float, *, checkpoint: bool = True) -> None:
+def report(sink: ResultsSink, t, epoch: int, loss: float, *, checkpoint: bool = True,
+           device_s: tuple[float, float] | None = None) -> None:
+    timed = {EPOCH_TRAIN_SECONDS: device_s[0], EPOCH_EVAL_SECONDS: device_s[1]} if device_s else {}
     sink.on_trial_result(0, [], t, {"epoch": epoch, "train_loss": loss, "should_checkpoint": checkpoint,
-                                    "training_iteration": epoch, "pid": 1})
+                                    "training_iteration": epoch, "pid": 1, **timed})
 
 
 def history(sink: ResultsSink) -> list[tuple[int, float]]:
@@ -66,10 +68,16 @@ def test_epoch_lost_with_its_worker_is_logged_once_from_the_retry(sink):
 def test_trial_that_errors_for_good_keeps_its_last_epoch(sink, tmp_path):
     t = trial()
     sink.on_trial_start(0, [], t)
-    report(sink, t, 1, 0.9)
+    report(sink, t, 1, 0.9, device_s=(90.0, 18.0))
     sink.on_trial_error(0, [], t)  # no retry left: the epoch did run, and is the last thing it did
     assert history(sink) == [(1, 0.9)]
     assert sink.outcomes == {SPEC.trial_key: "failed"}
+    # the device time its reported epoch took is the failed trial's usage, in the leaderboard and in MLflow
+    (stored,), _ = sink.store.campaign_results("camp")
+    assert (stored.usage.device_seconds_train, stored.usage.device_seconds_eval) == (90.0, 18.0)
+    assert stored.usage.device_hours == pytest.approx(0.03)
+    run = MlflowClient(sink.tracking_uri).get_run(sink.run_ids[SPEC.trial_key])
+    assert run.data.metrics["usage.device_hours"] == pytest.approx(0.03)
 
 
 def test_trial_stopped_by_the_scheduler_is_stored_stopped_with_its_last_metrics(sink):

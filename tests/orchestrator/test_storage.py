@@ -10,62 +10,34 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 import yaml
+from testkit import REPO, TINY, cli_env, free_port, moto_server
 
 from orchestrator import checkpoints, storage
 from orchestrator.grid import load_grid
 from orchestrator.storage import StorageError
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
 BUCKET = "h2ot-test"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with one bucket; yields its endpoint URL."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto server did not start (rc {proc.poll()})")
-                time.sleep(0.2)
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
         import pyarrow.fs as pafs
 
         os.environ.update(AWS_ENV)  # the AWS SDK reads credentials from the environment
         pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1", allow_bucket_creation=True
                           ).create_dir(BUCKET)
         yield endpoint
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -83,11 +55,7 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subproces
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "H2OT_RUNS_DIR": str(tmp_path / "runs"), "H2OT_DB_URL": f"sqlite:///{tmp_path / 'lb.sqlite'}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "H2OT_SCRATCH_DIR": str(tmp_path / "scratch"),
-           "NO_PROXY": "127.0.0.1,localhost", **AWS_ENV}
-    env.pop("H2OT_STORAGE", None)
+    env = cli_env(tmp_path, NO_PROXY="127.0.0.1,localhost", **AWS_ENV)
     env.pop("AWS_ENDPOINT_URL_S3", None)
     return env
 
@@ -131,6 +99,7 @@ def test_uris_are_normalised_and_unknown_schemes_refused(tmp_path, monkeypatch):
     assert storage.resolve(None) == str(tmp_path / "runs")  # the default: the runs folder
 
 
+@pytest.mark.server
 def test_check_leaves_nothing_behind(tmp_path, s3):
     assert storage.check(str(tmp_path / "new")) == str(tmp_path / "new")
     assert list((tmp_path / "new").iterdir()) == []
@@ -153,6 +122,7 @@ def test_check_names_unreachable_storage_and_how_to_fix_it(tmp_path, monkeypatch
         storage.check(str(blocker / "sub"))
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("bad", ["unreachable", "scheme", "missing-bucket"])
 def test_cli_refuses_unusable_storage_with_one_line_and_writes_nothing(tmp_path, bad, s3_endpoint):
     path = grid_file(tmp_path, "bad_storage", {"epochs": 1})
@@ -186,7 +156,7 @@ def _epoch_files(folder: Path, epoch: int) -> Path:
     return folder
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.server)])
 def root(request, tmp_path):
     if request.param == "local":
         return str(tmp_path / "store")
@@ -252,6 +222,8 @@ def test_a_failed_atomic_write_keeps_the_old_file(root, monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.server
+@pytest.mark.timeout(900)
 def test_campaign_on_s3_storage_and_predict_from_the_uri(tmp_path, s3):
     path = grid_file(tmp_path, "s3_campaign", {"epochs": 2})
     (key,) = [s.trial_key for s in load_grid(path).expand()]
@@ -313,3 +285,21 @@ def test_discard_checkpoints_removes_only_the_named_trials(tmp_path):
     assert checkpoints.read_manifest(storage.trial_uri(root, "a", "checkpoint")) is None
     assert checkpoints.read_manifest(storage.trial_uri(root, "b", "checkpoint"))["epoch"] == 1
     assert storage.exists(storage.trial_uri(root, "a", "model.pt"))
+
+
+def test_a_cluster_upload_keeps_every_package_file_and_drops_the_datasets_folder():
+    """Ray matches ``excludes`` as gitignore patterns against the working directory: a bare ``data`` once dropped
+    the package ``h2ot_core/data`` too, and every trial of a submitted job failed with ModuleNotFoundError."""
+    from ray._private.thirdparty.pathspec import PathSpec
+
+    from orchestrator.cluster import UPLOAD_EXCLUDES
+    from orchestrator.provenance import REPO_ROOT
+
+    spec = PathSpec.from_lines("gitwildmatch", UPLOAD_EXCLUDES)
+    sources = [p.relative_to(REPO_ROOT).as_posix() for pkg in ("orchestrator", "h2ot_core", "results", "search_spaces")
+               for p in (REPO_ROOT / pkg).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+               and not p.is_relative_to(REPO_ROOT / "results" / "runs")]  # what the commands wrote
+    assert any(s.startswith("h2ot_core/data/") for s in sources)
+    assert [s for s in sources if spec.match_file(s)] == []
+    assert spec.match_file("data/h36m/data_3d_h36m.npz") and spec.match_file("results/runs/leaderboard.sqlite")
+    assert spec.match_file(".venv/bin/python") and spec.match_file("paper_tables/t.md")

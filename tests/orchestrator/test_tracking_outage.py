@@ -8,82 +8,21 @@ every epoch step exactly once; a second sync changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
-from test_campaign_recovery import finish
+from testkit import MlflowServer, finish, free_port, grid_file, h2ot
 
 from orchestrator.grid import load_grid
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.server, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "search_spaces" / "_base" / "tiny_model.yaml"
-MLFLOW = Path(sys.executable).parent / "mlflow"
 EPOCHS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1:``port`` over one SQLite store, in its own process group."""
-
-    def __init__(self, root: Path, port: int):
-        self.root, self.port = root, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 180) -> None:
-        log = (self.root / "mlflow_server.log").open("a")
-        self.proc = subprocess.Popen(
-            [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--default-artifact-root", str(self.root / "artifacts")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited {self.proc.returncode}:\n"
-                            f"{(self.root / 'mlflow_server.log').read_text()[-3000:]}")
-            if self.answers():
-                return
-            time.sleep(0.5)
-        self.kill()
-        pytest.fail("mlflow server did not answer")
-
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the server and its uvicorn workers
-        self.proc.wait()
-        self.proc = None
-        deadline = time.monotonic() + 30
-        while self.answers() and time.monotonic() < deadline:
-            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -92,20 +31,6 @@ def server(tmp_path):
     srv.start()
     yield srv
     srv.kill()
-
-
-def grid_file(tmp_path: Path) -> Path:
-    doc = {"name": "outage", "include": str(TINY),
-           "grid": {"pruner": ["tpc", "tps"], "recoverer": ["tra", "tri"], "schedule": "1:9"},
-           "fixed": {"train": {"epochs": EPOCHS}}}
-    path = tmp_path / "outage.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def cli(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
 def trial_rows(db_url: str) -> dict[str, list[tuple[str, str | None, str | None]]]:
@@ -148,8 +73,10 @@ def mlflow_state(url: str, experiment: str) -> dict:
     return state
 
 
+@pytest.mark.timeout(1800)
 def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server):
-    path = grid_file(tmp_path)
+    path = grid_file(tmp_path, "outage", grid={"pruner": ["tpc", "tps"], "recoverer": ["tra", "tri"], "schedule": "1:9"},
+                     train={"epochs": EPOCHS})
     keys = [s.trial_key for s in load_grid(path).expand()]
     assert len(keys) == 4
     db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
@@ -158,7 +85,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
            "H2OT_MLFLOW_PROBE_S": "30"}
 
     started = time.monotonic()
-    proc = cli(["campaign", "run", str(path), "--max-concurrent", "1", "--retries", "0"], env)
+    proc = h2ot(["campaign", "run", str(path), "--max-concurrent", "1", "--retries", "0"], env)
     deadline = time.monotonic() + 400
     while not any(r[0][0] == "complete" for r in trial_rows(db_url).values()):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -183,7 +110,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert "h2ot campaign sync outage" in err, err[-3000:]
 
     # A sync while the server is still down: exit 1, one line naming the server, nothing else tried for long.
-    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=120)
+    rc, _, err = finish(h2ot(["campaign", "sync", "outage"], env), timeout=120)
     assert rc == 1 and "Traceback" not in err, err[-3000:]
     assert f"Error: MLflow at {server.url}: 4 trial(s) of campaign outage not synced" in " ".join(err.split())
 
@@ -192,7 +119,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert before.pop("campaign run")[0]["status"] == "RUNNING"  # the campaign could not close it
     assert len(before) < len(keys)  # MLflow did miss trials
 
-    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=600)
+    rc, _, err = finish(h2ot(["campaign", "sync", "outage"], env), timeout=600)
     assert rc == 0, err[-3000:]
     after = mlflow_state(server.url, "outage")
     (parent,) = after.pop("campaign run")
@@ -214,7 +141,7 @@ def test_tracking_outage_loses_nothing_and_sync_backfills_once(tmp_path, server)
     assert {k: r[0][2] for k, r in trial_rows(db_url).items()} == {k: r[0]["run_id"] for k, r in after.items()}
     assert "0 run(s) created" not in err
 
-    rc, _, err = finish(cli(["campaign", "sync", "outage"], env), timeout=600)
+    rc, _, err = finish(h2ot(["campaign", "sync", "outage"], env), timeout=600)
     assert rc == 0, err[-3000:]
     assert "4 already in MLflow, 0 run(s) created, 0 updated" in err, err
     assert mlflow_state(server.url, "outage") == {**after, "campaign run": [parent]}  # idempotent: nothing changed
@@ -277,7 +204,7 @@ def test_next_campaign_run_backfills_what_an_outage_missed_at_its_end(server, tm
         history = [{"epoch": e, "train_loss": 1.0 - e / 10} for e in (1, 2)]
         result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
                              epochs_run=2, history=history)
-        trial = SimpleNamespace(config={"spec": spec.to_dict()}, last_result={}, error_file=None)
+        trial = SimpleNamespace(config={"spec": spec.to_dict()}, trial_id=spec.trial_key, last_result={}, error_file=None)
         sink.on_trial_start(0, [], trial)
         for row in history:
             sink.on_trial_result(0, [], trial, {**row, "should_checkpoint": True, "training_iteration": row["epoch"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -16,8 +17,19 @@ TINY_ARGS = ["--backbone", "mixste", "--frames", "27", "--dim", "32", "--depth",
              "--max-train-windows", "8", "--max-test-windows", "6", "--set", "train.num_threads=1"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def runs(tmp_path_factory):
+    """Where `h2ot train` records its trials: a leaderboard and MLflow store of this module's own."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("H2OT_RUNS_DIR", str(root))
+        mp.delenv("H2OT_DB_URL", raising=False)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield root
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, runs):
     root = tmp_path_factory.mktemp("train")
     trial = root / "trial.yaml"
     trial.write_text("pruner: tps\nrecoverer: tri\nschedule: '1:9'\nseed: 2\ntrain:\n  lr: 0.001\n")
@@ -59,6 +71,35 @@ def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
     assert "frames of synthetic" in ev.stderr
 
 
+@pytest.mark.slow
+def test_evaluate_scores_either_protocol_as_json_per_action(trained):
+    root, result = trained
+    assert result.exit_code == 0, result.output
+    base = ["evaluate", str(root / "run" / "model.pt"), "--data-dir", str(root / "data"), "--no-flip",
+            "--format", "json"]
+    scored = {}
+    for protocol in ("real_frames", "official"):
+        ev = runner.invoke(app, [*base, "--protocol", protocol])
+        assert ev.exit_code == 0, ev.output
+        scored[protocol] = {r["action"]: r for r in json.loads(ev.stdout)}
+        assert {"mpjpe", "p_mpjpe"} <= set(scored[protocol]["avg"])
+        assert f"protocol {protocol}" in ev.stderr
+    assert scored["official"]["avg"]["mpjpe"] != scored["real_frames"]["avg"]["mpjpe"]
+    centre = runner.invoke(app, [*base, "--frames", "centre", "--stride", "13"])
+    assert centre.exit_code == 0, centre.output
+    assert json.loads(centre.stdout)[-1]["action"] == "avg"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "paper"], "--protocol: Unknown protocol 'paper'"),
+    (["--frames", "middle"], "--frames: Unknown frames 'middle'"),
+])
+def test_evaluate_refuses_an_unknown_protocol_or_frames(tmp_path, args, message):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "model.pt"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(("content", "args", "message"), [
     ("backbone: [mixste\n", [], "not valid YAML"),
     ("- mixste\n", [], "must be a mapping"),
@@ -68,6 +109,9 @@ def test_evaluate_prints_per_action_table_of_the_checkpoint(trained):
     ("backbone: mixtse\n", [], "Did you mean: mixste"),
     ("backbone: mixste\n", ["--set", "oops"], "KEY=VALUE"),
     ("pruner: tpc\n", [], "backbone: missing"),
+    ("backbone: mixste\ntrain: {recipe: offical}\n", [], "field 'train.recipe' is 'offical'"),
+    ("backbone: mixste\nevaluate: {protocol: paper}\n", [], "evaluate.protocol: Unknown protocol 'paper'"),
+    ("backbone: mixste\nselection: best\n", [], "selection: Unknown selection 'best'"),
 ])
 def test_bad_trial_files_are_one_line_errors(tmp_path, content, args, message):
     path = tmp_path / "trial.yaml"
@@ -94,3 +138,47 @@ def test_train_on_the_real_mocap_clips(tmp_path):
     assert result.exit_code == 0, result.output
     actions = {line.strip("│ ").split()[0] for line in result.stdout.splitlines() if "│" in line}
     assert {"walk", "jump", "dance_b", "avg"} <= actions
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_says_at_which_epoch_and_exits_1(tmp_path):
+    result = runner.invoke(app, ["train", *TINY_ARGS, "--pruner", "tpc", "--recoverer", "tra", "--schedule", "1:9",
+                                 "--lr", "1e12", "--workdir", str(tmp_path / "run"),
+                                 "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1, result.output
+    assert "failed (NaN at epoch 1), 0 epoch(s)" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_records_its_trial_in_the_leaderboard_and_mlflow(trained, runs):
+    from mlflow.tracking import MlflowClient
+
+    from results.store import LeaderboardStore
+
+    _, result = trained
+    assert result.exit_code == 0, result.output
+    assert "recorded: h2ot leaderboard --campaign train (MLflow run " in result.stderr
+    key = re.search(r"trial ([0-9a-f]{16}): complete", result.stderr).group(1)
+    rows = json.loads(runner.invoke(app, ["leaderboard", "--campaign", "train", "--format", "json"]).stdout)
+    assert key in {r["trial_key"] for r in rows}
+    assert LeaderboardStore().trial_status(key) == "complete"
+    client = MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("train")
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`h2ot.trial_key` = '{key}'")
+    assert run.info.status == "FINISHED" and "test_mpjpe" in run.data.metrics
+
+
+def test_recording_into_a_grid_campaign_keeps_its_grid(runs):
+    from h2ot_core.contracts import MetricRecord, TrialResult, TrialSpec
+    from orchestrator.tracking.single import record_trial
+    from results.store import LeaderboardStore
+
+    store = LeaderboardStore()
+    store.ensure_campaign("gridded", grid_path="search_spaces/demo.yaml", grid_yaml="name: demo\n")
+    spec = TrialSpec(backbone="mixste", pruner="tpc", recoverer="tra", schedule="1:9", frames=27, seed=5)
+    result = TrialResult(spec.trial_key, spec.to_dict(), "complete", [MetricRecord("mpjpe", "test", 50.0)],
+                         history=[{"epoch": 1, "train_loss": 0.5}])
+    assert record_trial(spec, result, campaign="gridded") is not None
+    row = store.campaign_row("gridded")
+    assert row["grid_path"] == "search_spaces/demo.yaml" and row["grid_yaml"] == "name: demo\n"
+    assert store.trial_status(spec.trial_key) == "complete" and store.campaign_status("gridded") == {"complete": 1}

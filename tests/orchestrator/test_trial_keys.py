@@ -7,6 +7,7 @@ canonical JSON as the code of commit a09de28 computed them (before ``pipeline`` 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,36 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests" / "fixtures" / "trial_keys_main_a09de28.json").read_text())
 
 
+#: what the paper profile added at issue 18 (the official recipe, protocol and selection): its trials are new
+#: experiments with new keys, by design; nothing else of theirs changed
+PAPER_SETTINGS = {"train": {"recipe": "official"}, "evaluate": {"protocol": "official"}, "selection": "best_on_test"}
+
+
+def _without_paper_settings(spec: TrialSpec) -> TrialSpec:
+    train = {k: v for k, v in spec.train.items() if k != "recipe"}
+    return replace(spec, train=train, evaluate={}, selection="last_epoch", selection_metric=None)
+
+
 @pytest.mark.parametrize("grid_at", sorted(GOLDEN))
 def test_keys_of_shipped_grids_are_unchanged(grid_at):
     path, _, profile = grid_at.partition("@")
     grid = load_grid(ROOT / path, None if profile == "None" else profile)
-    keys = {s.trial_key: s.canonical_json() for s in grid.expand()}
+    specs = grid.expand()
+    if profile == "paper":
+        assert all(s.train["recipe"] == "official" and s.protocol == "official" and s.selection == "best_on_test"
+                   for s in specs)
+        specs = [_without_paper_settings(s) for s in specs]
+    keys = {s.trial_key: s.canonical_json() for s in specs}
     assert keys == GOLDEN[grid_at]
+
+
+def test_the_official_settings_at_their_defaults_leave_the_key_alone():
+    plain = TrialSpec("mixste", train={"epochs": 2})
+    spelled = TrialSpec("mixste", train={"epochs": 2, "recipe": "ours", "epoch_clips": "flip_half",
+                                         "loss_frames": "real"}, evaluate={"protocol": "real_frames"})
+    assert spelled.trial_key == plain.trial_key
+    assert TrialSpec("mixste", train={"epochs": 2}, evaluate={"protocol": "official"}).trial_key != plain.trial_key
+    assert TrialSpec("mixste", train={"epochs": 2, "recipe": "official"}).trial_key != plain.trial_key
 
 
 def test_a_few_keys_pinned_literally():

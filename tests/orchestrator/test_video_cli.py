@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY
 from typer.testing import CliRunner
 
 from h2ot_core.checkpoint import save_native
@@ -17,7 +18,6 @@ from h2ot_core.factory import create_model, model_config
 from h2ot_core.video.decode import read_frames, video_info
 from orchestrator.cli import app
 from results.store import LeaderboardStore
-from tests.h2ot_core.tiny import TINY
 from tests.h2ot_core.video.motion import HEIGHT, WIDTH, as_coco, h36m_pixels
 
 runner = CliRunner()

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smoke_data import fill_smoke, fresh_pg_database
+from smoke_data import fill_smoke
+from testkit import fresh_pg_database
 
 from results.store import LeaderboardStore
 

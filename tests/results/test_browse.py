@@ -12,10 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import fresh_pg_database
 from smoke_data import fill_smoke
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from testkit import fresh_pg_database
 
 from results import browse
 from results.db import open_read_only

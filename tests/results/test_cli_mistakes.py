@@ -107,3 +107,27 @@ def test_export_picks_the_format_by_suffix(db: list[str], tmp_path: Path, out: s
     res = runner.invoke(app, ["export", "--out", str(tmp_path / out), *fmt, *db])
     assert res.exit_code == 0, res.output
     assert (tmp_path / out).read_bytes().startswith(magic)
+
+
+def test_a_table_spec_name_that_is_not_a_name_is_refused(db: list[str], tmp_path: Path) -> None:
+    spec = tmp_path / "t.yaml"
+    spec.write_text("name: ../../escape\nrows: [pruner]\ncolumns: [seed]\n")
+    one_line_exit_2(["tables", "build", str(spec), "--out", str(tmp_path / "out"), *db],
+                    f"{spec}: name:", "'../../escape'", "is not a name")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_for_a_campaign_that_is_not_a_name_writes_nothing(db: list[str], tmp_path: Path) -> None:
+    one_line_exit_2(["report", "../../escape", "--out", str(tmp_path / "r"), "--no-video", *db],
+                    "campaign:", "'../../escape'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_status_and_dry_run_create_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "leaderbaord" / "lb.sqlite"
+    one_line_exit_2(["campaign", "status", "smoke", "--db-url", f"sqlite:///{typo}"], str(typo), "does not exist")
+    smoke = Path(__file__).resolve().parents[2] / "search_spaces" / "smoke.yaml"
+    res = runner.invoke(app, ["campaign", "run", str(smoke), "--dry-run", "--db-url", f"sqlite:///{typo}"])
+    assert res.exit_code == 0, res.output
+    assert f"no leaderboard at {typo} yet" in res.stderr and "4 to run, 0 kept" in res.stderr
+    assert not typo.parent.exists()

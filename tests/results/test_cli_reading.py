@@ -39,7 +39,9 @@ def test_the_leaderboard_fits_a_100_column_terminal(db: list[str], terminal) -> 
     res = runner.invoke(app, ["leaderboard", "--status", "complete", *db])
     assert res.exit_code == 0, res.output
     lines = buf.getvalue().splitlines()
-    assert lines[0] == "every row: status complete, backbone mixste, frames 27, dataset synthetic"
+    assert lines[0].startswith("every row: status complete, backbone mixste, frames 27, dataset synthetic, "
+                               "protocol real_frames")
+    assert "selection last_epoch" in buf.getvalue()  # the protocol and the selection are always stated
     assert max(len(line) for line in lines) <= 100 and "…" not in buf.getvalue()
     assert any(line.startswith("59fe64ab6400725f ") or "59fe64ab6400725f" in line for line in lines)  # keys whole
     assert "not shown in 100 columns: params" in res.stderr and "--columns" in res.stderr
@@ -76,10 +78,14 @@ def test_campaign_status_speaks_format(db: list[str], fmt: str) -> None:
     res = runner.invoke(app, ["campaign", "status", "smoke", "--format", fmt, *db])
     assert res.exit_code == 0, res.output
     if fmt == "json":
-        assert json.loads(res.stdout) == [{"status": "complete", "trials": 7}, {"status": "failed", "trials": 1},
-                                          {"status": "running", "trials": 1}]
+        # device_hours: none of these trials measured it (written as before issue 18)
+        assert json.loads(res.stdout) == [{"status": "complete", "trials": 7, "device_hours": None},
+                                          {"status": "failed", "trials": 1, "device_hours": None},
+                                          {"status": "interrupted", "trials": 1, "device_hours": None}]
+        # the running row has no live claim (no driver renews it): shown interrupted, not live
+        assert "1 trial(s) interrupted" in res.stderr
     elif fmt == "csv":
-        assert res.stdout.splitlines() == ["status,trials", "complete,7", "failed,1", "running,1"]
+        assert res.stdout.splitlines() == ["status,trials,device_hours", "complete,7,", "failed,1,", "interrupted,1,"]
     elif fmt == "markdown":
         assert "| complete | 7 |" in res.stdout
     else:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import typer
 from sqlalchemy import func, select, text
+from testkit import free_port
 
 from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
 from h2ot_core.environment import DB_RETRY_S
@@ -30,16 +31,10 @@ from results.errors import ResultsError
 from results.schema import Campaign, Metric, Trial
 from results.store import LeaderboardStore
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.server]
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
 PASSWORD = "s3cret-pw"  # trust auth ignores it: it is there to be masked
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PgServer:
@@ -228,12 +223,13 @@ def test_campaign_sink_stops_the_campaign_loudly_when_a_write_fails_for_good(pg,
     monkeypatch.setenv(DB_RETRY_S.name, "1")
     sink = ResultsSink("c", "exp", LeaderboardStore(pg.url), tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     done = result(3)
-    trial = SimpleNamespace(config={"spec": done.spec}, last_result={RESULT_KEY: done.to_json()}, error_file=None)
+    trial = SimpleNamespace(config={"spec": done.spec}, trial_id="t0001", last_result={RESULT_KEY: done.to_json()},
+                            error_file=None)
     sink.on_trial_start(0, [], trial)
     pg.stop()
     with pytest.raises(DatabaseUnavailable):
         sink.on_trial_complete(0, [], trial)
-    other = SimpleNamespace(config={"spec": result(4).spec}, last_result={}, error_file=None)
+    other = SimpleNamespace(config={"spec": result(4).spec}, trial_id="t0002", last_result={}, error_file=None)
     with pytest.raises(DatabaseUnavailable, match=r"postgres:\*\*\*@127\.0\.0\.1"):
         sink.on_trial_start(0, [], other)  # errors here do end Tuner.fit
     with pytest.raises(DatabaseUnavailable):

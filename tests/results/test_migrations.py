@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import fresh_pg_database
-from sqlalchemy import Engine, MetaData, create_engine, func, select, text
+from sqlalchemy import MetaData, create_engine, func, select, text
+from testkit import TABLES, USAGE_ADDED, Snapshot, fresh_pg_database, snapshot_engine, snapshot_file
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -42,40 +41,15 @@ from results.tables import build_table
 FIXTURE = Path(__file__).parent / "fixtures" / "leaderboard_v1.sqlite"
 HEAD = migrations.head_revision()
 #: table -> primary key columns (the order rows are compared in)
-TABLES = {"campaigns": ("id",), "trials": ("id",), "campaign_trials": ("campaign_id", "trial_id"),
-          "metrics": ("id",)}
 runner = CliRunner()
-Snapshot = dict[str, list[dict[str, Any]]]
-
-
 # -- helpers -----------------------------------------------------------------------------------------------
-def snapshot_file(path: Path) -> Snapshot:
-    """Every leaderboard row of the SQLite file at ``path``, read with plain ``sqlite3``."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        return {table: [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(pk)}")]
-                for table, pk in TABLES.items()}
-
-
-def _plain(value: Any) -> Any:
-    # SQLAlchemy's SQLite storage format, so rows read from PostgreSQL compare with the fixture's text
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) else value
-
-
-def snapshot_engine(engine: Engine) -> Snapshot:
-    """Every leaderboard row through SQLAlchemy (for PostgreSQL), timestamps as SQLite stores them."""
-    with engine.connect() as conn:
-        return {name: [{k: _plain(v) for k, v in row.items()} for row in conn.execute(
-                    select(Base.metadata.tables[name]).order_by(*pk)).mappings()]
-                for name, pk in TABLES.items()}
-
-
+#: columns added by 0006 (usage and budget), and the value each older row gets: none, not made up
 #: columns added after 0002, and the value each older row gets (0003 cluster/devices, 0004 history,
-#: 0005 stop reason)
+#: 0005 stop reason, 0006 usage)
 ADDED_COLUMNS = {
     "trials": {"resumed_from_epoch": 0, "precision": "fp32", "latency_batch": None, "latency_device": None,
-               "latency_contended": None, "history_json": None, "stop_reason": None},
-    "campaigns": {"ray_job_id": None, "storage": None},
+               "latency_contended": None, "history_json": None, "stop_reason": None, **USAGE_ADDED["trials"]},
+    "campaigns": {"ray_job_id": None, "storage": None, **USAGE_ADDED["campaigns"]},
 }
 
 
@@ -155,7 +129,7 @@ def test_revision_0001_is_the_pre_alembic_schema(tmp_path: Path) -> None:
 
 def test_downgrade_restores_the_pre_alembic_schema(v1: Path) -> None:
     before = snapshot_file(v1)
-    assert upgrade_database(url_of(v1)) is not None
+    assert upgrade_database(url_of(v1)) == migrations.SchemaChange(migrations.LEGACY_REVISION, HEAD)
     engine = create_engine(url_of(v1))
     with engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), migrations.LEGACY_REVISION)
@@ -285,7 +259,7 @@ def test_cli_db_version_and_upgrade(v1: Path) -> None:
 
 # -- refusals and failures ---------------------------------------------------------------------------------
 def test_newer_revision_is_refused(v1: Path) -> None:
-    assert upgrade_database(url_of(v1)) is not None
+    assert upgrade_database(url_of(v1)) == migrations.SchemaChange(migrations.LEGACY_REVISION, HEAD)
     with closing(sqlite3.connect(v1)) as conn, conn:
         conn.execute("UPDATE h2ot_schema_version SET version_num = '9999_future'")
     message = rf"schema revision 9999_future, newer than this h2ot-lab knows \(head {HEAD}\); upgrade h2ot-lab"

@@ -166,3 +166,27 @@ def test_bad_result_spec_is_a_clear_error(sqlite_url: str) -> None:
     spec = smoke_spec("tpc", "tra", "1:9")
     with pytest.raises(ResultsError, match="disagree"):
         store.upsert_result(TrialResult("ffffffffffffffff", spec.to_dict(), "complete"))
+
+
+def test_a_stop_relabels_what_its_sigterm_interrupted(url: str) -> None:
+    """`campaign stop` SIGTERMs the job's driver, which records its trials stopped (interrupted) itself: the
+    stop's reason (user) wins for those, while an older interruption keeps its own."""
+    from datetime import timedelta
+
+    from h2ot_core.contracts import StopReason
+    from results.rows import now
+
+    store = LeaderboardStore(url)
+    old, sigtermed, running = (smoke_spec(p, "tra", "1:9") for p in ("tpc", "tps", "tpa"))
+    for spec in (old, sigtermed, running):
+        store.mark_running(spec, "c")
+    store.upsert_result(TrialResult(old.trial_key, old.to_dict(), "stopped", stop_reason=StopReason.INTERRUPTED),
+                        campaign="c")
+    asked = now() + timedelta(microseconds=1)
+    store.upsert_result(TrialResult(sigtermed.trial_key, sigtermed.to_dict(), "stopped",
+                                    stop_reason=StopReason.INTERRUPTED), campaign="c")
+    ended = store.end_running_trials("c", StopReason.USER, since=asked)
+    assert sorted(k for k, _ in ended) == sorted([sigtermed.trial_key, running.trial_key])
+    with store.engine.connect() as conn:
+        reasons = dict(conn.execute(select(Trial.trial_key, Trial.stop_reason)).all())
+    assert reasons == {old.trial_key: "interrupted", sigtermed.trial_key: "user", running.trial_key: "user"}

@@ -137,6 +137,8 @@ def test_empty_specs_skipped_when_building_all_but_error_when_named(smoke_store:
     ("rows: [pruner]\nextra: [gflop]\n", "Did you mean: gflops"),
     ("columns: [pruner]\n", "rows: give at least one axis"),
     ("rows: [pruner\n", "not valid YAML"),
+    ("rows: [pruner]\nfilters: {protocol: offical}\n", "filters.protocol: Unknown protocol 'offical'"),
+    ("rows: [pruner]\nfilters: {selection: [best_on_tst]}\n", "filters.selection: Unknown selection 'best_on_tst'"),
 ])
 def test_bad_specs_name_file_key_and_value(tmp_path: Path, text: str, message: str) -> None:
     path = write_spec(tmp_path, text)

@@ -8,7 +8,6 @@ name, and a failed trial whose error text, hold ``<script>``.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,16 +16,6 @@ from orchestrator.grid import load_grid
 from results.store import LeaderboardStore
 
 REPO = Path(__file__).resolve().parents[2]
-# the results tests' hand-made smoke campaign and PostgreSQL helpers, for the web tests too; appended, so no
-# module of theirs (conftest) is shadowed for the results tests
-RESULTS_TESTS = str(REPO / "tests" / "results")
-if RESULTS_TESTS not in sys.path:
-    sys.path.append(RESULTS_TESTS)
-
-from smoke_data import fill_smoke, fresh_pg_database  # noqa: E402
-
-__all__ = ["HOSTILE_CAMPAIGN", "HOSTILE_ERROR", "demo_result", "fill_demo", "fill_hostile", "fill_smoke",
-           "fresh_pg_database"]
 
 DEMO = REPO / "search_spaces" / "demo.yaml"
 HOSTILE_CAMPAIGN = "<script>window.__pwned_campaign = 1</script>"

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from demo_data import REPO, demo_result, fill_demo

@@ -22,6 +22,8 @@ from web_browser import REPO, chromium, missing, serving
 
 from results.store import LeaderboardStore
 
+pytestmark = [pytest.mark.server, pytest.mark.timeout(600)]
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _browser_installed() -> None:

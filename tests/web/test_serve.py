@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from demo_data import fill_demo, fresh_pg_database
+from demo_data import fill_demo
+from testkit import fresh_pg_database
 from typer.testing import CliRunner
 from web_browser import serving
 
@@ -21,7 +22,7 @@ from orchestrator.cli import app
 from orchestrator.web.access import TOKEN_ENV_VAR, is_loopback
 from results.store import LeaderboardStore
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.server]
 
 PASSWORD = "pw-3f9c-never-shown"
 TOKEN = "tok-8d1e-test"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from demo_data import fill_smoke
+from smoke_data import fill_smoke
 
 from orchestrator.grid import load_grid
 from orchestrator.web import views

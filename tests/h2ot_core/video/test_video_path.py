@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY
 
 from h2ot_core.errors import DataError
 from h2ot_core.factory import create_model
@@ -19,7 +20,6 @@ from h2ot_core.video import pipeline
 from h2ot_core.video.decode import read_frames, video_info
 from h2ot_core.video.detector import PoseDetector
 from h2ot_core.video.render import write_video
-from tests.h2ot_core.tiny import TINY
 from tests.h2ot_core.video.standin import person_detector, pose_model
 
 FRAMES, W, H, FPS = 12, 320, 240, 25

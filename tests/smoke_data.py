@@ -1,20 +1,14 @@
-"""Hand-made results for the results tests: a small smoke campaign written through the store API."""
+"""Hand-made results for the results and web tests: a small smoke campaign written through the store API."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import psycopg
 
 from h2ot_core.contracts import Cost, MetricRecord, TrialResult, TrialSpec
 from results.store import LeaderboardStore
 
-GOLDEN = Path(__file__).parent / "golden"
-PG_ADMIN = os.environ.get("H2OT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: the results tests' golden tables
+GOLDEN = Path(__file__).parent / "results" / "golden"
 SMOKE_MODEL = {"dim": 32, "depth": 2, "num_heads": 2}
 
 # (pruner, recoverer, schedule, seed) -> (mpjpe, p_mpjpe, gflops, latency_ms); the unpruned baseline
@@ -64,16 +58,3 @@ def fill_smoke(store: LeaderboardStore) -> dict[str, TrialSpec]:
     store.mark_running(running, "smoke")
     specs["tpa/tra/0"], specs["tpa/tri/0"] = failed, running
     return specs
-
-
-@contextlib.contextmanager
-def fresh_pg_database(prefix: str) -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database on the test server, dropped on exit."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    base, _, _ = admin.rpartition("/")
-    yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
