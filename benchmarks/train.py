@@ -247,6 +247,10 @@ def main() -> None:
     if unknown := [b for b in backbones if b not in OFFICIAL]:
         ap.error(f"--backbones: no official forward for {', '.join(unknown)}; known: {', '.join(OFFICIAL)}")
     torch.set_num_threads(args.threads)
+    # Random weights and clips drift into subnormal floats within a few steps (MotionBERT from its 4th: each
+    # step 7.8 -> 62 s of CPU time); x86 computes those ~10x slower, which would time the drift, not the code
+    # (and the side that stepped more, ours, would pay). Flushed to zero, every step stays at ~7.7 s.
+    torch.set_flush_denormal(True)
     device = torch.device(args.device)
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {args.threads} threads, {device}, ours {args.dtype}"
