@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sqlalchemy import Engine
 
 from h2ot_core.contracts import METRICS, TrialStatus, lower_is_better, metric_key, parse_metric_key
@@ -269,6 +270,7 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], stem
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker=".", label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.2, 1.4 ticks
         ax.set_ylabel(axis_label(key))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
